@@ -1,0 +1,64 @@
+# Developer entry points: `make setup`, `make demo`, `make test`, `make clean`.
+# Facts behind the install order are in ../shared/notes/environment.md.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Re-run setup only when the dependency lists or this recipe change.
+SETUP_STAMP := $(VENV)/.setup-done
+
+# torch==2.13.0 is the one spec that resolves to the local CPU wheel; any other spec pulls a
+# multi-GB CUDA build. It is installed first so nothing later re-resolves it.
+TORCH_VERSION := 2.13.0
+TORCH_PIN := torch==$(TORCH_VERSION)
+# lava-nc 0.10.0 is the newest release; it declares Python <3.11, hence --no-deps
+# --ignore-requires-python (its runtime needs come from the `lava` extra in pyproject.toml).
+LAVA_NC_PIN := lava-nc==0.10.0
+# lava-dl 0.6.0 is the newest release and matches lava-nc 0.10; its declared torch<2.4 and
+# torchvision pins cannot be met here, so it is installed the same way as lava-nc.
+LAVA_DL_PIN := lava-dl==0.6.0
+
+# Debian's Fashion-MNIST package: the four IDX .gz files, no download at run time.
+FASHION_MNIST_DEB := dataset-fashion-mnist
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup demo test clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): export DEBIAN_FRONTEND := noninteractive
+$(SETUP_STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet '$(TORCH_PIN)'
+	$(PIP) install --quiet -e '.[lava,test]'
+	$(PIP) install --quiet --no-deps --ignore-requires-python '$(LAVA_NC_PIN)' '$(LAVA_DL_PIN)'
+	@# numpy<2 (pinned in pyproject.toml): lava-nc/lava-dl are built against numpy 1.x, and
+	@# other packages can silently pull numpy 2. Checked here, after the last install.
+	$(PY) -c 'import numpy as np, sys; ok = int(np.__version__.split(".")[0]) < 2; \
+	    sys.exit(None if ok else f"numpy {np.__version__} was installed: lava needs numpy<2")'
+	$(PY) -c 'import torch, sys; ok = torch.__version__.split("+")[0] == "$(TORCH_VERSION)"; \
+	    sys.exit(None if ok else f"torch {torch.__version__} replaced $(TORCH_PIN)")'
+	@if ls $(FASHION_MNIST_DIR)/*.gz >/dev/null 2>&1; then \
+	    echo "Fashion-MNIST already present in $(FASHION_MNIST_DIR)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	    echo "Fashion-MNIST skipped: not root, so apt-get cannot install $(FASHION_MNIST_DEB)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "Fashion-MNIST skipped: apt-get not available to install $(FASHION_MNIST_DEB)"; \
+	elif ! { apt-get update -qq && apt-get install -y -qq $(FASHION_MNIST_DEB); } \
+	        >/dev/null 2>&1; then \
+	    echo "Fashion-MNIST skipped: apt-get install $(FASHION_MNIST_DEB) failed"; \
+	else \
+	    echo "Fashion-MNIST installed in $(FASHION_MNIST_DIR)"; \
+	fi
+	touch $@
+
+demo: setup
+	$(VENV)/bin/tsslbp train configs/digits_mlp.yaml --out runs/demo
+	$(VENV)/bin/tsslbp eval runs/demo/best.pt
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs
