@@ -1,0 +1,387 @@
+"""Experiment configuration: YAML in the schema of the original TSSL-BP configs, as frozen dataclasses.
+
+A config file has a ``Network:`` block (time steps, neuron constants, loss, optimiser, data) and a
+``Layers:`` block of named layers, in order::
+
+    Network:
+      dataset: digits          # digits | mnist | fashion_mnist
+      n_steps: 5
+      tau_m: 5
+      tau_s: 3
+      lr: 0.0005
+      loss: kernel             # kernel | count | softmax
+      desired_count: 4
+      undesired_count: 1
+      batch_size: 50
+      epochs: 20
+    Layers:
+      hidden:
+        type: linear
+        n_inputs: 64
+        n_outputs: 128
+        weight_scale: 1
+        threshold: 1
+      output:
+        type: linear
+        n_inputs: 128
+        n_outputs: 10
+        threshold: 1
+
+Every key is checked (type, range, allowed values; unknown keys are rejected) and a bad file fails
+with one :class:`ConfigError` line naming the file, the key, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "LossKind",
+    "LayerKind",
+    "Dataset",
+    "NeuronConfig",
+    "TrainConfig",
+    "DataConfig",
+    "LayerConfig",
+    "ExperimentConfig",
+    "load_config",
+    "parse_config",
+    "DATASET_INPUT_SIZE",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type, out of range or unknown."""
+
+
+class LossKind(str, enum.Enum):
+    """Loss functions of TSSL-BP (see :mod:`tsslbp.train.losses`)."""
+
+    KERNEL = "kernel"
+    COUNT = "count"
+    SOFTMAX = "softmax"
+
+
+class LayerKind(str, enum.Enum):
+    """Layer types this version builds."""
+
+    LINEAR = "linear"
+    DROPOUT = "dropout"
+
+
+class Dataset(str, enum.Enum):
+    """Data sets with a loader in :mod:`tsslbp.train.data`."""
+
+    DIGITS = "digits"
+    MNIST = "mnist"
+    FASHION_MNIST = "fashion_mnist"
+
+
+#: Flattened input size of each data set.
+DATASET_INPUT_SIZE = {Dataset.DIGITS: 64, Dataset.MNIST: 784, Dataset.FASHION_MNIST: 784}
+
+# Spellings used by the original TSSL-BP configs.
+_DATASET_ALIASES = {"fashionmnist": Dataset.FASHION_MNIST, "fashion-mnist": Dataset.FASHION_MNIST}
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """LIF constants shared by all spiking layers (in time steps)."""
+
+    tau_m: float = 5.0
+    tau_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings."""
+
+    lr: float = 5e-4
+    loss: LossKind = LossKind.KERNEL
+    desired_count: int = 4
+    undesired_count: int = 1
+    batch_size: int = 50
+    epochs: int = 20
+    seed: int = 0
+    grad_clip: float = 1.0
+    weight_clip: float = 4.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from."""
+
+    dataset: Dataset = Dataset.DIGITS
+    data_path: str | None = None
+    n_class: int = 10
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One entry of the ``Layers:`` block."""
+
+    name: str
+    type: LayerKind
+    n_inputs: int | None = None
+    n_outputs: int | None = None
+    weight_scale: float = 1.0
+    threshold: float = 1.0
+    p: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole, validated experiment."""
+
+    n_steps: int
+    neuron: NeuronConfig
+    train: TrainConfig
+    data: DataConfig
+    layers: tuple[LayerConfig, ...]
+    source: str = "<dict>"
+
+    @property
+    def input_size(self) -> int:
+        return DATASET_INPUT_SIZE[self.data.dataset]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-types dict in the YAML schema (what checkpoints store); :func:`parse_config` inverts it."""
+        network: dict[str, Any] = {"n_steps": self.n_steps}
+        for part in (self.neuron, self.train, self.data):
+            for f in dataclasses.fields(part):
+                value = getattr(part, f.name)
+                network[f.name] = value.value if isinstance(value, enum.Enum) else value
+        layers = {}
+        for layer in self.layers:
+            entry: dict[str, Any] = {"type": layer.type.value}
+            for key in _LAYER_KEYS[layer.type]:
+                entry[key] = getattr(layer, key)
+            layers[layer.name] = entry
+        return {"Network": network, "Layers": layers}
+
+    def replace(self, **network_overrides: Any) -> ExperimentConfig:
+        """Copy with ``Network:`` keys overridden (validated like the file)."""
+        raw = self.to_dict()
+        raw["Network"].update(network_overrides)
+        return parse_config(raw, self.source)
+
+
+# --- validation helpers --------------------------------------------------------------------------
+
+
+def _fail(source: str, key: str, expected: str, found: Any) -> ConfigError:
+    return ConfigError(f"{source}: {key}: expected {expected}, found {found!r}")
+
+
+def _number(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], float | None]:
+    def check(value: Any) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            return None
+        if hi is not None and value > hi:
+            return None
+        return float(value)
+
+    return check
+
+
+def _integer(lo: int) -> Callable[[Any], int | None]:
+    def check(value: Any) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            return None
+        return value
+
+    return check
+
+
+def _choice(enum_type: type[enum.Enum], aliases: Mapping[str, enum.Enum] | None = None) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return None
+        key = value.strip().lower()
+        for member in enum_type:
+            if member.value == key:
+                return member
+        return (aliases or {}).get(key)
+
+    return check
+
+
+def _path_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _constant(expected: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return value if isinstance(value, str) and value.strip().lower() == expected.lower() else None
+
+    return check
+
+
+# key -> (check, expected-text, default); check returns the converted value, or None when invalid.
+_NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
+    "n_steps": (_integer(1), "an integer >= 1", 5),
+    "tau_m": (_number(1.0, lo_open=True), "a number > 1", NeuronConfig.tau_m),
+    "tau_s": (_number(1.0), "a number >= 1", NeuronConfig.tau_s),
+    "lr": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.lr),
+    "loss": (_choice(LossKind), "one of " + ", ".join(m.value for m in LossKind), TrainConfig.loss),
+    "desired_count": (_integer(0), "an integer >= 0", TrainConfig.desired_count),
+    "undesired_count": (_integer(0), "an integer >= 0", TrainConfig.undesired_count),
+    "batch_size": (_integer(1), "an integer >= 1", TrainConfig.batch_size),
+    "epochs": (_integer(1), "an integer >= 1", TrainConfig.epochs),
+    "seed": (_integer(0), "an integer >= 0", TrainConfig.seed),
+    "grad_clip": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.grad_clip),
+    "weight_clip": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.weight_clip),
+    "dataset": (
+        _choice(Dataset, _DATASET_ALIASES),
+        "one of " + ", ".join(m.value for m in Dataset),
+        DataConfig.dataset,
+    ),
+    "data_path": (_path_str, "a path string or null", None),
+    "n_class": (_integer(2), "an integer >= 2", DataConfig.n_class),
+    # Keys of the original TSSL-BP schema that name fixed choices of this implementation.
+    "rule": (_constant("TSSLBP"), "'TSSLBP'", "TSSLBP"),
+    "model": (_constant("LIF"), "'LIF'", "LIF"),
+}
+
+_LAYER_SPEC: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "n_inputs": (_integer(1), "an integer >= 1"),
+    "n_outputs": (_integer(1), "an integer >= 1"),
+    "weight_scale": (_number(0.0, lo_open=True), "a number > 0"),
+    "threshold": (_number(0.0, lo_open=True), "a number > 0"),
+    "p": (_number(0.0, 1.0), "a number in [0, 1)"),
+}
+_LAYER_KEYS = {
+    LayerKind.LINEAR: ("n_inputs", "n_outputs", "weight_scale", "threshold"),
+    LayerKind.DROPOUT: ("p",),
+}
+_LAYER_REQUIRED = {LayerKind.LINEAR: ("n_inputs", "n_outputs"), LayerKind.DROPOUT: ("p",)}
+
+
+def _check_keys(source: str, where: str, block: Any, allowed: list[str]) -> Mapping[str, Any]:
+    if not isinstance(block, Mapping):
+        raise _fail(source, where, "a mapping of keys", block)
+    for key in block:
+        if key not in allowed:
+            raise _fail(source, f"{where}.{key}" if where else str(key), "one of the keys " + ", ".join(allowed), "an unknown key")
+    return block
+
+
+def _parse_network(source: str, block: Any) -> dict[str, Any]:
+    block = _check_keys(source, "Network", block, list(_NETWORK_KEYS))
+    values = {}
+    for key, (check, expected, default) in _NETWORK_KEYS.items():
+        if key not in block or (block[key] is None and default is None):
+            values[key] = default
+            continue
+        converted = check(block[key])
+        if converted is None:
+            raise _fail(source, f"Network.{key}", expected, block[key])
+        values[key] = converted
+    return values
+
+
+def _parse_layer(source: str, name: Any, block: Any) -> LayerConfig:
+    where = f"Layers.{name}"
+    if not isinstance(block, Mapping):
+        raise _fail(source, where, "a mapping of layer keys", block)
+    kind = _choice(LayerKind)(block.get("type"))
+    if kind is None:
+        raise _fail(source, f"{where}.type", "one of " + ", ".join(m.value for m in LayerKind), block.get("type"))
+    _check_keys(source, where, block, ["type", *_LAYER_KEYS[kind]])
+    values: dict[str, Any] = {}
+    for key in _LAYER_KEYS[kind]:
+        if key not in block:
+            if key in _LAYER_REQUIRED[kind]:
+                raise _fail(source, f"{where}.{key}", _LAYER_SPEC[key][1], "nothing (the key is missing)")
+            continue
+        check, expected = _LAYER_SPEC[key]
+        converted = check(block[key])
+        if converted is None or (key == "p" and converted >= 1.0):
+            raise _fail(source, f"{where}.{key}", expected, block[key])
+        values[key] = converted
+    return LayerConfig(name=str(name), type=kind, **values)
+
+
+def parse_config(raw: Any, source: str = "<dict>") -> ExperimentConfig:
+    """Validate a config already read from YAML (or from a checkpoint).
+
+    Args:
+        raw: mapping with ``Network`` and ``Layers`` blocks.
+        source: file name used in error messages.
+
+    Raises:
+        ConfigError: one line naming ``source``, the key, what was expected and what was found.
+    """
+    raw = _check_keys(source, "", raw, ["Network", "Layers"])
+    for block in ("Network", "Layers"):
+        if block not in raw:
+            raise _fail(source, block, "a block of keys", "nothing (the block is missing)")
+    net = _parse_network(source, raw["Network"])
+    layers_raw = raw["Layers"]
+    if not isinstance(layers_raw, Mapping) or not layers_raw:
+        raise _fail(source, "Layers", "a non-empty mapping of named layers", layers_raw)
+    layers = tuple(_parse_layer(source, name, block) for name, block in layers_raw.items())
+
+    cfg = ExperimentConfig(
+        n_steps=net["n_steps"],
+        neuron=NeuronConfig(tau_m=net["tau_m"], tau_s=net["tau_s"]),
+        train=TrainConfig(**{f.name: net[f.name] for f in dataclasses.fields(TrainConfig)}),
+        data=DataConfig(**{f.name: net[f.name] for f in dataclasses.fields(DataConfig)}),
+        layers=layers,
+        source=source,
+    )
+    _check_topology(cfg)
+    return cfg
+
+
+def _check_topology(cfg: ExperimentConfig) -> None:
+    """Layer sizes must chain from the data set's input size to ``n_class`` outputs."""
+    size = cfg.input_size
+    weight_layers = [layer for layer in cfg.layers if layer.type is LayerKind.LINEAR]
+    if not weight_layers:
+        raise _fail(cfg.source, "Layers", "at least one linear layer", "none")
+    for layer in cfg.layers:
+        if layer.type is LayerKind.LINEAR:
+            if layer.n_inputs != size:
+                raise _fail(cfg.source, f"Layers.{layer.name}.n_inputs", f"{size} (the size reaching this layer)", layer.n_inputs)
+            size = layer.n_outputs
+    if cfg.layers[-1].type is not LayerKind.LINEAR:
+        raise _fail(cfg.source, f"Layers.{cfg.layers[-1].name}.type", "the last layer to be 'linear'", cfg.layers[-1].type.value)
+    if size != cfg.data.n_class:
+        raise _fail(cfg.source, f"Layers.{weight_layers[-1].name}.n_outputs", f"n_class = {cfg.data.n_class}", size)
+    if cfg.train.desired_count > cfg.n_steps:
+        raise _fail(cfg.source, "Network.desired_count", f"at most n_steps = {cfg.n_steps}", cfg.train.desired_count)
+    if cfg.train.undesired_count > cfg.train.desired_count:
+        raise _fail(cfg.source, "Network.undesired_count", f"at most desired_count = {cfg.train.desired_count}", cfg.train.undesired_count)
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML config file.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or any key is invalid (one line).
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{source}: cannot read the file ({err.strerror or err})") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}: not valid YAML{where}") from err
+    return parse_config(raw, source)
