@@ -147,7 +147,8 @@ class ExperimentConfig:
     train: TrainConfig
     data: DataConfig
     layers: tuple[LayerConfig, ...]
-    source: str = "<dict>"
+    #: Where the config came from (for error messages); not part of the experiment's identity.
+    source: str = dataclasses.field(default="<dict>", compare=False)
 
     @property
     def input_size(self) -> int:

@@ -157,6 +157,7 @@ def psp(spikes: torch.Tensor, tau_syn: float) -> torch.Tensor:
     return out_tf.movedim(0, -1)
 
 
+@functools.lru_cache(maxsize=64)
 def static_psp_coefficients(
     n_steps: int, tau_syn: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
 ) -> torch.Tensor:
@@ -164,6 +165,7 @@ def static_psp_coefficients(
 
     The network input (an image repeated over T steps, then PSP-filtered) is ``x * c[t]``: a
     separable trace, which lets the first weight layer compute ``W x`` once instead of T times.
+    Cached per arguments: treat the result as read-only.
 
     >>> static_psp_coefficients(3, 2.0)
     tensor([0.5000, 0.7500, 0.8750])

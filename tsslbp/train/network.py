@@ -47,9 +47,6 @@ class TsslbpNetwork(nn.Module):
             else:  # pragma: no cover - the config parser rejects other kinds
                 raise ValueError(f"unsupported layer type {layer.type}")
         self.layers = nn.ModuleList(layers)
-        self.register_buffer(
-            "input_coeff", static_psp_coefficients(cfg.n_steps, cfg.neuron.tau_s), persistent=False
-        )
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """Run the network.
@@ -61,7 +58,8 @@ class TsslbpNetwork(nn.Module):
             NetworkOutput with output spikes (N, n_class, T).
         """
         if x.dim() == 2:
-            trace: Trace = SeparableTrace(x, self.input_coeff.to(x.dtype))
+            coeff = static_psp_coefficients(self.n_steps, self.tau_syn, dtype=x.dtype, device=x.device)
+            trace: Trace = SeparableTrace(x, coeff)
         else:
             trace = psp(x, self.tau_syn)
         spikes: list[torch.Tensor] = []

@@ -1,0 +1,90 @@
+"""The command line through click's CliRunner, and once through a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tsslbp import __version__
+from tsslbp.cli import main
+
+from test_config import CONFIGS
+
+DIGITS = str(CONFIGS / "digits_mlp.yaml")
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_version_and_help(runner):
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    result = runner.invoke(main, ["train", "--help"])
+    assert result.exit_code == 0
+    for option in ("--data-dir", "--epochs", "--device", "--out", "--resume"):
+        assert option in result.output, f"expected {option} in train --help"
+
+
+def test_train_then_eval(runner, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", DIGITS, "--epochs", "2", "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("training digits_mlp.yaml: digits (1438 train / 359 test), 64-200-10, T=5")
+    assert [line.split()[1] for line in lines[1:3]] == ["1/2", "2/2"]
+    assert "test acc" in lines[1] and lines[-1].startswith("done: final test accuracy")
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 2
+
+    result = runner.invoke(main, ["eval", str(out / "last.pt"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["accuracy"] == metrics["epochs"][-1]["test_acc"] and report["n_samples"] == 359
+
+
+def test_resume_continues_after_the_last_epoch(runner, tmp_path):
+    out = str(tmp_path / "run")
+    assert runner.invoke(main, ["train", DIGITS, "--epochs", "1", "--out", out, "--no-progress"]).exit_code == 0
+    result = runner.invoke(main, ["train", DIGITS, "--epochs", "2", "--out", out, "--no-progress", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "epoch 2/2" in result.output and "epoch 1/2" not in result.output
+
+
+def test_bad_config_is_one_line_and_exit_1(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    raw = yaml.safe_load(open(DIGITS))
+    raw["Network"]["loss"] = "mse"
+    bad.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(main, ["train", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {bad}: Network.loss: expected one of kernel, count, softmax, found 'mse'"
+
+
+def test_missing_data_dir_is_a_clear_error(runner, tmp_path):
+    cfg = CONFIGS / "fmnist_mlp_400_400.yaml"
+    result = runner.invoke(main, ["train", str(cfg), "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'none'}: data directory not found"
+
+
+def test_bad_option_values_exit_2(runner):
+    assert runner.invoke(main, ["train", DIGITS, "--epochs", "0"]).exit_code == 2
+    assert runner.invoke(main, ["train", DIGITS, "--device", "tpu"]).exit_code == 2
+    assert runner.invoke(main, ["eval", "/no/such/checkpoint.pt"]).exit_code == 2
+
+
+def test_real_subprocess_train_and_eval(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "1", "--out", str(out), "--no-progress"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1/1" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "tsslbp", "eval", str(out / "best.pt")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("test accuracy ") and "359 digits samples" in done.stdout

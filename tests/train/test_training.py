@@ -1,0 +1,80 @@
+"""Training on the embedded digits: learns, is repeatable, and resumes without loss."""
+
+import pytest
+import torch
+
+from tsslbp.config import load_config
+from tsslbp.train.data import load_digits
+from tsslbp.train.loop import CheckpointError, evaluate, fit, load_checkpoint, model_from_checkpoint
+
+from test_config import CONFIGS
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()  # immutable data: safe to share
+
+
+@pytest.fixture
+def cfg():
+    return load_config(CONFIGS / "digits_mlp.yaml")
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_two_epochs_on_digits_beat_chance_clearly(tmp_path, digits, cfg):
+    history = fit(cfg.replace(epochs=2), digits, tmp_path, progress=False)
+    assert len(history) == 2
+    assert history[-1].test_acc > 0.5, f"expected > 50% test accuracy (chance 10%), found {history[-1].test_acc:.3f}"
+    model, loaded_cfg, state = model_from_checkpoint(tmp_path / "last.pt")
+    assert loaded_cfg == cfg.replace(epochs=2) and state["epoch"] == 2
+    again = evaluate(model, digits.test, loaded_cfg)
+    assert again.accuracy == history[-1].test_acc, "a reloaded checkpoint must score what training reported"
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path, digits, cfg):
+    one = cfg.replace(epochs=1)
+    fit(one, digits, tmp_path / "a", progress=False)
+    fit(one, digits, tmp_path / "b", progress=False)
+    fit(one.replace(seed=1), digits, tmp_path / "c", progress=False)
+    a, b, c = (_weights(tmp_path / d / "last.pt") for d in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a), "same seed must give bit-identical weights"
+    assert not all(torch.equal(a[k], c[k]) for k in a), "another seed must give other weights"
+
+
+@pytest.mark.parametrize("with_dropout", [False, True])
+def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, digits, cfg, with_dropout):
+    raw = cfg.to_dict()
+    if with_dropout:
+        layers = list(raw["Layers"].items())
+        raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
+    from tsslbp.config import parse_config
+
+    three = parse_config(raw).replace(epochs=3)
+    fit(three, digits, tmp_path / "full", progress=False)
+    fit(three.replace(epochs=1), digits, tmp_path / "part", progress=False)
+    resumed = fit(three, digits, tmp_path / "part", resume=True, progress=False)
+    assert [m.epoch for m in resumed] == [1, 2, 3]
+    full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(full[k], part[k]) for k in full), "resume must reproduce the uninterrupted run exactly"
+
+
+def test_checkpoint_holds_weights_config_and_metrics(tmp_path, digits, cfg):
+    fit(cfg.replace(epochs=1), digits, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "best.pt")
+    assert set(state) >= {"model", "config", "metrics", "seed", "epoch", "optimizer", "tsslbp_version"}
+    assert state["config"]["Network"]["epochs"] == 1 and len(state["metrics"]) == 1
+
+
+def test_foreign_and_newer_checkpoints_are_refused(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a tsslbp checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save({"format": "tsslbp-checkpoint", "format_version": 99}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="newer than this tsslbp"):
+        load_checkpoint(tmp_path / "new.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable tsslbp checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
