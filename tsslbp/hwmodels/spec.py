@@ -1,0 +1,161 @@
+"""Integer description of a Loihi-style network, as a netx file holds it (no float anywhere).
+
+This is the plain data passed between the pipeline stages: ``export`` builds it from a trained model
+and writes it to netx HDF5, the netx reader builds it from a file, the golden model
+(:mod:`tsslbp.hwmodels.golden`) and the Lava runner (:mod:`tsslbp.deploy`) execute it.
+
+Conventions (those of lava-dl's netx and lava-nc's fixed-point process models):
+
+* Shapes are in netx's stored order: ``(C, H, W)`` for conv/input layers, ``(N,)`` for dense.
+  Lava processes use the reversed order ``(W, H, C)``; :func:`lava_shape` converts.
+* ``CubaNeuron`` holds netx's neuron fields. In Lava's fixed-point LIF: the current decays with
+  the 12-bit constant ``i_decay`` (netx writes ``iDecay``; lava-nc's ``du = iDecay - 1`` because its
+  model adds 1, ``ds_offset``), the voltage with ``v_decay``; synaptic input and threshold are
+  shifted left by 6; a neuron spikes when ``v > v_th_mant << 6`` and its voltage resets to 0.
+* Dense and conv weights are the integer synaptic weights as netx stores them (``weight``
+  dataset): exactly the values the fixed-point synapse multiplies, before lava-dl repacks them into
+  mantissa and exponent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = [
+    "DECAY_UNITY",
+    "CubaNeuron",
+    "InputLayer",
+    "DenseLayer",
+    "ConvLayer",
+    "FlattenLayer",
+    "Layer",
+    "NetworkSpec",
+    "lava_shape",
+]
+
+#: Decay constants are 12-bit fractions of this value (a decay of 4096 empties the state each step).
+DECAY_UNITY = 1 << 12
+
+
+@dataclass(frozen=True)
+class CubaNeuron:
+    """Loihi CUBA LIF neuron parameters of one layer (netx ``neuron`` group).
+
+    Attributes:
+        i_decay: current decay, 0..4096 (netx ``iDecay``).
+        v_decay: voltage decay, 0..4096 (netx ``vDecay``).
+        v_th_mant: threshold mantissa (netx ``vThMant``); spike when ``v > v_th_mant << 6``.
+        ref_delay: refractory delay in steps (netx ``refDelay``).
+        graded_spike: whether the layer emits graded spikes (netx ``gradedSpike``).
+    """
+
+    i_decay: int
+    v_decay: int
+    v_th_mant: int
+    ref_delay: int = 1
+    graded_spike: bool = False
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    """lava-dl's ``input`` layer: neurons driven by a bias (the image) times a gain.
+
+    Attributes:
+        shape: (C, H, W) or (N,).
+        neuron: neuron parameters.
+        weight: scalar gain netx stores as ``weight``.
+        bias: scalar or per-neuron bias netx stores as ``bias`` (int array).
+    """
+
+    shape: tuple[int, ...]
+    neuron: CubaNeuron
+    weight: int = 1
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """Dense synapses then CUBA neurons.
+
+    Attributes:
+        weight: (n_out, n_in) int64 synaptic weights.
+        neuron: neuron parameters.
+        bias: (n_out,) int64 bias mantissas, or None.
+    """
+
+    weight: np.ndarray
+    neuron: CubaNeuron
+    bias: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (int(self.weight.shape[0]),)
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """2-D convolution synapses then CUBA neurons.
+
+    Attributes:
+        weight: (out_channels, in_channels // groups, kH, kW) int64, PyTorch orientation.
+        neuron: neuron parameters.
+        in_shape: (C, H, W) of the input.
+        shape: (C, H, W) of the output (netx ``shape``).
+        stride, padding, dilation: (y, x) pairs.
+        groups: channel groups.
+        bias: (out_channels,) int64 bias mantissas, or None.
+    """
+
+    weight: np.ndarray
+    neuron: CubaNeuron
+    in_shape: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FlattenLayer:
+    """Flatten (C, H, W) to (C*H*W,) in netx's order."""
+
+    in_shape: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (int(np.prod(self.in_shape)),)
+
+
+Layer = Union[InputLayer, DenseLayer, ConvLayer, FlattenLayer]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole integer network plus what is needed to feed and read it.
+
+    Attributes:
+        layers: in order, as in the netx file.
+        input_shape: shape of what enters the first layer (netx order).
+        input_message_bits: 0 for binary input spikes, else the graded-spike payload width.
+        metadata: tsslbp's own entries (steps per sample, input scale, readout, provenance); plain
+            JSON-able values. Empty for files from other tools.
+    """
+
+    layers: tuple[Layer, ...]
+    input_shape: tuple[int, ...]
+    input_message_bits: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """netx (C, H, W) order to Lava's (W, H, C) ("XYZ") order; (N,) is unchanged.
+
+    >>> lava_shape((3, 16, 20))
+    (20, 16, 3)
+    """
+    return tuple(reversed(shape))
