@@ -1,6 +1,6 @@
 """A plain step-by-step implementation of TSSL-BP, written separately from the package.
 
-numpy float64, one explicit loop over time per layer, each equation written as in the
+numpy (float64 in the tests; any float dtype works), one explicit loop over time per layer, each equation written as in the
 specification (../shared/notes/tsslbp.md): forward LIF + PSP, and the backward walk with the
 inter-neuron term, the intra-neuron carried state and the silent-neuron surrogate. Tests compare
 the package's vectorized autograd implementation against it.
@@ -19,8 +19,8 @@ def forward_layer(a_in, weight, tau_m, tau_s, v_th):
     """a_in: list over t of (N, C_in) PSPs. Returns dict of per-step lists: I, du, u, o, a."""
     theta_m, theta_s = 1.0 / tau_m, 1.0 / tau_s
     n = a_in[0].shape[0]
-    u_prev = np.zeros((n, weight.shape[0]))
-    a = np.zeros((n, weight.shape[0]))
+    u_prev = np.zeros((n, weight.shape[0]), dtype=weight.dtype)
+    a = np.zeros((n, weight.shape[0]), dtype=weight.dtype)
     rec = {"I": [], "du": [], "u": [], "o": [], "a": []}
     for a_t in a_in:
         current = a_t @ weight.T
