@@ -206,16 +206,18 @@ def lif_forward(current: torch.Tensor, p: LIFParameters) -> LIFTrace:
     """
     current_tf = current.movedim(-1, 0).contiguous()
     u_tf = torch.empty_like(current_tf)
+    u_reset_tf = torch.empty_like(current_tf)
     leak = 1.0 - 1.0 / p.tau_mem
+    zero = torch.zeros((), dtype=current.dtype, device=current.device)
     u_reset = torch.zeros_like(current_tf[0])
     for t in range(current_tf.shape[0]):
-        # u[t] = (1 - theta_m) u'[t-1] + I[t], written straight into the window buffer.
+        # u[t] = (1 - theta_m) u'[t-1] + I[t];  u'[t] = 0 where u[t] > v_th (spike), else u[t].
         torch.add(current_tf[t], u_reset, alpha=leak, out=u_tf[t])
-        u_reset = u_tf[t].masked_fill(u_tf[t] > p.v_th, 0.0)
+        u_reset = torch.where(u_tf[t] > p.v_th, zero, u_tf[t], out=u_reset_tf[t])
     spikes_tf = (u_tf > p.v_th).to(current.dtype)
-    # du[t] = u[t] - u'[t-1], with u'[t-1] = u[t-1] (1 - o[t-1]) and u'[-1] = 0.
-    du_tf = u_tf.clone()
-    du_tf[1:] -= u_tf[:-1] * (1.0 - spikes_tf[:-1])
+    # du[t] = I[t] - theta_m u'[t-1], with u'[-1] = 0.
+    du_tf = current_tf.clone()
+    du_tf[1:].sub_(u_reset_tf[:-1], alpha=1.0 / p.tau_mem)
     return LIFTrace(*(x.movedim(0, -1) for x in (spikes_tf, u_tf, du_tf)))
 
 
@@ -239,8 +241,8 @@ def surrogate_derivative(u: torch.Tensor, v_th: float, alpha: float, clamp: floa
     >>> surrogate_derivative(torch.tensor([1.0]), 1.0, 0.2, 8.0)
     tensor([1.2500])
     """
-    sig = torch.sigmoid(torch.clamp((u - v_th) * (1.0 / alpha), -clamp, clamp))
-    return sig * (1.0 - sig) * (1.0 / alpha)
+    sig = torch.sub(u, v_th).mul_(1.0 / alpha).clamp_(-clamp, clamp).sigmoid_()
+    return sig.mul(-1.0 / alpha).add_(1.0 / alpha).mul_(sig)
 
 
 def tsslbp_backward(
@@ -262,27 +264,28 @@ def tsslbp_backward(
         (..., T) ``dE/dI[t]`` (= ``dE/du[t]``).
     """
     theta_m = 1.0 / p.tau_mem
-    spikes = trace.spikes
-    inv_slope = inverse_slope(trace.du, gp.max_inv_slope)
+    leak = 1.0 - theta_m
+    # Work time-first (contiguous per-step slices); the traces already are in memory.
+    spikes, u, du, grad = (x.movedim(-1, 0).contiguous() for x in (*trace, grad_spikes))
+    # min(1/du, max_inv_slope) at spikes. At a spike du > v_th - u'[t-1] >= 0 (u' <= v_th), so the
+    # du > 0 condition of inverse_slope() holds there and is not re-tested.
+    inv_slope_at_spike = torch.reciprocal(du.clamp(min=1.0 / gp.max_inv_slope)).mul_(spikes)
     # Inter-neuron dependencies: only a spike's timing moves its PSP (all-or-none, Eq. 13-14).
-    inter = spikes * inv_slope * grad_spikes
+    grad_current = inv_slope_at_spike * grad
     # Intra-neuron dependencies, walked backward in time: between spikes dE/du flows through the
     # leak (1 - theta_m); across a spike the reset removes theta_m * u[t] from the path to the
     # next spike (Eq. 15-16). With c the carried state:
-    #   d[t] = inter[t] + c * (across[t] + between[t]),   c <- d[t] o[t] + c between[t].
-    between = (1.0 - spikes) * (1.0 - theta_m)
-    across = spikes * inv_slope * (theta_m * trace.u)
-    inter_tf, spikes_tf, between_tf = (x.movedim(-1, 0).contiguous() for x in (inter, spikes, between))
-    factor_tf = (across + between).movedim(-1, 0).contiguous()
-    grad_tf = inter_tf.clone()  # d[T-1] = inter[T-1]
-    carried = grad_tf[-1] * spikes_tf[-1]
-    for t in range(grad_tf.shape[0] - 2, -1, -1):
-        grad_tf[t].addcmul_(carried, factor_tf[t])
-        carried = torch.addcmul(grad_tf[t] * spikes_tf[t], carried, between_tf[t])
-    grad_current = grad_tf.movedim(0, -1)
+    #   d[t] = inter[t] + c * factor[t],  factor = theta_m u / du at spikes, (1 - theta_m) elsewhere
+    #   c <- d[t] o[t] + c between[t],    between = (1 - o) (1 - theta_m)
+    between = spikes.mul(-leak).add_(leak)
+    factor = torch.addcmul(between, inv_slope_at_spike, u, value=theta_m)
+    carried = grad_current[-1] * spikes[-1]
+    for t in range(grad_current.shape[0] - 2, -1, -1):
+        grad_current[t].addcmul_(carried, factor[t])
+        carried = torch.addcmul(grad_current[t] * spikes[t], carried, between[t])
     # Silent-neuron fallback: where the neuron's own PSP is small, use a sigmoid surrogate so that
     # neurons which never fire still receive a gradient (the carried state is unaffected).
-    own_psp = psp(spikes, p.tau_syn)
-    silent = own_psp < 1.0 / (gp.silent_psp_divisor * p.tau_syn)
-    surrogate = surrogate_derivative(trace.u, p.v_th, gp.surrogate_alpha, gp.surrogate_clamp) * grad_spikes
-    return torch.where(silent, surrogate, grad_current)
+    own_psp_tf = psp(spikes.movedim(0, -1), p.tau_syn).movedim(-1, 0)
+    silent = own_psp_tf < 1.0 / (gp.silent_psp_divisor * p.tau_syn)
+    surrogate = surrogate_derivative(u, p.v_th, gp.surrogate_alpha, gp.surrogate_clamp).mul_(grad)
+    return torch.where(silent, surrogate, grad_current).movedim(0, -1)
