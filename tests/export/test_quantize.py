@@ -1,0 +1,109 @@
+"""The float -> integer map: decays, weight set, scale bounds, threshold, metadata."""
+
+import numpy as np
+import pytest
+import torch
+
+from tsslbp.config import parse_config
+from tsslbp.export.quantize import (
+    STATE_LIMIT,
+    V_TH_MANT_MAX,
+    WEIGHT_INT_MAX,
+    WEIGHT_INT_MIN,
+    QuantConfig,
+    decay_constant,
+    quantize_network,
+    quantize_weights,
+)
+from tsslbp.hwmodels.spec import DenseLayer
+from tsslbp.train.network import TsslbpNetwork
+
+
+def _cfg(threshold=1.0, n_hidden=20):
+    return parse_config(
+        {
+            "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3},
+            "Layers": {
+                "hidden": {"type": "linear", "n_inputs": 64, "n_outputs": n_hidden, "threshold": threshold},
+                "drop": {"type": "dropout", "p": 0.2},
+                "output": {"type": "linear", "n_inputs": n_hidden, "n_outputs": 10, "threshold": threshold},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("tau,expected", [(1.0, 4096), (2.0, 2048), (3.0, 1365), (5.0, 819), (4.0, 1024)])
+def test_decay_constant(tau, expected):
+    assert decay_constant(tau) == expected
+
+
+def test_weights_land_on_even_integers_in_range(rng):
+    w = rng.normal(0, 1, size=(50, 40))
+    q, clipped = quantize_weights(w, 254 / np.abs(w).max())
+    assert clipped == 0
+    assert q.dtype == np.int64 and np.all(q % 2 == 0)
+    assert q.min() >= WEIGHT_INT_MIN and q.max() <= WEIGHT_INT_MAX
+    assert np.abs(q - w * 254 / np.abs(w).max()).max() <= 1.0 + 1e-9, "nearest even integer: error <= 1"
+
+
+def test_clipping_is_counted():
+    q, clipped = quantize_weights(np.array([300.0, -300.0, 10.0]), 1.0)
+    assert q.tolist() == [254, -256, 10] and clipped == 2
+
+
+def _quantize(cfg, rng, qcfg=QuantConfig()):
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64)).astype(np.float32))
+    return model, quantize_network(model, cfg, x, qcfg, metadata={"note": "test"})
+
+
+def test_spec_matches_the_model_and_documented_map(rng):
+    cfg = _cfg()
+    model, (spec, report) = _quantize(cfg, rng)
+    assert [type(layer) for layer in spec.layers] == [DenseLayer, DenseLayer], "dropout has no hardware layer"
+    assert spec.input_shape == (64,) and spec.input_message_bits == 8
+    assert spec.metadata["readout_offset"] == 2 and spec.metadata["steps_per_sample"] == 7
+    assert spec.metadata["note"] == "test" and spec.metadata["config"] == cfg.to_dict()
+    weights = [m.weight.detach().double().numpy() for m in model.layers if hasattr(m, "weight")]
+    for layer, q, w, input_gain in zip(spec.layers, report.layers, weights, (255.0, 1.0)):
+        assert layer.neuron.i_decay == 1365 and layer.neuron.v_decay == 819
+        assert np.all(layer.weight % 2 == 0) and layer.weight.min() >= -256 and layer.weight.max() <= 254
+        # w_int = W * S / (tau_s * 64 * g), to the nearest even integer.
+        expected = w * q.scale / (3.0 * 64 * input_gain)
+        assert np.abs(layer.weight - expected).max() <= 1.0 + 1e-6
+        assert layer.neuron.v_th_mant == round(1.0 * q.scale / 64)
+        assert layer.neuron.v_th_mant <= V_TH_MANT_MAX
+        assert q.scale * max(q.float_max_abs_current, q.float_max_abs_u) <= 0.5 * STATE_LIMIT * (1 + 1e-9)
+    assert report.layers[0].name == "hidden" and report.layers[1].name == "output"
+
+
+def test_each_bound_can_be_the_limit(rng):
+    _, (_, report) = _quantize(_cfg(), rng)
+    assert {q.limited_by for q in report.layers} <= {"weights", "state range", "threshold width"}
+    # A huge threshold with full headroom makes the 17-bit threshold field the binding limit
+    # (131071 * 64 < 2**23: the threshold field is just narrower than the voltage).
+    _, (spec, report) = _quantize(_cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0))
+    assert report.layers[1].limited_by == "threshold width"
+    assert spec.layers[1].neuron.v_th_mant == V_TH_MANT_MAX
+    # A tiny headroom makes the state range bind.
+    _, (_, report) = _quantize(_cfg(), rng, QuantConfig(headroom=1e-4))
+    assert all(q.limited_by == "state range" for q in report.layers)
+
+
+def test_quantization_does_not_change_the_model(rng):
+    cfg = _cfg()
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantize_network(model, cfg, torch.rand(8, 64))
+    assert model.training, "the model's mode is restored"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_quant_config():
+    with pytest.raises(ValueError, match="input_bits must be in 1..16"):
+        QuantConfig(input_bits=0)
+    with pytest.raises(ValueError, match="headroom"):
+        QuantConfig(headroom=2.0)

@@ -1,0 +1,288 @@
+"""Map a trained TSSL-BP network onto Loihi's fixed-point CUBA LIF neurons (docs/fixed-point.md).
+
+The TSSL-BP layer ``I[t] = W a_prev[t]`` with ``a_prev = psp(o_prev)`` is the same as the filter
+``I[t] = (1 - 1/tau_s) I[t-1] + (W / tau_s) o_prev[t]``: Loihi's current with decay ``1/tau_s`` fed
+with weights ``W / tau_s``. The membrane ``u`` is Loihi's voltage with decay ``1/tau_m``, reset to
+zero, spike when above threshold. Per layer, one scale ``S`` (integer state units per float unit)
+ties the two; it is chosen as large as the 8-bit weights, the 24-bit state and the 17-bit threshold
+allow (docs/fixed-point.md, "Choosing the scale").
+
+Stages: :func:`quantize_network` (model + calibration batch -> :class:`NetworkSpec` and
+:class:`QuantReport`); the spec then goes to :func:`tsslbp.export.netx.write_netx`. The model is
+only read, never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import ExperimentConfig
+from ..hwmodels.spec import DECAY_UNITY, CubaNeuron, DenseLayer, NetworkSpec
+from ..train.functional import lif_forward, psp, static_psp_coefficients
+from ..train.layers import SeparableTrace, SpikingLinear
+from ..train.network import TsslbpNetwork
+
+__all__ = [
+    "ACT_SHIFT",
+    "STATE_LIMIT",
+    "V_TH_MANT_MAX",
+    "WEIGHT_INT_MIN",
+    "WEIGHT_INT_MAX",
+    "WEIGHT_INT_STEP",
+    "QuantConfig",
+    "LayerQuant",
+    "QuantReport",
+    "decay_constant",
+    "quantize_weights",
+    "quantize_network",
+    "file_sha256",
+]
+
+#: Lava's LIF shifts synaptic input and threshold left by 6 (docs/fixed-point.md, "Lava's LIF").
+ACT_SHIFT = 6
+#: u wraps and v saturates at 24 bits signed: |state| must stay below 2**23.
+STATE_LIMIT = 1 << 23
+#: vThMant is a 17-bit unsigned field (docs/fixed-point.md, "Bit widths").
+V_TH_MANT_MAX = (1 << 17) - 1
+#: Lava's fixed-point Dense clips weights to 8 bits and, with mixed signs, drops the lowest bit:
+#: the weights it applies exactly are the even integers in [-256, 254] (docs/fixed-point.md).
+WEIGHT_INT_MIN = -256
+WEIGHT_INT_MAX = 254
+WEIGHT_INT_STEP = 2
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Choices of the quantization.
+
+    Attributes:
+        input_bits: graded input spike payload: ``x`` in [0, 1] is sent as ``round(x * (2**bits - 1))``.
+        headroom: calibrated max |u| and |v| must stay below ``headroom * 2**23``.
+        calibration_samples: how many training samples set the state-range bound.
+    """
+
+    input_bits: int = 8
+    headroom: float = 0.5
+    calibration_samples: int = 512
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.input_bits <= 16:
+            raise ValueError(f"input_bits must be in 1..16, got {self.input_bits}")
+        if not 0.0 < self.headroom <= 1.0:
+            raise ValueError(f"headroom must be in (0, 1], got {self.headroom}")
+        if self.calibration_samples < 1:
+            raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+
+    @property
+    def input_max(self) -> int:
+        return (1 << self.input_bits) - 1
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """How one layer was quantized, and what it costs.
+
+    Attributes:
+        name: layer name from the config.
+        scale: integer state units per float unit of current and membrane (``S``).
+        weight_gain: integer weight units per float weight (``w_int = round(W * weight_gain)``).
+        limited_by: which bound set the scale: ``weights``, ``state range`` or ``threshold width``.
+        weight_bits_used: bits of the 8-bit weight range the largest weight uses.
+        n_weights: number of synapses; ``n_clipped``: weights clipped to the range.
+        weight_rmse: RMS error of the realized weights, relative to max |W|.
+        v_th_mant: threshold mantissa; ``v_th_error``: relative threshold rounding error.
+        i_decay, v_decay: 12-bit decays; ``tau_syn_realized``, ``tau_mem_realized``: 4096 / decay.
+        float_max_abs_current, float_max_abs_u: calibration maxima of the float model.
+        max_abs_u_int, max_abs_v_int: calibration maxima of the golden model (filled by the caller
+            when a golden run is made; -1 otherwise).
+    """
+
+    name: str
+    scale: float
+    weight_gain: float
+    limited_by: str
+    weight_bits_used: float
+    n_weights: int
+    n_clipped: int
+    weight_rmse: float
+    v_th_mant: int
+    v_th_error: float
+    i_decay: int
+    v_decay: int
+    tau_syn_realized: float
+    tau_mem_realized: float
+    float_max_abs_current: float
+    float_max_abs_u: float
+    max_abs_u_int: int = -1
+    max_abs_v_int: int = -1
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    layers: tuple[LayerQuant, ...]
+    config: QuantConfig
+    calibration_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "calibration_samples": self.calibration_samples,
+            "layers": [asdict(layer) for layer in self.layers],
+        }
+
+
+def decay_constant(tau: float) -> int:
+    """12-bit decay for a time constant in steps: ``round(4096 / tau)`` (docs/fixed-point.md).
+
+    >>> decay_constant(3.0), decay_constant(5.0)
+    (1365, 819)
+    """
+    return int(round(DECAY_UNITY / tau))
+
+
+def quantize_weights(weight: np.ndarray, gain: float) -> tuple[np.ndarray, int]:
+    """``w_int``: ``weight * gain`` rounded to the nearest even integer in [-256, 254].
+
+    Returns:
+        (int64 weights, number of weights that had to be clipped to the range).
+
+    >>> quantize_weights(np.array([0.26, -1.0, 3.0]), 100.0)
+    (array([  26, -100,  254]), 1)
+    """
+    target = weight * gain / WEIGHT_INT_STEP
+    rounded = np.round(target) * WEIGHT_INT_STEP
+    clipped = np.clip(rounded, WEIGHT_INT_MIN, WEIGHT_INT_MAX)
+    return clipped.astype(np.int64), int(np.count_nonzero(clipped != rounded))
+
+
+@torch.no_grad()
+def _float_maxima(model: TsslbpNetwork, x: torch.Tensor) -> list[tuple[float, float]]:
+    """Max |I| and max |u| of every spiking layer on a calibration batch (eval mode, no dropout)."""
+    trace = SeparableTrace(x, static_psp_coefficients(model.n_steps, model.tau_syn, dtype=x.dtype, device=x.device))
+    maxima = []
+    for layer in model.layers:
+        if not isinstance(layer, SpikingLinear):
+            continue  # dropout is the identity at inference
+        current = layer.current(trace)
+        lif = lif_forward(current, layer.neuron)
+        maxima.append((float(current.abs().max()), float(lif.u.abs().max())))
+        trace = psp(lif.spikes, model.tau_syn)
+    return maxima
+
+
+def quantize_network(
+    model: TsslbpNetwork,
+    cfg: ExperimentConfig,
+    calibration: torch.Tensor,
+    qcfg: QuantConfig = QuantConfig(),
+    metadata: dict[str, Any] | None = None,
+) -> tuple[NetworkSpec, QuantReport]:
+    """Quantize a trained fully connected TSSL-BP network to an integer :class:`NetworkSpec`.
+
+    Args:
+        model: the trained network (only read).
+        cfg: its config.
+        calibration: (B, C) analog inputs in [0, 1] that bound the state range.
+        qcfg: quantization choices.
+        metadata: extra provenance entries stored with the spec (e.g. the checkpoint hash).
+
+    Returns:
+        (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        maxima = _float_maxima(model, calibration.to(next(model.parameters()).dtype))
+    finally:
+        model.train(was_training)
+    tau_s, tau_m = cfg.neuron.tau_s, cfg.neuron.tau_m
+    i_decay, v_decay = decay_constant(tau_s), decay_constant(tau_m)
+    names = [layer.name for layer in cfg.layers if layer.n_outputs is not None]
+    spiking = [layer for layer in model.layers if isinstance(layer, SpikingLinear)]
+
+    layers, reports = [], []
+    for index, (layer, name, (max_current, max_u)) in enumerate(zip(spiking, names, maxima)):
+        weight = layer.weight.detach().cpu().double().numpy()
+        v_th = layer.neuron.v_th
+        # Integer input per float input unit: graded input codes x in [0, 1] as x * input_max.
+        input_gain = float(qcfg.input_max) if index == 0 else 1.0
+        # w_int = W * S / (tau_s * 2**ACT_SHIFT * input_gain): see docs/fixed-point.md, "The map".
+        per_scale = 1.0 / (tau_s * (1 << ACT_SHIFT) * input_gain)
+        max_w = float(np.abs(weight).max()) or 1.0
+        bounds = {
+            "weights": WEIGHT_INT_MAX / (max_w * per_scale),
+            "state range": qcfg.headroom * STATE_LIMIT / max(max_current, max_u, v_th),
+            "threshold width": V_TH_MANT_MAX * (1 << ACT_SHIFT) / v_th,
+        }
+        limited_by = min(bounds, key=bounds.get)
+        scale = bounds[limited_by]
+        gain = scale * per_scale
+        w_int, n_clipped = quantize_weights(weight, gain)
+        v_th_mant = int(round(v_th * scale / (1 << ACT_SHIFT)))
+        if v_th_mant < 1:
+            raise ValueError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g})")
+        neuron = CubaNeuron(i_decay=i_decay, v_decay=v_decay, v_th_mant=v_th_mant)
+        layers.append(DenseLayer(weight=w_int, neuron=neuron))
+        rmse = float(np.sqrt(np.mean((w_int / gain - weight) ** 2))) / max_w
+        reports.append(
+            LayerQuant(
+                name=name,
+                scale=scale,
+                weight_gain=gain,
+                limited_by=limited_by,
+                weight_bits_used=math.log2(max(1.0, float(np.abs(w_int).max()))) + 1.0,
+                n_weights=int(weight.size),
+                n_clipped=n_clipped,
+                weight_rmse=rmse,
+                v_th_mant=v_th_mant,
+                v_th_error=abs(v_th_mant * (1 << ACT_SHIFT) / scale - v_th) / v_th,
+                i_decay=i_decay,
+                v_decay=v_decay,
+                tau_syn_realized=DECAY_UNITY / i_decay,
+                tau_mem_realized=DECAY_UNITY / v_decay,
+                float_max_abs_current=max_current,
+                float_max_abs_u=max_u,
+            )
+        )
+
+    n_synaptic = len(layers)
+    meta = {
+        "producer": f"tsslbp {__version__}",
+        "n_steps": cfg.n_steps,
+        # Each synaptic layer delays by one step in Lava: the output layer's window starts here.
+        "readout_offset": n_synaptic,
+        "steps_per_sample": cfg.n_steps + n_synaptic,
+        "readout": "spike_count_argmax",
+        "input_encoding": "graded",
+        "input_bits": qcfg.input_bits,
+        "input_scale": qcfg.input_max,
+        "n_class": cfg.data.n_class,
+        "dataset": cfg.data.dataset.value,
+        "config": cfg.to_dict(),
+        "layer_scales": [r.scale for r in reports],
+        **(metadata or {}),
+    }
+    spec = NetworkSpec(
+        layers=tuple(layers),
+        input_shape=(cfg.input_size,),
+        input_message_bits=qcfg.input_bits,
+        metadata=meta,
+    )
+    return spec, QuantReport(tuple(reports), qcfg, int(calibration.shape[0]))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (provenance of exported networks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

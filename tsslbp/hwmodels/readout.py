@@ -1,0 +1,54 @@
+"""Feeding and reading exported TSSL-BP networks: graded input encoding and spike-count readout.
+
+Pure numpy on plain arrays; shared by the golden model and the Lava runner paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["encode_graded", "window_counts", "predict_counts"]
+
+
+def encode_graded(x: np.ndarray, n_steps: int, total_steps: int, input_bits: int = 8) -> np.ndarray:
+    """Graded input spikes for a batch of analog inputs in [0, 1].
+
+    Args:
+        x: (B, C) analog values in [0, 1].
+        n_steps: T: the value is sent at steps 0..T-1 (the TSSL-BP window), 0 afterwards.
+        total_steps: S >= T, the steps each sample runs (T plus one per synaptic layer).
+        input_bits: payload width; the value sent is ``round(x * (2**bits - 1))``.
+
+    Returns:
+        (B, C, S) int64.
+
+    >>> encode_graded(np.array([[0.0, 0.5, 1.0]]), 2, 3)[0]
+    array([[  0,   0,   0],
+           [128, 128,   0],
+           [255, 255,   0]])
+    """
+    values = np.asarray(x, dtype=np.float64)
+    if total_steps < n_steps:
+        raise ValueError(f"total_steps ({total_steps}) must be >= n_steps ({n_steps})")
+    if values.size and (values.min() < 0.0 or values.max() > 1.0):
+        raise ValueError(f"inputs must lie in [0, 1] for graded encoding, found {values.min():g}..{values.max():g}")
+    q = np.round(values * ((1 << input_bits) - 1)).astype(np.int64)
+    out = np.zeros(q.shape + (total_steps,), dtype=np.int64)
+    out[..., :n_steps] = q[..., None]
+    return out
+
+
+def window_counts(spikes: np.ndarray, offset: int, n_steps: int) -> np.ndarray:
+    """Spike counts over steps ``offset .. offset + n_steps - 1`` of (B, N, S) spikes -> (B, N)."""
+    if spikes.shape[-1] < offset + n_steps:
+        raise ValueError(f"the run has {spikes.shape[-1]} steps, the readout needs {offset + n_steps}")
+    return spikes[..., offset : offset + n_steps].astype(np.int64).sum(-1)
+
+
+def predict_counts(spikes: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
+    """Predicted classes (B,) from the output layer's spikes (B, N, S): most spikes in the readout
+    window given by the spec's metadata (lowest index on ties, as in training)."""
+    counts = window_counts(spikes, int(metadata["readout_offset"]), int(metadata["n_steps"]))
+    return counts.argmax(-1)
