@@ -71,7 +71,7 @@ def _mutate(path, value):
         (("Network", "dataset"), "imagenet", "Network.dataset", "one of digits, mnist, fashion_mnist"),
         (("Network", "learning_rate"), 0.1, "Network.learning_rate", "one of the keys"),
         (("Network", "tau_m"), 1, "Network.tau_m", "a number > 1"),
-        (("Layers", "hidden", "type"), "conv3d", "Layers.hidden.type", "one of linear, dropout"),
+        (("Layers", "hidden", "type"), "conv3d", "Layers.hidden.type", "one of linear, conv, pooling, dropout"),
         (("Layers", "hidden", "n_inputs"), 63, "Layers.hidden.n_inputs", "64"),
         (("Layers", "hidden", "n_outputs"), KeyError, "Layers.hidden.n_outputs", "an integer >= 1"),
         (("Layers", "hidden", "kernel"), 3, "Layers.hidden.kernel", "one of the keys"),

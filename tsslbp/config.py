@@ -56,6 +56,8 @@ __all__ = [
     "load_config",
     "parse_config",
     "DATASET_INPUT_SIZE",
+    "DATASET_INPUT_SHAPE",
+    "layer_shapes",
 ]
 
 
@@ -75,6 +77,8 @@ class LayerKind(str, enum.Enum):
     """Layer types this version builds."""
 
     LINEAR = "linear"
+    CONV = "conv"
+    POOLING = "pooling"
     DROPOUT = "dropout"
 
 
@@ -86,8 +90,10 @@ class Dataset(str, enum.Enum):
     FASHION_MNIST = "fashion_mnist"
 
 
+#: Input image shape (C, H, W) of each data set.
+DATASET_INPUT_SHAPE = {Dataset.DIGITS: (1, 8, 8), Dataset.MNIST: (1, 28, 28), Dataset.FASHION_MNIST: (1, 28, 28)}
 #: Flattened input size of each data set.
-DATASET_INPUT_SIZE = {Dataset.DIGITS: 64, Dataset.MNIST: 784, Dataset.FASHION_MNIST: 784}
+DATASET_INPUT_SIZE = {name: int(math.prod(shape)) for name, shape in DATASET_INPUT_SHAPE.items()}
 
 # Spellings used by the original TSSL-BP configs.
 _DATASET_ALIASES = {"fashionmnist": Dataset.FASHION_MNIST, "fashion-mnist": Dataset.FASHION_MNIST}
@@ -127,7 +133,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LayerConfig:
-    """One entry of the ``Layers:`` block."""
+    """One entry of the ``Layers:`` block.
+
+    ``linear``: n_inputs, n_outputs, weight_scale, threshold. ``conv``: in_channels, out_channels,
+    kernel_size, stride, padding, dilation, groups, weight_scale, threshold. ``pooling``: a fixed
+    sum over kernel_size windows (stride = kernel_size) of the incoming PSPs times ``scale``; no
+    neurons, no weights. ``dropout``: p, the same units dropped at every step of a sample.
+    """
 
     name: str
     type: LayerKind
@@ -136,6 +148,19 @@ class LayerConfig:
     weight_scale: float = 1.0
     threshold: float = 1.0
     p: float = 0.0
+    in_channels: int | None = None
+    out_channels: int | None = None
+    kernel_size: tuple[int, int] | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    scale: float = 1.1
+
+    @property
+    def is_spiking(self) -> bool:
+        """Whether the layer has weights and neurons."""
+        return self.type in (LayerKind.LINEAR, LayerKind.CONV)
 
 
 @dataclass(frozen=True)
@@ -154,6 +179,10 @@ class ExperimentConfig:
     def input_size(self) -> int:
         return DATASET_INPUT_SIZE[self.data.dataset]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return DATASET_INPUT_SHAPE[self.data.dataset]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-types dict in the YAML schema (what checkpoints store); :func:`parse_config` inverts it."""
         network: dict[str, Any] = {"n_steps": self.n_steps}
@@ -165,7 +194,8 @@ class ExperimentConfig:
         for layer in self.layers:
             entry: dict[str, Any] = {"type": layer.type.value}
             for key in _LAYER_KEYS[layer.type]:
-                entry[key] = getattr(layer, key)
+                value = getattr(layer, key)
+                entry[key] = list(value) if isinstance(value, tuple) else value
             layers[layer.name] = entry
         return {"Network": network, "Layers": layers}
 
@@ -255,18 +285,48 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     "model": (_constant("LIF"), "'LIF'", "LIF"),
 }
 
+def _pair(lo: int) -> Callable[[Any], tuple[int, int] | None]:
+    """An integer or a [y, x] pair of integers, each >= lo."""
+
+    def check(value: Any) -> tuple[int, int] | None:
+        items = list(value) if isinstance(value, (list, tuple)) else [value, value]
+        if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < lo for v in items):
+            return None
+        return (items[0], items[1])
+
+    return check
+
+
 _LAYER_SPEC: dict[str, tuple[Callable[[Any], Any], str]] = {
     "n_inputs": (_integer(1), "an integer >= 1"),
     "n_outputs": (_integer(1), "an integer >= 1"),
     "weight_scale": (_number(0.0, lo_open=True), "a number > 0"),
     "threshold": (_number(0.0, lo_open=True), "a number > 0"),
     "p": (_number(0.0, 1.0), "a number in [0, 1)"),
+    "in_channels": (_integer(1), "an integer >= 1"),
+    "out_channels": (_integer(1), "an integer >= 1"),
+    "kernel_size": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
+    "stride": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
+    "padding": (_pair(0), "an integer >= 0 or a pair [y, x] of them"),
+    "dilation": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
+    "groups": (_integer(1), "an integer >= 1"),
+    "scale": (_number(0.0, lo_open=True), "a number > 0"),
 }
 _LAYER_KEYS = {
     LayerKind.LINEAR: ("n_inputs", "n_outputs", "weight_scale", "threshold"),
+    LayerKind.CONV: (
+        "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+        "weight_scale", "threshold",
+    ),
+    LayerKind.POOLING: ("kernel_size", "scale"),
     LayerKind.DROPOUT: ("p",),
 }
-_LAYER_REQUIRED = {LayerKind.LINEAR: ("n_inputs", "n_outputs"), LayerKind.DROPOUT: ("p",)}
+_LAYER_REQUIRED = {
+    LayerKind.LINEAR: ("n_inputs", "n_outputs"),
+    LayerKind.CONV: ("in_channels", "out_channels", "kernel_size"),
+    LayerKind.POOLING: ("kernel_size",),
+    LayerKind.DROPOUT: ("p",),
+}
 
 
 def _check_keys(source: str, where: str, block: Any, allowed: list[str]) -> Mapping[str, Any]:
@@ -346,21 +406,57 @@ def parse_config(raw: Any, source: str = "<dict>") -> ExperimentConfig:
     return cfg
 
 
-def _check_topology(cfg: ExperimentConfig) -> None:
-    """Layer sizes must chain from the data set's input size to ``n_class`` outputs."""
-    size = cfg.input_size
-    weight_layers = [layer for layer in cfg.layers if layer.type is LayerKind.LINEAR]
-    if not weight_layers:
-        raise _fail(cfg.source, "Layers", "at least one linear layer", "none")
+def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def layer_shapes(cfg: ExperimentConfig) -> list[tuple[int, ...]]:
+    """Output shape of every layer: (C, H, W) for conv/pooling, (N,) for linear; dropout keeps its input's.
+
+    Raises:
+        ConfigError: a layer does not fit the shape reaching it.
+    """
+    shape: tuple[int, ...] = cfg.input_shape
+    shapes = []
     for layer in cfg.layers:
+        where = f"Layers.{layer.name}"
         if layer.type is LayerKind.LINEAR:
+            size = int(math.prod(shape))
             if layer.n_inputs != size:
-                raise _fail(cfg.source, f"Layers.{layer.name}.n_inputs", f"{size} (the size reaching this layer)", layer.n_inputs)
-            size = layer.n_outputs
+                raise _fail(cfg.source, f"{where}.n_inputs", f"{size} (the size reaching this layer)", layer.n_inputs)
+            shape = (layer.n_outputs,)
+        elif layer.type in (LayerKind.CONV, LayerKind.POOLING):
+            if len(shape) != 3:
+                raise _fail(cfg.source, f"{where}.type", "a linear layer after a linear layer (no image left)", layer.type.value)
+            c, h, w = shape
+            (ky, kx) = layer.kernel_size
+            if layer.type is LayerKind.CONV:
+                if layer.in_channels != c:
+                    raise _fail(cfg.source, f"{where}.in_channels", f"{c} (the channels reaching this layer)", layer.in_channels)
+                if c % layer.groups or layer.out_channels % layer.groups:
+                    raise _fail(cfg.source, f"{where}.groups", f"a divisor of in_channels ({c}) and out_channels ({layer.out_channels})", layer.groups)
+                h = _conv_out(h, ky, layer.stride[0], layer.padding[0], layer.dilation[0])
+                w = _conv_out(w, kx, layer.stride[1], layer.padding[1], layer.dilation[1])
+                c = layer.out_channels
+            else:
+                h, w = h // ky, w // kx
+            if h < 1 or w < 1:
+                raise _fail(cfg.source, f"{where}.kernel_size", f"a kernel that fits the {shape[1]}x{shape[2]} input", list(layer.kernel_size))
+            shape = (c, h, w)
+        shapes.append(shape)
+    return shapes
+
+
+def _check_topology(cfg: ExperimentConfig) -> None:
+    """Layer shapes must chain from the data set's input to ``n_class`` outputs."""
+    spiking = [layer for layer in cfg.layers if layer.is_spiking]
+    if not spiking:
+        raise _fail(cfg.source, "Layers", "at least one linear or conv layer", "none")
+    shapes = layer_shapes(cfg)
     if cfg.layers[-1].type is not LayerKind.LINEAR:
         raise _fail(cfg.source, f"Layers.{cfg.layers[-1].name}.type", "the last layer to be 'linear'", cfg.layers[-1].type.value)
-    if size != cfg.data.n_class:
-        raise _fail(cfg.source, f"Layers.{weight_layers[-1].name}.n_outputs", f"n_class = {cfg.data.n_class}", size)
+    if shapes[-1] != (cfg.data.n_class,):
+        raise _fail(cfg.source, f"Layers.{spiking[-1].name}.n_outputs", f"n_class = {cfg.data.n_class}", shapes[-1][0])
     if cfg.train.desired_count > cfg.n_steps:
         raise _fail(cfg.source, "Network.desired_count", f"at most n_steps = {cfg.n_steps}", cfg.train.desired_count)
     if cfg.train.undesired_count > cfg.train.desired_count:

@@ -16,14 +16,23 @@ from torch import nn
 from .autograd import tsslbp_spike
 from .functional import LIFParameters, TsslbpGradParameters
 
-__all__ = ["SeparableTrace", "Trace", "SpikingLinear", "TimeSharedDropout", "materialize"]
+__all__ = [
+    "SeparableTrace",
+    "Trace",
+    "SpikingLinear",
+    "SpikingConv2d",
+    "SumPooling",
+    "TimeSharedDropout",
+    "flatten_trace",
+    "materialize",
+]
 
 
 class SeparableTrace(NamedTuple):
     """A trace of the form ``static[..., None] * coeff`` (a constant input through the PSP filter).
 
     Attributes:
-        static: (N, C) values.
+        static: (N, C) or (N, C, H, W) values.
         coeff: (T,) per-step factors.
     """
 
@@ -37,7 +46,8 @@ Trace = Union[torch.Tensor, SeparableTrace]
 def materialize(trace: Trace) -> torch.Tensor:
     """The full (N, C, T) tensor of a trace."""
     if isinstance(trace, SeparableTrace):
-        return (trace.coeff[:, None, None] * trace.static).movedim(0, -1)
+        coeff = trace.coeff.reshape(-1, *([1] * trace.static.dim()))
+        return (coeff * trace.static).movedim(0, -1)
     return trace
 
 
@@ -87,6 +97,109 @@ class SpikingLinear(nn.Module):
         return f"{n_in} -> {n_out}, tau_mem={self.neuron.tau_mem}, tau_syn={self.neuron.tau_syn}, v_th={self.neuron.v_th}"
 
 
+def _time_folded(trace_tf: torch.Tensor) -> torch.Tensor:
+    """(T, N, C, H, W) time-first memory -> (T*N, C, H, W) view for 2-D ops."""
+    return trace_tf.reshape(-1, *trace_tf.shape[2:])
+
+
+def _apply_spatial(trace: Trace, fn) -> torch.Tensor:
+    """Apply a linear per-step 2-D map ``fn`` ((B, C, H, W) -> (B, C', H', W')) to a trace.
+
+    Returns the (N, C', H', W', T) result as a time-last view of time-first memory.
+    """
+    if isinstance(trace, SeparableTrace):
+        # fn is linear: fn(x c[t]) = c[t] fn(x), one application instead of T.
+        static = fn(trace.static)
+        out_tf = trace.coeff.reshape(-1, *([1] * static.dim())) * static
+    else:
+        trace_tf = trace.movedim(-1, 0)
+        n_steps, batch = trace_tf.shape[:2]
+        out = fn(_time_folded(trace_tf))
+        out_tf = out.reshape(n_steps, batch, *out.shape[1:])
+    return out_tf.movedim(0, -1)
+
+
+class SpikingConv2d(nn.Module):
+    """2-D convolution synapses (no bias) followed by TSSL-BP LIF neurons.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups: as ``nn.Conv2d``.
+        neuron: LIF parameters (``v_th`` is this layer's threshold).
+        weight_scale: factor on PyTorch's default conv initialisation (as the reference does).
+        grad: constants of the TSSL-BP backward pass.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int],
+        neuron: LIFParameters,
+        stride: tuple[int, int] = (1, 1),
+        padding: tuple[int, int] = (0, 0),
+        dilation: tuple[int, int] = (1, 1),
+        groups: int = 1,
+        weight_scale: float = 1.0,
+        grad: TsslbpGradParameters = TsslbpGradParameters(),
+    ) -> None:
+        super().__init__()
+        self.neuron = neuron
+        self.grad = grad
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
+        self.weight = nn.Parameter(conv.weight.detach() * weight_scale)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def current(self, psp_in: Trace) -> torch.Tensor:
+        """Synaptic current (N, C_out, H', W', T)."""
+        return _apply_spatial(
+            psp_in, lambda x: F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        )
+
+    def forward(self, psp_in: Trace) -> torch.Tensor:
+        """Spikes (N, C_out, H', W', T)."""
+        return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
+
+    def extra_repr(self) -> str:
+        c_out, c_in, kh, kw = self.weight.shape
+        return (
+            f"{c_in * self.groups} -> {c_out}, kernel=({kh}, {kw}), stride={self.stride}, padding={self.padding}, "
+            f"v_th={self.neuron.v_th}"
+        )
+
+
+class SumPooling(nn.Module):
+    """TSSL-BP pooling: a fixed, non-learned sum of the incoming PSPs over each window, times ``scale``.
+
+    No neurons and no parameters; stride equals the window. Linear, so it is folded exactly into the
+    next layer's weights on export (docs/fixed-point.md).
+    """
+
+    def __init__(self, kernel_size: tuple[int, int], scale: float = 1.1) -> None:
+        super().__init__()
+        self.kernel_size = tuple(kernel_size)
+        self.scale = scale
+
+    def forward(self, trace: Trace) -> Trace:
+        window = self.kernel_size[0] * self.kernel_size[1]
+        # avg_pool2d * window = the sum over the window (the remainder rows/columns are dropped).
+        fn = lambda x: F.avg_pool2d(x, self.kernel_size) * (window * self.scale)  # noqa: E731
+        if isinstance(trace, SeparableTrace):
+            return SeparableTrace(fn(trace.static), trace.coeff)
+        return _apply_spatial(trace, fn)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel_size}, scale={self.scale}"
+
+
+def flatten_trace(trace: Trace) -> Trace:
+    """(N, C, H, W, T) -> (N, C*H*W, T) in (C, H, W) order; (N, C) static traces likewise."""
+    if isinstance(trace, SeparableTrace):
+        return SeparableTrace(trace.static.flatten(1), trace.coeff)
+    if trace.dim() <= 3:
+        return trace
+    return trace.movedim(-1, 0).flatten(2).movedim(0, -1)
+
+
 class TimeSharedDropout(nn.Module):
     """Dropout that drops the same units at every time step of a sample (scaled by 1/(1-p))."""
 
@@ -103,7 +216,8 @@ class TimeSharedDropout(nn.Module):
         keep = torch.empty_like(reference).bernoulli_(1.0 - self.p) / (1.0 - self.p)
         if isinstance(trace, SeparableTrace):
             return SeparableTrace(trace.static * keep, trace.coeff)
-        return trace * keep[..., None]
+        # Multiply the time-first view so that the result keeps time-first memory.
+        return (trace.movedim(-1, 0) * keep).movedim(0, -1)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

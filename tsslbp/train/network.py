@@ -9,7 +9,7 @@ from torch import nn
 
 from ..config import ExperimentConfig, LayerKind
 from .functional import LIFParameters, psp, static_psp_coefficients
-from .layers import SeparableTrace, SpikingLinear, TimeSharedDropout, Trace
+from .layers import SeparableTrace, SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout, Trace, flatten_trace
 
 __all__ = ["NetworkOutput", "TsslbpNetwork"]
 
@@ -37,11 +37,28 @@ class TsslbpNetwork(nn.Module):
         super().__init__()
         self.n_steps = cfg.n_steps
         self.tau_syn = cfg.neuron.tau_s
+        self.input_shape = cfg.input_shape
         layers: list[nn.Module] = []
         for layer in cfg.layers:
+            neuron = LIFParameters(cfg.neuron.tau_m, cfg.neuron.tau_s, layer.threshold)
             if layer.type is LayerKind.LINEAR:
-                neuron = LIFParameters(cfg.neuron.tau_m, cfg.neuron.tau_s, layer.threshold)
                 layers.append(SpikingLinear(layer.n_inputs, layer.n_outputs, neuron, layer.weight_scale))
+            elif layer.type is LayerKind.CONV:
+                layers.append(
+                    SpikingConv2d(
+                        layer.in_channels,
+                        layer.out_channels,
+                        layer.kernel_size,
+                        neuron,
+                        layer.stride,
+                        layer.padding,
+                        layer.dilation,
+                        layer.groups,
+                        layer.weight_scale,
+                    )
+                )
+            elif layer.type is LayerKind.POOLING:
+                layers.append(SumPooling(layer.kernel_size, layer.scale))
             elif layer.type is LayerKind.DROPOUT:
                 layers.append(TimeSharedDropout(layer.p))
             else:  # pragma: no cover - the config parser rejects other kinds
@@ -52,12 +69,16 @@ class TsslbpNetwork(nn.Module):
         """Run the network.
 
         Args:
-            x: (N, C) analog input repeated over the T steps, or (N, C, T) a time-varying input.
+            x: analog input repeated over the T steps, flat (N, C*H*W) or as images (N, C, H, W);
+                or a time-varying input (N, C, H, W, T).
 
         Returns:
             NetworkOutput with output spikes (N, n_class, T).
         """
-        if x.dim() == 2:
+        image_net = any(isinstance(layer, SpikingConv2d) for layer in self.layers)
+        if image_net and x.dim() == 2:
+            x = x.reshape(x.shape[0], *self.input_shape)
+        if x.dim() in (2, 4):
             coeff = static_psp_coefficients(self.n_steps, self.tau_syn, dtype=x.dtype, device=x.device)
             trace: Trace = SeparableTrace(x, coeff)
         else:
@@ -65,6 +86,8 @@ class TsslbpNetwork(nn.Module):
         spikes: list[torch.Tensor] = []
         for layer in self.layers:
             if isinstance(layer, SpikingLinear):
+                trace = flatten_trace(trace)
+            if isinstance(layer, (SpikingLinear, SpikingConv2d)):
                 spikes.append(layer(trace))
                 trace = psp(spikes[-1], self.tau_syn)
             else:
