@@ -24,12 +24,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..train.functional import LIFParameters, psp, static_psp_coefficients
-from ..train.autograd import tsslbp_spike
+from ..train.functional import LIFParameters, LIFTrace, lif_forward, psp, static_psp_coefficients
 from ..train.layers import SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout
 from ..train.network import TsslbpNetwork
 
-__all__ = ["FoldError", "FoldedConv", "FoldedDense", "FoldedFlatten", "FoldedLayer", "fold_network", "run_folded"]
+__all__ = [
+    "FoldError",
+    "FoldedConv",
+    "FoldedDense",
+    "FoldedFlatten",
+    "FoldedLayer",
+    "fold_network",
+    "run_folded",
+    "folded_traces",
+]
 
 
 class FoldError(ValueError):
@@ -122,6 +130,8 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
     """
     names = names or [str(i) for i in range(len(model.layers))]
     shape: tuple[int, ...] = tuple(model.input_shape)
+    if not model.is_image_net:
+        shape = (int(np.prod(shape)),)  # an MLP takes its input flat: no leading flatten layer
     # First pass: plain hardware layers, remembering where each pooling sits and what it saw.
     plain: list[object] = []
     for layer in model.layers:
@@ -171,6 +181,14 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
 @torch.no_grad()
 def run_folded(layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float) -> list[torch.Tensor]:
     """Run folded float layers on static inputs ``x`` (N, C, H, W) or (N, C); spikes of every neuron layer."""
+    return [trace.spikes for _, trace in folded_traces(layers, x, n_steps, tau_syn)]
+
+
+@torch.no_grad()
+def folded_traces(
+    layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float
+) -> list[tuple[torch.Tensor, LIFTrace]]:
+    """(current, LIF trace) of every neuron layer of the folded float network, float64."""
     dtype = torch.float64
     trace = x.to(dtype)[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=dtype)
     spikes = []
@@ -185,6 +203,7 @@ def run_folded(layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn
             current = out.reshape(trace.shape[0], n_steps, *out.shape[1:]).movedim(1, -1)
         else:
             current = torch.einsum("oi,nit->not", weight, trace)
-        spikes.append(tsslbp_spike(current, layer.neuron))
-        trace = psp(spikes[-1], tau_syn)
+        lif = lif_forward(current, layer.neuron)
+        spikes.append((current, lif))
+        trace = psp(lif.spikes, tau_syn)
     return spikes

@@ -1,5 +1,8 @@
 """Map a trained TSSL-BP network onto Loihi's fixed-point CUBA LIF neurons (docs/fixed-point.md).
 
+The model is put through :func:`~tsslbp.export.fold.fold_network` first (pooling folded into
+weights, dropout dropped), then each conv/dense layer is mapped as below.
+
 The TSSL-BP layer ``I[t] = W a_prev[t]`` with ``a_prev = psp(o_prev)`` is the same as the filter
 ``I[t] = (1 - 1/tau_s) I[t-1] + (W / tau_s) o_prev[t]``: Loihi's current with decay ``1/tau_s`` fed
 with weights ``W / tau_s``. The membrane ``u`` is Loihi's voltage with decay ``1/tau_m``, reset to
@@ -25,10 +28,9 @@ import torch
 
 from .. import __version__
 from ..config import ExperimentConfig
-from ..hwmodels.spec import DECAY_UNITY, CubaNeuron, DenseLayer, NetworkSpec
-from ..train.functional import lif_forward, psp, static_psp_coefficients
-from ..train.layers import SeparableTrace, SpikingLinear
+from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, Layer, NetworkSpec
 from ..train.network import TsslbpNetwork
+from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
 
 __all__ = [
     "ACT_SHIFT",
@@ -163,21 +165,6 @@ def quantize_weights(weight: np.ndarray, gain: float) -> tuple[np.ndarray, int]:
     return clipped.astype(np.int64), int(np.count_nonzero(clipped != rounded))
 
 
-@torch.no_grad()
-def _float_maxima(model: TsslbpNetwork, x: torch.Tensor) -> list[tuple[float, float]]:
-    """Max |I| and max |u| of every spiking layer on a calibration batch (eval mode, no dropout)."""
-    trace = SeparableTrace(x, static_psp_coefficients(model.n_steps, model.tau_syn, dtype=x.dtype, device=x.device))
-    maxima = []
-    for layer in model.layers:
-        if not isinstance(layer, SpikingLinear):
-            continue  # dropout is the identity at inference
-        current = layer.current(trace)
-        lif = lif_forward(current, layer.neuron)
-        maxima.append((float(current.abs().max()), float(lif.u.abs().max())))
-        trace = psp(lif.spikes, model.tau_syn)
-    return maxima
-
-
 def quantize_network(
     model: TsslbpNetwork,
     cfg: ExperimentConfig,
@@ -185,35 +172,43 @@ def quantize_network(
     qcfg: QuantConfig = QuantConfig(),
     metadata: dict[str, Any] | None = None,
 ) -> tuple[NetworkSpec, QuantReport]:
-    """Quantize a trained fully connected TSSL-BP network to an integer :class:`NetworkSpec`.
+    """Quantize a trained TSSL-BP network (dense, conv, pooling, dropout) to an integer :class:`NetworkSpec`.
+
+    Pooling is first folded into the next layer's weights (:mod:`tsslbp.export.fold`); every
+    remaining conv/dense layer then gets its own scale.
 
     Args:
         model: the trained network (only read).
         cfg: its config.
-        calibration: (B, C) analog inputs in [0, 1] that bound the state range.
+        calibration: (B, C) or (B, C, H, W) analog inputs in [0, 1] that bound the state range.
         qcfg: quantization choices.
         metadata: extra provenance entries stored with the spec (e.g. the checkpoint hash).
 
     Returns:
         (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        maxima = _float_maxima(model, calibration.to(next(model.parameters()).dtype))
-    finally:
-        model.train(was_training)
-    tau_s, tau_m = cfg.neuron.tau_s, cfg.neuron.tau_m
-    i_decay, v_decay = decay_constant(tau_s), decay_constant(tau_m)
-    names = [layer.name for layer in cfg.layers if layer.n_outputs is not None]
-    spiking = [layer for layer in model.layers if isinstance(layer, SpikingLinear)]
+    folded = fold_network(model)
+    image_net = any(isinstance(layer, FoldedConv) for layer in folded)
+    x = calibration.reshape(calibration.shape[0], *(cfg.input_shape if image_net else (cfg.input_size,)))
+    traces = iter(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
+    tau_s = cfg.neuron.tau_s
+    i_decay, v_decay = decay_constant(tau_s), decay_constant(cfg.neuron.tau_m)
+    names = iter(layer.name for layer in cfg.layers if layer.is_spiking)
 
-    layers, reports = [], []
-    for index, (layer, name, (max_current, max_u)) in enumerate(zip(spiking, names, maxima)):
-        weight = layer.weight.detach().cpu().double().numpy()
-        v_th = layer.neuron.v_th
+    layers: list[Layer] = []
+    reports = []
+    first = True
+    for item in folded:
+        if isinstance(item, FoldedFlatten):
+            layers.append(FlattenLayer(in_shape=item.in_shape))
+            continue
+        name = next(names)
+        current, lif = next(traces)
+        max_current, max_u = float(current.abs().max()), float(lif.u.abs().max())
+        weight, v_th = item.weight, item.neuron.v_th
         # Integer input per float input unit: graded input codes x in [0, 1] as x * input_max.
-        input_gain = float(qcfg.input_max) if index == 0 else 1.0
+        input_gain = float(qcfg.input_max) if first else 1.0
+        first = False
         # w_int = W * S / (tau_s * 2**ACT_SHIFT * input_gain): see docs/fixed-point.md, "The map".
         per_scale = 1.0 / (tau_s * (1 << ACT_SHIFT) * input_gain)
         max_w = float(np.abs(weight).max()) or 1.0
@@ -230,8 +225,21 @@ def quantize_network(
         if v_th_mant < 1:
             raise ValueError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g})")
         neuron = CubaNeuron(i_decay=i_decay, v_decay=v_decay, v_th_mant=v_th_mant)
-        layers.append(DenseLayer(weight=w_int, neuron=neuron))
-        rmse = float(np.sqrt(np.mean((w_int / gain - weight) ** 2))) / max_w
+        if isinstance(item, FoldedConv):
+            layers.append(
+                ConvLayer(
+                    weight=w_int,
+                    neuron=neuron,
+                    in_shape=item.in_shape,
+                    shape=item.shape,
+                    stride=item.stride,
+                    padding=item.padding,
+                    dilation=item.dilation,
+                    groups=item.groups,
+                )
+            )
+        else:
+            layers.append(DenseLayer(weight=w_int, neuron=neuron))
         reports.append(
             LayerQuant(
                 name=name,
@@ -241,7 +249,7 @@ def quantize_network(
                 weight_bits_used=math.log2(max(1.0, float(np.abs(w_int).max()))) + 1.0,
                 n_weights=int(weight.size),
                 n_clipped=n_clipped,
-                weight_rmse=rmse,
+                weight_rmse=float(np.sqrt(np.mean((w_int / gain - weight) ** 2))) / max_w,
                 v_th_mant=v_th_mant,
                 v_th_error=abs(v_th_mant * (1 << ACT_SHIFT) / scale - v_th) / v_th,
                 i_decay=i_decay,
@@ -253,7 +261,7 @@ def quantize_network(
             )
         )
 
-    n_synaptic = len(layers)
+    n_synaptic = len(reports)
     meta = {
         "producer": f"tsslbp {__version__}",
         "n_steps": cfg.n_steps,
@@ -272,7 +280,7 @@ def quantize_network(
     }
     spec = NetworkSpec(
         layers=tuple(layers),
-        input_shape=(cfg.input_size,),
+        input_shape=tuple(cfg.input_shape) if image_net else (cfg.input_size,),
         input_message_bits=qcfg.input_bits,
         metadata=meta,
     )

@@ -75,8 +75,7 @@ class TsslbpNetwork(nn.Module):
         Returns:
             NetworkOutput with output spikes (N, n_class, T).
         """
-        image_net = any(isinstance(layer, SpikingConv2d) for layer in self.layers)
-        if image_net and x.dim() == 2:
+        if self.is_image_net and x.dim() == 2:
             x = x.reshape(x.shape[0], *self.input_shape)
         if x.dim() in (2, 4):
             coeff = static_psp_coefficients(self.n_steps, self.tau_syn, dtype=x.dtype, device=x.device)
@@ -93,6 +92,11 @@ class TsslbpNetwork(nn.Module):
             else:
                 trace = layer(trace)
         return NetworkOutput(spikes[-1], tuple(spikes[:-1]))
+
+    @property
+    def is_image_net(self) -> bool:
+        """Whether the input is used as an image (conv or pooling layers), rather than flat."""
+        return any(isinstance(layer, (SpikingConv2d, SumPooling)) for layer in self.layers)
 
     @torch.no_grad()
     def clip_weights(self, limit: float) -> None:
