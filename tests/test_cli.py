@@ -88,3 +88,31 @@ def test_real_subprocess_train_and_eval(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tsslbp", "eval", str(out / "best.pt")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("test accuracy ") and "359 digits samples" in done.stdout
+
+
+def test_sigint_saves_and_resume_finishes_identically(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    base = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "40", "--no-progress"]
+    proc = subprocess.Popen(base + ["--out", str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the 'training ...' line
+        assert first.startswith("training"), first
+        assert proc.stdout.readline().startswith("epoch 1/40")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err
+    done = subprocess.run(base + ["--out", str(tmp_path / "a"), "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 40/40" in done.stdout and "epoch 1/40" not in done.stdout
+    ref = subprocess.run(base + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    wa = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), "an interrupted and resumed run must end with the same weights"

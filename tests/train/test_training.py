@@ -78,3 +78,35 @@ def test_foreign_and_newer_checkpoints_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="not a readable tsslbp checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("stop_after", [1, 7, 45])
+def test_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, digits, cfg, stop_after):
+    from tsslbp.config import parse_config
+    from tsslbp.train.loop import TrainingInterrupted
+
+    raw = cfg.to_dict()
+    layers = list(raw["Layers"].items())
+    raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
+    two = parse_config(raw).replace(epochs=2)
+    fit(two, digits, tmp_path / "full", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == stop_after  # 45 batches per epoch: 45 stops at an epoch's last batch
+
+    with pytest.raises(TrainingInterrupted, match="continue with --resume"):
+        fit(two, digits, tmp_path / "part", progress=False, should_stop=stop)
+    state = load_checkpoint(tmp_path / "part" / "last.pt")
+    if stop_after < 45:
+        assert state["partial"]["batches_done"] == stop_after and state["epoch"] == 0
+    else:  # stopped on the epoch's last batch: the epoch is saved complete
+        assert "partial" not in state and state["epoch"] == 1
+    resumed = fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    assert [m.epoch for m in resumed] == [1, 2]
+    full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(full[k], part[k]) for k in full), "mid-epoch resume must reproduce the run exactly"
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["metrics"]
+    b = load_checkpoint(tmp_path / "part" / "last.pt")["metrics"]
+    assert [(m["loss"], m["train_acc"], m["test_acc"]) for m in a] == [(m["loss"], m["train_acc"], m["test_acc"]) for m in b]

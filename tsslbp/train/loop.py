@@ -11,6 +11,8 @@ import dataclasses
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from .network import TsslbpNetwork
 
 __all__ = [
     "EpochMetrics",
+    "EpochProgress",
+    "TrainingInterrupted",
     "EvalResult",
     "CheckpointError",
     "CHECKPOINT_FORMAT",
@@ -119,6 +123,18 @@ def evaluate(model: TsslbpNetwork, split: Split, cfg: ExperimentConfig, batch_si
     return EvalResult(correct / n, total_loss / n, n, total_spikes / n)
 
 
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: batches done and running sums (saved when a run is interrupted)."""
+
+    epoch: int
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+
 def train_epoch(
     model: TsslbpNetwork,
     split: Split,
@@ -126,24 +142,40 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     epoch: int,
     progress: bool = True,
-) -> tuple[float, float]:
-    """One pass over ``split`` in the seeded order of ``epoch``; returns (mean loss, train accuracy)."""
+    resume_from: EpochProgress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[EpochProgress, bool]:
+    """A pass over ``split`` in the seeded order of ``epoch``.
+
+    Args:
+        resume_from: continue an interrupted epoch after its ``batches_done`` (the caller restores
+            the global RNG state saved with it, which drives the dropout masks).
+        should_stop: checked after every batch; when it returns True the epoch stops there.
+
+    Returns:
+        (the epoch's progress, complete when ``seen`` covers the split; whether a stop was requested).
+    """
     device = next(model.parameters()).device
     model.train()
     loss_fn = loss_function(cfg)
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch))
-    torch.manual_seed(cfg.train.seed * 100003 + epoch)  # dropout masks
-    correct, total_loss, seen = 0, 0.0, 0
+    state = resume_from or EpochProgress(epoch)
+    if resume_from is None:
+        torch.manual_seed(cfg.train.seed * 100003 + epoch)  # dropout masks
     n_batches = math.ceil(len(split) / cfg.train.batch_size)
     bar = tqdm(
-        _batches(len(split), cfg.train.batch_size, order),
         total=n_batches,
+        initial=state.batches_done,
         desc=f"epoch {epoch}/{cfg.train.epochs}",
         leave=False,
         disable=not progress,
         unit="batch",
     )
-    for idx in bar:
+    t0 = time.perf_counter() - state.seconds
+    stopped = False
+    for batch, idx in enumerate(_batches(len(split), cfg.train.batch_size, order)):
+        if batch < state.batches_done:
+            continue
         x, y = split.images[idx].to(device), split.labels[idx].to(device)
         out = model(x).spikes
         loss = loss_fn(out, y)
@@ -152,11 +184,50 @@ def train_epoch(
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         optimizer.step()
         model.clip_weights(cfg.train.weight_clip)
-        correct += int((predict(out.detach()) == y).sum())
-        total_loss += float(loss.detach())
-        seen += len(idx)
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{100 * correct / seen:.1f}%", refresh=False)
-    return total_loss / seen, correct / seen
+        state.correct += int((predict(out.detach()) == y).sum())
+        state.loss_sum += float(loss.detach())
+        state.seen += len(idx)
+        state.batches_done = batch + 1
+        bar.update()
+        bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", acc=f"{100 * state.correct / state.seen:.1f}%", refresh=False)
+        if should_stop():
+            stopped = True
+            break
+    bar.close()
+    state.seconds = time.perf_counter() - t0
+    return state, stopped
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on request (SIGINT/SIGTERM) after saving a resumable checkpoint."""
+
+    def __init__(self, path: Path, epoch: int, batches_done: int) -> None:
+        super().__init__(f"interrupted in epoch {epoch} after {batches_done} batches; saved {path} (continue with --resume)")
+        self.path = path
+
+
+class _StopOnSignal:
+    """Turn SIGINT/SIGTERM into a flag checked between batches (main thread only; else a no-op)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            signal.default_int_handler(signum, frame)
+        self.requested = True
+        log.warning("stop requested: finishing the current batch and saving")
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -234,6 +305,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[EpochMetrics]:
     """Train for ``cfg.train.epochs`` epochs, writing ``last.pt`` each epoch and ``best.pt`` on a new best.
 
@@ -245,6 +317,13 @@ def fit(
         resume: continue from ``out_dir/last.pt`` if it exists.
         progress: show a progress bar per epoch.
         on_epoch: called with each epoch's metrics (the CLI prints the line).
+        should_stop: checked after every batch (default: a SIGINT/SIGTERM arrived). When it turns
+            true, the current batch finishes, ``last.pt`` is saved with the epoch's progress and
+            the RNG state, and :class:`TrainingInterrupted` is raised; ``resume=True`` continues
+            exactly where it stopped.
+
+    Raises:
+        TrainingInterrupted: after a stop request, once the checkpoint is saved.
 
     Returns:
         Metrics of every epoch of the run, resumed epochs included.
@@ -257,7 +336,7 @@ def fit(
     optimizer = _adam(model, cfg.train.lr)
     history: list[EpochMetrics] = []
     best: EpochMetrics | None = None
-    start = 1
+    start, partial = 1, None
     last_path = out_dir / "last.pt"
     if resume and last_path.exists():
         state = load_checkpoint(last_path, map_location=device)
@@ -266,22 +345,37 @@ def fit(
         history = [EpochMetrics(**m) for m in state["metrics"]]
         best = EpochMetrics(**state["best"]) if state["best"] else None
         start = state["epoch"] + 1
-        log.info("resuming %s after epoch %d", last_path, state["epoch"])
+        if state.get("partial"):
+            partial = EpochProgress(**state["partial"])
+            torch.set_rng_state(state["rng_state"])
+        log.info("resuming %s after epoch %d%s", last_path, state["epoch"], f" + {partial.batches_done} batches" if partial else "")
     elif resume:
         log.info("no %s to resume from: starting a new run", last_path)
 
-    for epoch in range(start, cfg.train.epochs + 1):
-        t0 = time.perf_counter()
-        loss, train_acc = train_epoch(model, data.train, cfg, optimizer, epoch, progress)
-        test = evaluate(model, data.test, cfg)
-        metrics = EpochMetrics(epoch, loss, train_acc, test.accuracy, time.perf_counter() - t0)
-        history.append(metrics)
-        if best is None or metrics.test_acc > best.test_acc:
-            best = metrics
-            save_checkpoint(out_dir / "best.pt", _checkpoint_state(model, optimizer, cfg, epoch, history, best))
-        save_checkpoint(last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best))
-        if on_epoch is not None:
-            on_epoch(metrics)
+    with _StopOnSignal() as stop:
+        stop_check = should_stop or (lambda: stop.requested)
+        for epoch in range(start, cfg.train.epochs + 1):
+            done, stopped = train_epoch(model, data.train, cfg, optimizer, epoch, progress, partial, stop_check)
+            partial = None
+            if done.seen < len(data.train):
+                state = _checkpoint_state(model, optimizer, cfg, epoch - 1, history, best)
+                state["partial"] = dataclasses.asdict(done)
+                state["rng_state"] = torch.get_rng_state()
+                save_checkpoint(last_path, state)
+                raise TrainingInterrupted(last_path, epoch, done.batches_done)
+            t0 = time.perf_counter()
+            test = evaluate(model, data.test, cfg)
+            seconds = done.seconds + time.perf_counter() - t0
+            metrics = EpochMetrics(epoch, done.loss_sum / done.seen, done.correct / done.seen, test.accuracy, seconds)
+            history.append(metrics)
+            if best is None or metrics.test_acc > best.test_acc:
+                best = metrics
+                save_checkpoint(out_dir / "best.pt", _checkpoint_state(model, optimizer, cfg, epoch, history, best))
+            save_checkpoint(last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best))
+            if on_epoch is not None:
+                on_epoch(metrics)
+            if stopped and epoch < cfg.train.epochs:
+                raise TrainingInterrupted(last_path, epoch, done.batches_done)
     return history
 
 
