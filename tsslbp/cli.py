@@ -1,4 +1,4 @@
-"""Command-line interface: ``tsslbp train``, ``tsslbp eval``.
+"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | demo``.
 
 A thin click layer: each command loads its inputs, calls one library function and prints a short
 summary. Errors the user can fix (bad config, missing data, foreign checkpoint) end with one line
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from . import __version__
 
@@ -29,13 +30,11 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .config import ConfigError
-        from .train.data import DataError
-        from .train.loop import CheckpointError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError, CheckpointError, RuntimeError, ValueError, OSError) as err:
+        except (RuntimeError, ValueError, OSError, KeyError) as err:
+            # ConfigError, DataError, CheckpointError, NetxError are ValueErrors; Lava failures and
+            # missing backends are RuntimeErrors.
             if click.get_current_context().find_root().params.get("verbose"):
                 raise
             raise click.ClickException(str(err)) from err
@@ -104,7 +103,7 @@ def train(
     """Train the network described by CONFIG (a YAML file) with TSSL-BP."""
     from .config import load_config
     from .train.data import load_dataset
-    from .train.loop import fit, resolve_device
+    from .train.loop import TrainingInterrupted, fit, resolve_device
 
     cfg = load_config(config)
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
@@ -119,15 +118,19 @@ def train(
         f"{cfg.input_size}-{sizes}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
         f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {torch_device}"
     )
-    history = fit(
-        cfg,
-        data,
-        out,
-        device=torch_device,
-        resume=resume,
-        progress=progress,
-        on_epoch=lambda m: click.echo(m.line(cfg.train.epochs)),
-    )
+    try:
+        history = fit(
+            cfg,
+            data,
+            out,
+            device=torch_device,
+            resume=resume,
+            progress=progress,
+            on_epoch=lambda m: click.echo(m.line(cfg.train.epochs)),
+        )
+    except TrainingInterrupted as stop:
+        click.echo(str(stop), err=True)
+        sys.exit(130)  # the conventional status of a run ended by SIGINT
     if not history:
         click.echo(f"nothing to do: {out / 'last.pt'} already holds all {cfg.train.epochs} epochs")
         return
@@ -163,6 +166,321 @@ def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: 
         f"(epoch {state['epoch']} of {checkpoint}; loss {result.loss:.4f}/sample, "
         f"{result.mean_output_spikes:.2f} output spikes/sample)"
     )
+
+
+def _echo_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+
+
+def _quant_rows(report: Any) -> list[list[str]]:
+    rows = []
+    for q in report.layers:
+        rows.append(
+            [
+                q.name,
+                f"{q.scale:.4g}",
+                q.limited_by,
+                f"{q.weight_bits_used:.1f}",
+                f"{q.n_clipped}/{q.n_weights}",
+                f"{100 * q.weight_rmse:.2f}%",
+                str(q.v_th_mant),
+                f"{q.i_decay}/{q.v_decay}",
+                f"{q.max_abs_u_int / (1 << 23):.1%}",
+                f"{q.max_abs_v_int / (1 << 23):.1%}",
+            ]
+        )
+    return rows
+
+
+_QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", "vThMant", "iDecay/vDecay", "max|u|/2^23", "max|v|/2^23"]
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="netx file to write.")
+@_data_dir_option
+@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
+@click.option("--input-bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Graded input spike payload width.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the quantization report here.")
+@_user_errors
+def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: int, json_path: Path | None) -> None:
+    """Quantize CHECKPOINT to Loihi fixed point and write a netx HDF5 file."""
+    from .export.exporter import export_checkpoint
+    from .export.quantize import QuantConfig
+
+    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(input_bits=input_bits, calibration_samples=calibration))
+    _echo_table(_quant_rows(result.report), _QUANT_HEADER)
+    meta = result.spec.metadata
+    click.echo(
+        f"wrote {output}: {len(result.spec.layers)} dense layers, T={meta['n_steps']}, "
+        f"{meta['steps_per_sample']} steps/sample, graded {input_bits}-bit input, "
+        f"calibrated on {result.report.calibration_samples} samples"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.report.to_dict(), indent=2))
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_user_errors
+def info(model: Path) -> None:
+    """Describe a netx MODEL: layers, shapes, neuron parameters, bit widths, counts."""
+    from .export.netx import read_netx
+    from .hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, InputLayer
+
+    spec = read_netx(model)
+    rows, n_neurons, n_syn = [], 0, 0
+    for i, layer in enumerate(spec.layers):
+        kind = type(layer).__name__.replace("Layer", "").lower()
+        neurons = int(np.prod(layer.shape)) if not isinstance(layer, FlattenLayer) else 0
+        if isinstance(layer, DenseLayer):
+            synapses = int(layer.weight.size)
+        elif isinstance(layer, ConvLayer):
+            synapses = int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:]))
+        else:
+            synapses = 0
+        n_neurons += neurons
+        n_syn += synapses
+        neuron = getattr(layer, "neuron", None)
+        weight = getattr(layer, "weight", None)
+        w = f"{int(np.min(weight))}..{int(np.max(weight))}" if isinstance(weight, np.ndarray) else "-"
+        rows.append(
+            [
+                str(i),
+                kind,
+                "x".join(map(str, layer.shape)),
+                str(neurons),
+                str(synapses),
+                w,
+                f"{neuron.i_decay}/{neuron.v_decay}" if neuron else "-",
+                str(neuron.v_th_mant) if neuron else "-",
+            ]
+        )
+    _echo_table(rows, ["#", "type", "shape (CHW)", "neurons", "synapses", "weights", "iDecay/vDecay", "vThMant"])
+    click.echo(
+        f"{model}: {len(spec.layers)} layers, {n_neurons} neurons, {n_syn} synapses, input "
+        f"{'x'.join(map(str, spec.input_shape))} ({'graded ' + str(spec.input_message_bits) + '-bit' if spec.input_message_bits else 'binary'})"
+    )
+    meta = spec.metadata
+    if meta:
+        click.echo(
+            f"tsslbp metadata: T={meta.get('n_steps')}, {meta.get('steps_per_sample')} steps/sample, readout "
+            f"{meta.get('readout')} from step {meta.get('readout_offset')}, source {meta.get('source_checkpoint')} "
+            f"(sha256 {str(meta.get('source_sha256', ''))[:12]}), {meta.get('producer')}"
+        )
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="X.npy: (*input shape in Lava order, S) spikes.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Y.npy: (n_out, S) output spikes.")
+@click.option("--backend", type=click.Choice(["golden", "lava"]), default="golden", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Run N steps (X padded with zeros or cut).")
+@_user_errors
+def simulate(model: Path, input_path: Path, output_path: Path, backend: str, steps: int | None) -> None:
+    """Run one sample through MODEL; column t of X enters the network at step t."""
+    from .export.netx import read_netx
+    from .hwmodels.spec import lava_shape
+
+    spec = read_netx(model)
+    x = np.load(input_path, allow_pickle=False)
+    expected = lava_shape(spec.input_shape)
+    if x.ndim != len(expected) + 1 or tuple(x.shape[:-1]) != expected:
+        raise click.ClickException(f"{input_path}: expected shape ({', '.join(map(str, expected))}, S), found {x.shape}")
+    if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
+        raise click.ClickException(f"{input_path}: spikes must be integers (binary or graded), found {x.dtype} values")
+    x = x.astype(np.int64)
+    if steps is not None:
+        padded = np.zeros(x.shape[:-1] + (steps,), dtype=np.int64)
+        n = min(steps, x.shape[-1])
+        padded[..., :n] = x[..., :n]
+        x = padded
+    if backend == "golden":
+        from .hwmodels.golden import run_golden
+
+        result = run_golden(spec, x[None], record=False)
+    else:
+        from .deploy.runner import run_lava
+
+        result = run_lava(spec, x[None], record=False)
+    y = result.spikes[-1][0].reshape(-1, x.shape[-1])
+    np.save(output_path, y)
+    click.echo(f"{backend}: {x.shape[-1]} steps, {int(y.sum())} output spikes from {y.shape[0]} neurons -> {output_path}")
+
+
+def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Encoded test inputs and labels for a spec exported by tsslbp."""
+    from .config import parse_config
+    from .hwmodels.readout import encode_graded
+    from .train.data import load_dataset
+
+    meta = spec.metadata
+    if "config" not in meta:
+        raise click.ClickException("this netx file has no tsslbp metadata (data set, readout): use `tsslbp simulate`")
+    cfg = parse_config(meta["config"], "netx metadata")
+    data = load_dataset(cfg.data, data_dir)
+    n = min(samples, len(data.test))
+    x = data.test.images[:n].numpy()
+    inputs = encode_graded(x, meta["n_steps"], meta["steps_per_sample"], meta["input_bits"])
+    return inputs, data.test.labels[:n].numpy(), data.name
+
+
+def _float_accuracy(spec: Any, n: int, data_dir: Path | None) -> float | None:
+    from .train.data import load_dataset
+    from .train.loop import CheckpointError, evaluate, model_from_checkpoint
+    from .train.data import Split
+
+    path = spec.metadata.get("source_checkpoint")
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        model, cfg, _ = model_from_checkpoint(path)
+    except CheckpointError:
+        return None
+    data = load_dataset(cfg.data, data_dir)
+    return evaluate(model, Split(data.test.images[:n], data.test.labels[:n]), cfg).accuracy
+
+
+def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool) -> Any:
+    from .deploy.verify import verify_spec
+    from .export.netx import read_netx
+
+    spec = read_netx(model)
+    inputs, labels, name = _test_inputs(spec, samples, data_dir)
+    report = verify_spec(spec, inputs, labels, progress=progress)
+    flt = _float_accuracy(spec, len(labels), data_dir)
+    return report, flt, name
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples to run.")
+@_data_dir_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report as JSON.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool) -> None:
+    """Run MODEL on the golden model and on Lava and compare every layer at every step.
+
+    Exits with code 1 on any mismatch.
+    """
+    report, flt, name = _verify(model, samples, data_dir, progress)
+    rows = [
+        [str(m.layer), f"{100 * m.spike_match:.3f}%", f"{100 * m.u_match:.3f}%", f"{100 * m.v_match:.3f}%", str(m.golden_spikes), str(m.lava_spikes)]
+        for m in report.layers
+    ]
+    _echo_table(rows, ["layer", "spikes match", "u match", "v match", "golden spikes", "lava spikes"])
+    acc = dict(report.accuracy)
+    if flt is not None:
+        acc = {"float": flt, **acc}
+    click.echo(
+        f"{report.n_samples} {name} samples x {report.steps_per_sample} steps: accuracy "
+        + ", ".join(f"{k} {100 * v:.2f}%" for k, v in acc.items())
+        + f"; golden {report.seconds['golden']:.2f} s, lava {report.seconds['lava']:.1f} s"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_dict() | {"accuracy": acc}, indent=2))
+    if report.first_mismatch is not None:
+        click.echo(report.first_mismatch.line())
+    if not report.exact:
+        raise click.ClickException("golden model and Lava disagree")
+    click.echo("bit-exact: golden model and Lava agree on every spike, u and v")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["sim", "loihi2"]), default="sim", show_default=True, help="sim: Lava's CPU fixed-point simulator; loihi2: Loihi 2 hardware (needs lava-loihi).")
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True)
+@_data_dir_option
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progress: bool) -> None:
+    """Run MODEL's test samples on Lava (simulator or Loihi 2) and report accuracy."""
+    import time
+
+    from .deploy.runner import deploy_target_check, run_lava
+    from .export.netx import read_netx
+    from .hwmodels.readout import predict_counts
+
+    deploy_target_check(target)
+    spec = read_netx(model)
+    inputs, labels, name = _test_inputs(spec, samples, data_dir)
+    t0 = time.perf_counter()
+    result = run_lava(spec, inputs, record=False, progress=progress)
+    seconds = time.perf_counter() - t0
+    out = result.spikes[-1].reshape(len(labels), -1, inputs.shape[-1])
+    acc = float((predict_counts(out, spec.metadata) == labels).mean())
+    click.echo(f"{target}: {len(labels)} {name} samples, accuracy {100 * acc:.2f}%, {seconds:.1f} s ({len(labels) / seconds:.1f} samples/s)")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Training config [default: the shipped configs/digits_mlp.yaml].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples verified on Lava.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, progress: bool) -> None:
+    """The whole job on the embedded digits: train, export to netx, verify on Lava, summarize."""
+    import time
+
+    from .config import load_config
+    from .deploy.verify import verify_spec
+    from .export.exporter import export_checkpoint
+    from .hwmodels.golden import run_golden
+    from .hwmodels.readout import encode_graded, predict_counts
+    from .train.data import load_dataset
+    from .train.loop import evaluate, fit, model_from_checkpoint
+
+    config_path = config_path or Path(__file__).resolve().parents[1] / "configs" / "digits_mlp.yaml"
+    cfg = load_config(config_path)
+    if epochs is not None:
+        cfg = cfg.replace(epochs=epochs)
+    data = load_dataset(cfg.data)
+    click.echo(f"[1/4] train {config_path.name} ({len(data.train)} train / {len(data.test)} test, {cfg.train.epochs} epochs)")
+    t0 = time.perf_counter()
+    fit(cfg, data, out, progress=progress, on_epoch=lambda m: click.echo("  " + m.line(cfg.train.epochs)) if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs else None)
+    t_train = time.perf_counter() - t0
+    checkpoint = out / "last.pt"  # the final model: no selection on the test split
+
+    click.echo(f"[2/4] export {checkpoint} -> {out / 'model.net'}")
+    t0 = time.perf_counter()
+    result = export_checkpoint(checkpoint, out / "model.net")
+    t_export = time.perf_counter() - t0
+    _echo_table(_quant_rows(result.report), _QUANT_HEADER)
+
+    click.echo(f"[3/4] float and golden fixed-point model on all {len(data.test)} test samples")
+    model, cfg, _ = model_from_checkpoint(checkpoint)
+    t0 = time.perf_counter()
+    float_acc = evaluate(model, data.test, cfg).accuracy
+    t_float = time.perf_counter() - t0
+    spec, meta = result.spec, result.spec.metadata
+    x_all = encode_graded(data.test.images.numpy(), meta["n_steps"], meta["steps_per_sample"], meta["input_bits"])
+    t0 = time.perf_counter()
+    golden = run_golden(spec, x_all, record=False)
+    t_golden = time.perf_counter() - t0
+    golden_acc = float((predict_counts(golden.spikes[-1], meta) == data.test.labels.numpy()).mean())
+
+    n = min(samples, len(data.test))
+    click.echo(f"[4/4] verify on Lava's fixed-point simulator: {n} test samples, every layer and step")
+    report = verify_spec(spec, x_all[:n], data.test.labels[:n].numpy(), progress=progress)
+    match = min(m.spike_match for m in report.layers)
+    rows = [
+        ["float (PyTorch)", f"{100 * float_acc:.2f}%", str(len(data.test)), f"{t_float:.2f} s", "-"],
+        ["fixed point (golden)", f"{100 * golden_acc:.2f}%", str(len(data.test)), f"{t_golden:.2f} s", "-"],
+        ["golden, Lava subset", f"{100 * report.accuracy['golden']:.2f}%", str(n), f"{report.seconds['golden']:.2f} s", "-"],
+        ["Lava fixed_pt", f"{100 * report.accuracy['lava']:.2f}%", str(n), f"{report.seconds['lava']:.1f} s", f"{100 * match:.2f}%"],
+    ]
+    click.echo("")
+    _echo_table(rows, ["model", "accuracy", "samples", "time", "spike match"])
+    click.echo(f"train {t_train:.1f} s, export {t_export:.1f} s; artifacts in {out}/ (last.pt, model.net)")
+    if report.first_mismatch is not None:
+        click.echo(report.first_mismatch.line())
+    if not report.exact:
+        raise click.ClickException("golden model and Lava disagree")
+    click.echo(f"test accuracy: float {100 * float_acc:.2f}%, fixed point {100 * golden_acc:.2f}%, Lava {100 * report.accuracy['lava']:.2f}% ({n} samples, bit-exact)")
 
 
 if __name__ == "__main__":  # pragma: no cover
