@@ -102,7 +102,7 @@ def train(
 ) -> None:
     """Train the network described by CONFIG (a YAML file) with TSSL-BP."""
     from .config import load_config
-    from .train.data import load_dataset
+    from .train.data import load_experiment_data
     from .train.loop import TrainingInterrupted, fit, resolve_device
 
     cfg = load_config(config)
@@ -111,7 +111,7 @@ def train(
         cfg = cfg.replace(**overrides)
     out = out or Path("runs") / config.stem
     torch_device = resolve_device(device)
-    data = load_dataset(cfg.data, data_dir)
+    data = load_experiment_data(cfg, data_dir)
     sizes = "-".join(str(layer.n_outputs) for layer in cfg.layers if layer.n_outputs)
     click.echo(
         f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
@@ -151,12 +151,12 @@ def train(
 @_user_errors
 def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: bool) -> None:
     """Evaluate a trained CHECKPOINT on its data set's test split."""
-    from .train.data import load_dataset
+    from .train.data import load_experiment_data
     from .train.loop import evaluate, model_from_checkpoint, resolve_device
 
     torch_device = resolve_device(device)
     model, cfg, state = model_from_checkpoint(checkpoint, torch_device)
-    data = load_dataset(cfg.data, data_dir)
+    data = load_experiment_data(cfg, data_dir)
     result = evaluate(model, data.test, cfg)
     if as_json:
         click.echo(json.dumps({"checkpoint": str(checkpoint), "epoch": state["epoch"], "dataset": data.name, **vars(result)}))
@@ -314,13 +314,13 @@ def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.nda
     """Encoded test inputs and labels for a spec exported by tsslbp."""
     from .config import parse_config
     from .hwmodels.readout import encode_graded
-    from .train.data import load_dataset
+    from .train.data import load_experiment_data
 
     meta = spec.metadata
     if "config" not in meta:
         raise click.ClickException("this netx file has no tsslbp metadata (data set, readout): use `tsslbp simulate`")
     cfg = parse_config(meta["config"], "netx metadata")
-    data = load_dataset(cfg.data, data_dir)
+    data = load_experiment_data(cfg, data_dir)
     n = min(samples, len(data.test))
     x = data.test.images[:n].numpy()
     inputs = encode_graded(x, meta["n_steps"], meta["steps_per_sample"], meta["input_bits"])
@@ -328,7 +328,7 @@ def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.nda
 
 
 def _float_accuracy(spec: Any, n: int, data_dir: Path | None) -> float | None:
-    from .train.data import load_dataset
+    from .train.data import load_experiment_data
     from .train.loop import CheckpointError, evaluate, model_from_checkpoint
     from .train.data import Split
 
@@ -339,7 +339,7 @@ def _float_accuracy(spec: Any, n: int, data_dir: Path | None) -> float | None:
         model, cfg, _ = model_from_checkpoint(path)
     except CheckpointError:
         return None
-    data = load_dataset(cfg.data, data_dir)
+    data = load_experiment_data(cfg, data_dir)
     return evaluate(model, Split(data.test.images[:n], data.test.labels[:n]), cfg).accuracy
 
 
@@ -431,14 +431,14 @@ def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, 
     from .export.exporter import export_checkpoint
     from .hwmodels.golden import run_golden
     from .hwmodels.readout import encode_graded, predict_counts
-    from .train.data import load_dataset
+    from .train.data import load_experiment_data
     from .train.loop import evaluate, fit, model_from_checkpoint
 
     config_path = config_path or Path(__file__).resolve().parents[1] / "configs" / "digits_mlp.yaml"
     cfg = load_config(config_path)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
-    data = load_dataset(cfg.data)
+    data = load_experiment_data(cfg)
     click.echo(f"[1/4] train {config_path.name} ({len(data.train)} train / {len(data.test)} test, {cfg.train.epochs} epochs)")
     t0 = time.perf_counter()
     fit(cfg, data, out, progress=progress, on_epoch=lambda m: click.echo("  " + m.line(cfg.train.epochs)) if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs else None)

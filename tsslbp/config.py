@@ -88,15 +88,30 @@ class Dataset(str, enum.Enum):
     DIGITS = "digits"
     MNIST = "mnist"
     FASHION_MNIST = "fashion_mnist"
+    CIFAR10 = "cifar10"
+    NMNIST = "nmnist"
 
 
 #: Input image shape (C, H, W) of each data set.
-DATASET_INPUT_SHAPE = {Dataset.DIGITS: (1, 8, 8), Dataset.MNIST: (1, 28, 28), Dataset.FASHION_MNIST: (1, 28, 28)}
+DATASET_INPUT_SHAPE = {
+    Dataset.DIGITS: (1, 8, 8),
+    Dataset.MNIST: (1, 28, 28),
+    Dataset.FASHION_MNIST: (1, 28, 28),
+    Dataset.CIFAR10: (3, 32, 32),
+    # Event frames (polarity, y, x), one per time step.
+    Dataset.NMNIST: (2, 34, 34),
+}
 #: Flattened input size of each data set.
 DATASET_INPUT_SIZE = {name: int(math.prod(shape)) for name, shape in DATASET_INPUT_SHAPE.items()}
 
 # Spellings used by the original TSSL-BP configs.
-_DATASET_ALIASES = {"fashionmnist": Dataset.FASHION_MNIST, "fashion-mnist": Dataset.FASHION_MNIST}
+_DATASET_ALIASES = {
+    "fashionmnist": Dataset.FASHION_MNIST,
+    "fashion-mnist": Dataset.FASHION_MNIST,
+    "cifar-10": Dataset.CIFAR10,
+    "nmnist_spiking": Dataset.NMNIST,
+    "n-mnist": Dataset.NMNIST,
+}
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,8 @@ class DataConfig:
     dataset: Dataset = Dataset.DIGITS
     data_path: str | None = None
     n_class: int = 10
+    #: Training-time random crop + horizontal flip (CIFAR-10 only).
+    augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,6 +297,7 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     ),
     "data_path": (_path_str, "a path string or null", None),
     "n_class": (_integer(2), "an integer >= 2", DataConfig.n_class),
+    "augment": (lambda v: v if isinstance(v, bool) else None, "true or false", DataConfig.augment),
     # Keys of the original TSSL-BP schema that name fixed choices of this implementation.
     "rule": (_constant("TSSLBP"), "'TSSLBP'", "TSSLBP"),
     "model": (_constant("LIF"), "'LIF'", "LIF"),

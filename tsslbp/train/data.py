@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import DataConfig, Dataset
+from ..config import DataConfig, Dataset, ExperimentConfig
 
 __all__ = [
     "DataError",
@@ -27,6 +29,7 @@ __all__ = [
     "load_digits",
     "load_idx_dataset",
     "load_dataset",
+    "load_experiment_data",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ DIGITS_TEST_FRACTION = 0.2
 DEFAULT_DATA_DIRS = {
     Dataset.FASHION_MNIST: "/usr/share/datasets/fashion-mnist",
     Dataset.MNIST: "data/mnist",
+    Dataset.CIFAR10: "data/cifar10",
+    Dataset.NMNIST: "data/nmnist",
 }
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
@@ -54,7 +59,8 @@ class Split:
     """One split of a data set.
 
     Attributes:
-        images: (N, C) float32 in [0, 1].
+        images: (N, ...) float32 (or uint8 for large event sets): flattened (N, C) in [0, 1] for the
+            IDX sets and digits, (N, 3, 32, 32) for CIFAR-10, (N, 2, 34, 34, T) for N-MNIST.
         labels: (N,) int64.
     """
 
@@ -67,9 +73,12 @@ class Split:
 
 @dataclass(frozen=True)
 class DataSplits:
+    """Train and test splits; ``augment(x, epoch=, batch=)``, when set, transforms training batches."""
+
     train: Split
     test: Split
     name: str
+    augment: Callable[..., torch.Tensor] | None = None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -166,10 +175,32 @@ def load_idx_dataset(directory: str | Path, name: str = "idx") -> DataSplits:
     return DataSplits(splits["train"], splits["test"], name)
 
 
-def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None) -> DataSplits:
-    """Load the configured data set; ``data_dir`` overrides the config's ``data_path``."""
+def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None, n_steps: int = 5, seed: int = 0) -> DataSplits:
+    """Load the configured data set; ``data_dir`` overrides the config's ``data_path``.
+
+    Args:
+        cfg: the config's data block.
+        data_dir: directory overriding ``cfg.data_path``.
+        n_steps: time steps (N-MNIST frames).
+        seed: seed of the CIFAR-10 training augmentation.
+    """
     if cfg.dataset is Dataset.DIGITS:
         return load_digits()
     directory = data_dir or cfg.data_path or DEFAULT_DATA_DIRS[cfg.dataset]
     log.info("reading %s from %s", cfg.dataset.value, directory)
+    if cfg.dataset is Dataset.CIFAR10:
+        from .cifar10 import load_cifar10
+
+        return load_cifar10(directory, augment=cfg.augment, seed=seed)
+    if cfg.dataset is Dataset.NMNIST:
+        from .nmnist import load_nmnist
+
+        # uint8 frames: the dense float32 training split would need 16.6 GB at T = 30.
+        cache = Path(os.environ.get("TSSLBP_CACHE", Path.home() / ".cache" / "tsslbp")) / "nmnist"
+        return load_nmnist(directory, n_steps, cache_dir=cache, dtype=torch.uint8)
     return load_idx_dataset(directory, cfg.dataset.value)
+
+
+def load_experiment_data(cfg: ExperimentConfig, data_dir: str | Path | None = None) -> DataSplits:
+    """:func:`load_dataset` with the experiment's time steps and seed."""
+    return load_dataset(cfg.data, data_dir, cfg.n_steps, cfg.train.seed)

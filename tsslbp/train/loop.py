@@ -110,11 +110,12 @@ def _batches(n: int, batch_size: int, order: torch.Tensor | None = None):
 def evaluate(model: TsslbpNetwork, split: Split, cfg: ExperimentConfig, batch_size: int = 500) -> EvalResult:
     """Accuracy and mean loss per sample of ``model`` on ``split`` (model put in eval mode)."""
     device = next(model.parameters()).device
+    model_dtype = next(model.parameters()).dtype
     model.eval()
     loss_fn = loss_function(cfg)
     correct, total_loss, total_spikes = 0, 0.0, 0.0
     for idx in _batches(len(split), batch_size):
-        x, y = split.images[idx].to(device), split.labels[idx].to(device)
+        x, y = split.images[idx].to(device, model_dtype), split.labels[idx].to(device)
         out = model(x).spikes
         correct += int((predict(out) == y).sum())
         total_loss += float(loss_fn(out, y))
@@ -144,6 +145,7 @@ def train_epoch(
     progress: bool = True,
     resume_from: EpochProgress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    augment: Callable[..., torch.Tensor] | None = None,
 ) -> tuple[EpochProgress, bool]:
     """A pass over ``split`` in the seeded order of ``epoch``.
 
@@ -151,11 +153,14 @@ def train_epoch(
         resume_from: continue an interrupted epoch after its ``batches_done`` (the caller restores
             the global RNG state saved with it, which drives the dropout masks).
         should_stop: checked after every batch; when it returns True the epoch stops there.
+        augment: ``augment(x, epoch=, batch=)`` applied to each training batch (seeded per batch,
+            so a resumed epoch sees the same batches).
 
     Returns:
         (the epoch's progress, complete when ``seen`` covers the split; whether a stop was requested).
     """
     device = next(model.parameters()).device
+    model_dtype = next(model.parameters()).dtype
     model.train()
     loss_fn = loss_function(cfg)
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch))
@@ -176,7 +181,9 @@ def train_epoch(
     for batch, idx in enumerate(_batches(len(split), cfg.train.batch_size, order)):
         if batch < state.batches_done:
             continue
-        x, y = split.images[idx].to(device), split.labels[idx].to(device)
+        x, y = split.images[idx].to(device, model_dtype), split.labels[idx].to(device)
+        if augment is not None:
+            x = augment(x, epoch=epoch, batch=batch)
         out = model(x).spikes
         loss = loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
@@ -355,7 +362,9 @@ def fit(
     with _StopOnSignal() as stop:
         stop_check = should_stop or (lambda: stop.requested)
         for epoch in range(start, cfg.train.epochs + 1):
-            done, stopped = train_epoch(model, data.train, cfg, optimizer, epoch, progress, partial, stop_check)
+            done, stopped = train_epoch(
+                model, data.train, cfg, optimizer, epoch, progress, partial, stop_check, data.augment
+            )
             partial = None
             if done.seen < len(data.train):
                 state = _checkpoint_state(model, optimizer, cfg, epoch - 1, history, best)
