@@ -13,8 +13,14 @@ Conventions (those of lava-dl's netx and lava-nc's fixed-point process models):
   model adds 1, ``ds_offset``), the voltage with ``v_decay``; synaptic input and threshold are
   shifted left by 6; a neuron spikes when ``v > v_th_mant << 6`` and its voltage resets to 0.
 * Dense and conv weights are the integer synaptic weights as netx stores them (``weight``
-  dataset): exactly the values the fixed-point synapse multiplies, before lava-dl repacks them into
-  mantissa and exponent.
+  dataset). lava-dl repacks dense weights into mantissa and exponent; for the weights
+  :func:`tsslbp.hwmodels.weights.dense_weights_exact` accepts (e.g. any integers in [-256, 254]
+  when a layer has both signs) the synaptic sum is then exactly ``weight @ spikes``. Conv weights
+  reach lava's Conv unchanged.
+* Conv weights are (out, in / groups, kH, kW) in PyTorch's orientation, and ``stride``,
+  ``padding``, ``dilation`` are (y, x) = (H, W) pairs, as netx stores them.
+* The integer semantics of running a spec (delays, rounding, wrapping) are in
+  :mod:`tsslbp.hwmodels.golden`; the netx file format in :mod:`tsslbp.export.schema`.
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ class CubaNeuron:
         i_decay: current decay, 0..4096 (netx ``iDecay``).
         v_decay: voltage decay, 0..4096 (netx ``vDecay``).
         v_th_mant: threshold mantissa (netx ``vThMant``); spike when ``v > v_th_mant << 6``.
-        ref_delay: refractory delay in steps (netx ``refDelay``).
-        graded_spike: whether the layer emits graded spikes (netx ``gradedSpike``).
+        ref_delay: refractory delay in steps (netx ``refDelay``). Stored only: lava-nc's LIF has no
+            refractory period and lava-dl does not read it.
+        graded_spike: netx ``gradedSpike``. Stored only: lava-nc's LIF always sends 0/1 spikes.
     """
 
     i_decay: int
@@ -61,13 +68,17 @@ class CubaNeuron:
 
 @dataclass(frozen=True)
 class InputLayer:
-    """lava-dl's ``input`` layer: neurons driven by a bias (the image) times a gain.
+    """lava-dl's ``input`` layer: CUBA neurons without synapses, driven through their ``bias_mant``.
+
+    lava-dl leaves the neurons' synaptic input unconnected; its tests set ``bias_mant`` to the image.
+    The golden model takes the per-step ``bias_mant`` as the network input. lava-dl reads ``weight``
+    and ``bias`` into ``Input.transform`` and never applies them: they are kept for round trips.
 
     Attributes:
         shape: (C, H, W) or (N,).
         neuron: neuron parameters.
-        weight: scalar gain netx stores as ``weight``.
-        bias: scalar or per-neuron bias netx stores as ``bias`` (int array).
+        weight: the scalar netx stores as ``weight`` (unused by lava-dl).
+        bias: (1,) int64, the single value netx stores as ``bias`` (unused by lava-dl).
     """
 
     shape: tuple[int, ...]
@@ -139,9 +150,11 @@ class NetworkSpec:
     """A whole integer network plus what is needed to feed and read it.
 
     Attributes:
-        layers: in order, as in the netx file.
-        input_shape: shape of what enters the first layer (netx order).
-        input_message_bits: 0 for binary input spikes, else the graded-spike payload width.
+        layers: in order, as in the netx file (without a shape-only input layer).
+        input_shape: shape of what enters the first layer (netx order); the input layer's shape when
+            the first layer is an input layer.
+        input_message_bits: 0 for binary input spikes (a synapse then counts any nonzero value as
+            1), else the graded-spike payload width (lava-dl's ``Network(input_message_bits=)``).
         metadata: tsslbp's own entries (steps per sample, input scale, readout, provenance); plain
             JSON-able values. Empty for files from other tools.
     """

@@ -1,0 +1,400 @@
+"""Bit-exact emulator of a netx network on lava-nc's fixed-point CPU models, batched with numpy.
+
+It reproduces what lava-dl 0.6's ``netx.hdf5.Network`` builds from a netx file and what lava-nc 0.10
+computes with ``Loihi2SimCfg(select_tag="fixed_pt")``, step for step, for a batch of independent
+samples (each from zero state). Per step ``t`` and layer, in lava's order of operations:
+
+Synapses (dense or conv) send the sum they accumulated at step ``t - 1`` (zero at ``t = 0``) and
+accumulate the presynaptic spikes of step ``t``, so every synaptic layer adds one step of delay::
+
+    dense:  A[t+1] = wrap32(shift(W' @ s[t], weight_exp))    W', weight_exp: netx's packing (weights.py)
+    conv:   A[t+1] = wrap24(wrap32(conv(s[t], W)))           PyTorch cross-correlation, weights as stored
+
+With binary input (``num_message_bits == 0``) a synapse sees ``s != 0``; with graded input the payload.
+
+CUBA LIF (``PyLifModelBitAcc``), all in lava's int32 arithmetic::
+
+    u[t] = wrap_current(wrap32(decay(u[t-1], iDecay) + wrap32(A[t] << 6)))
+    v[t] = clip24(wrap32(wrap32(decay(v[t-1], vDecay) + u[t]) + (int16(bias_mant) << 6)))
+    s[t] = v[t] > vThMant << 6;   v[t] = 0 where s[t]
+
+``decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)`` rounds toward zero. lava-nc's ``du`` is
+``iDecay - 1`` plus its ``ds_offset`` of 1, so the current decays by exactly ``iDecay``.
+
+Input layer (netx ``input`` type): CUBA neurons whose synaptic input is never connected (lava-dl's
+``Input`` block leaves ``a_in`` open) and which are driven through ``bias_mant``; lava-dl reads the
+file's ``weight``/``bias`` into ``Input.transform``, which nothing applies. Here, for a network
+whose first layer is an input layer, ``inputs[..., t]`` is the input neurons' ``bias_mant`` at step
+``t`` (lava-dl's tests set it once to an image: pass the image repeated over time).
+
+Flatten: netx flattens a (W, H, C) port as ``transpose([2, 1, 0]).flatten()``, i.e. C-order over
+(C, H, W), PyTorch's order.
+
+Layout: arrays come in and go out in Lava's (W, H, C) "XYZ" order with time last; inside, the model
+works in netx's (C, H, W) order, which makes the conv a plain cross-correlation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .fixed_point import (
+    ACT_SHIFT,
+    BIAS_EXP,
+    BIAS_MANT_STORAGE_BITS,
+    CONV_OUT_BITS,
+    INT32_BITS,
+    VTH_SHIFT,
+    clip_voltage,
+    decay,
+    shift_left,
+    shift_right_floor,
+    wrap_current,
+    wrap_signed,
+)
+from .spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, Layer, NetworkSpec, lava_shape
+from .weights import applied_dense_weights, pack_dense_weights
+
+__all__ = [
+    "CubaParams",
+    "CubaState",
+    "GoldenResult",
+    "cuba_step",
+    "dense_synapse",
+    "conv_synapse",
+    "to_lava_order",
+    "from_lava_order",
+    "run_golden",
+]
+
+# float64 matrix products are exact while every partial sum stays below 2**53 in magnitude.
+_FLOAT64_EXACT_LIMIT = 1 << 53
+
+
+class CubaParams(NamedTuple):
+    """Integer parameters of one layer of CUBA LIF neurons.
+
+    Attributes:
+        i_decay: current decay 0..4096 (netx ``iDecay``).
+        v_decay: voltage decay 0..4096 (netx ``vDecay``).
+        v_th_mant: threshold mantissa (netx ``vThMant``).
+    """
+
+    i_decay: int
+    v_decay: int
+    v_th_mant: int
+
+    @classmethod
+    def from_neuron(cls, neuron: CubaNeuron) -> CubaParams:
+        return cls(int(neuron.i_decay), int(neuron.v_decay), int(neuron.v_th_mant))
+
+
+class CubaState(NamedTuple):
+    """State of a layer of CUBA LIF neurons: int64 arrays of one shape (values of lava's int32)."""
+
+    u: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> CubaState:
+        return cls(np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64))
+
+
+def cuba_step(
+    a_in: np.ndarray, bias_mant: np.ndarray | int, state: CubaState, params: CubaParams
+) -> tuple[np.ndarray, CubaState]:
+    """One step of lava-nc's bit-accurate CUBA LIF (``PyLifModelBitAcc.run_spk``).
+
+    Args:
+        a_in: int64 synaptic input received this step (an int32 message).
+        bias_mant: bias mantissa(s), broadcastable to the state; stored as int16 by lava, scaled by
+            ``<< 6`` (netx's ``bias_exp``).
+        state: current and voltage after the previous step.
+        params: decays and threshold.
+
+    Returns:
+        (spikes as a bool array, new state with ``v`` reset to 0 where a spike occurred).
+
+    >>> s, st = cuba_step(np.array([10]), 0, CubaState.zeros((1,)), CubaParams(1024, 512, 5))
+    >>> s.tolist(), st.u.tolist(), st.v.tolist()
+    ([True], [640], [0])
+    """
+    # The synaptic input is shifted left by 6 (MSB alignment) in int32, then added in int32.
+    activation = wrap_signed(shift_left(a_in, ACT_SHIFT), INT32_BITS)
+    u = wrap_current(wrap_signed(decay(state.u, params.i_decay) + activation, INT32_BITS))
+    bias = shift_left(wrap_signed(np.asarray(bias_mant, dtype=np.int64), BIAS_MANT_STORAGE_BITS), BIAS_EXP)
+    v = wrap_signed(wrap_signed(decay(state.v, params.v_decay) + u, INT32_BITS) + bias, INT32_BITS)
+    v = clip_voltage(v)
+    # A spike needs v strictly above the threshold, which is MSB-aligned like the state.
+    spikes = v > shift_left(params.v_th_mant, VTH_SHIFT)
+    return spikes, CubaState(u, np.where(spikes, 0, v))
+
+
+def _matmul_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for int64 arrays (``np.matmul`` broadcasting), exact.
+
+    Goes through float64 BLAS when every partial sum provably stays below 2**53 (then each product
+    and each sum is an exact integer in float64), else through numpy's int64 matmul.
+    """
+    k = a.shape[-1]
+    bound = int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)) * k
+    if bound < _FLOAT64_EXACT_LIMIT:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a, b)
+
+
+def dense_synapse(
+    spikes: np.ndarray, applied_weight: np.ndarray, weight_exp: int, graded: bool
+) -> np.ndarray:
+    """The message lava-nc's fixed-point Dense sends one step after it receives ``spikes``.
+
+    Args:
+        spikes: (B, n_in) int64 presynaptic messages.
+        applied_weight: (n_out, n_in) int64 weights after netx's packing and lava's clip/truncation
+            (:func:`tsslbp.hwmodels.weights.applied_dense_weights`).
+        weight_exp: netx's weight exponent.
+        graded: lava's ``num_message_bits > 0``: multiply by the payload; else by ``spikes != 0``.
+
+    Returns:
+        (B, n_out) int64 message (an int32 value).
+    """
+    if graded:
+        # lava: int32 weights.dot(int32 s_in) wraps before the exponent shift.
+        total = wrap_signed(_matmul_exact(spikes, applied_weight.T), INT32_BITS)
+    else:
+        # lava: weights[:, s_in].sum() accumulates in int64.
+        total = _matmul_exact((spikes != 0).astype(np.int64), applied_weight.T)
+    shifted = shift_left(total, weight_exp) if weight_exp > 0 else shift_right_floor(total, -weight_exp)
+    return wrap_signed(shifted, INT32_BITS)
+
+
+def _im2col(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
+    """(B, C, H, W) -> (B, C, kH, kW, Ho, Wo) input patches (zero padding, stride, dilation)."""
+    _, k_h, k_w = layer.weight.shape[1:]
+    (s_h, s_w), (p_h, p_w), (d_h, d_w) = layer.stride, layer.padding, layer.dilation
+    h_out, w_out = layer.shape[1], layer.shape[2]
+    padded = np.pad(x, ((0, 0), (0, 0), (p_h, p_h), (p_w, p_w)))
+    cols = np.empty(x.shape[:2] + (k_h, k_w, h_out, w_out), dtype=x.dtype)
+    for i in range(k_h):
+        for j in range(k_w):
+            rows = slice(i * d_h, i * d_h + s_h * (h_out - 1) + 1, s_h)
+            columns = slice(j * d_w, j * d_w + s_w * (w_out - 1) + 1, s_w)
+            cols[:, :, i, j] = padded[:, :, rows, columns]
+    return cols
+
+
+def conv_synapse(spikes: np.ndarray, layer: ConvLayer, graded: bool) -> np.ndarray:
+    """The message lava-nc's fixed-point Conv sends one step after it receives ``spikes``.
+
+    lava convolves in (W, H, C) order with the kernel netx flipped and transposed, which is PyTorch's
+    cross-correlation in (C, H, W) order with the stored kernel. It computes in float64 (exact here:
+    integer sums far below 2**53), casts to int32 and wraps the result to 24 bits.
+
+    Args:
+        spikes: (B, C_in, H, W) int64 presynaptic messages.
+        layer: the conv layer (weights (C_out, C_in / groups, kH, kW)).
+        graded: lava's ``num_message_bits > 0``: multiply by the payload; else by ``spikes != 0``.
+
+    Returns:
+        (B, C_out, H_out, W_out) int64 message.
+    """
+    x = spikes if graded else (spikes != 0).astype(np.int64)
+    batch = x.shape[0]
+    groups = layer.groups
+    c_out = layer.weight.shape[0]
+    cols = _im2col(x, layer)
+    # (B, G, Cg * kH * kW, Ho * Wo) patches against (G, Og, Cg * kH * kW) kernels.
+    cols = cols.reshape(batch, groups, -1, layer.shape[1] * layer.shape[2])
+    kernels = np.asarray(layer.weight, dtype=np.int64).reshape(groups, c_out // groups, -1)
+    # (G, Og, K) @ (B, G, K, Ho * Wo) -> (B, G, Og, Ho * Wo), i.e. (B, C_out, Ho, Wo) once reshaped.
+    out = _matmul_exact(kernels, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
+    return wrap_signed(wrap_signed(out, INT32_BITS), CONV_OUT_BITS)
+
+
+def to_lava_order(x: np.ndarray) -> np.ndarray:
+    """(B, C, H, W, ...) netx order -> (B, W, H, C, ...) Lava order (arrays of 3-D layers only)."""
+    return np.swapaxes(x, 1, 3)
+
+
+def from_lava_order(x: np.ndarray) -> np.ndarray:
+    """(B, W, H, C, ...) -> (B, C, H, W, ...) (the inverse of :func:`to_lava_order`)."""
+    return np.swapaxes(x, 1, 3)
+
+
+@dataclass(frozen=True)
+class GoldenResult:
+    """Per-layer recordings of a golden run, in Lava's order, time last.
+
+    Index ``i`` refers to ``spec.layers[i]``. For a layer of shape ``shape``, arrays are
+    ``(B, *lava_shape(shape), S)``; column ``t`` is what a Lava probe / RingBuffer sink on that
+    layer receives at step ``t`` of a Lava run of ``S`` steps.
+
+    Attributes:
+        spikes: int8 spikes (0/1) per layer; for a flatten layer, its flattened input spikes.
+        u: int32 current per neuron layer, or None (flatten layers, or ``record=False``).
+        v: int32 voltage after the spike reset, or None likewise.
+    """
+
+    spikes: list[np.ndarray]
+    u: list[np.ndarray | None]
+    v: list[np.ndarray | None]
+
+    @property
+    def output(self) -> np.ndarray:
+        """Spikes of the last layer, (B, *lava_shape, S)."""
+        return self.spikes[-1]
+
+
+def _check_inputs(spec: NetworkSpec, inputs: np.ndarray) -> np.ndarray:
+    first = spec.layers[0]
+    in_shape = first.shape if isinstance(first, InputLayer) else spec.input_shape
+    expected = lava_shape(tuple(in_shape))
+    x = np.asarray(inputs)
+    if x.ndim != len(expected) + 2 or tuple(x.shape[1:-1]) != expected:
+        raise ValueError(
+            f"inputs must be (B, {', '.join(map(str, expected))}, S) in Lava's (W, H, C) order, "
+            f"got {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
+        if not np.array_equal(x, np.round(x)):
+            raise ValueError(f"inputs must be integers, got dtype {x.dtype} with fractional values")
+    x = x.astype(np.int64)
+    return from_lava_order(x) if len(expected) == 3 else x
+
+
+class _Plan(NamedTuple):
+    """What each layer needs at run time, computed once per run."""
+
+    applied_weight: np.ndarray | None
+    weight_exp: int
+    graded_input: bool
+    bias: np.ndarray | None
+    params: CubaParams | None
+
+
+def _plan(spec: NetworkSpec) -> list[_Plan]:
+    plans = []
+    graded = spec.input_message_bits > 0
+    for i, layer in enumerate(spec.layers):
+        if isinstance(layer, InputLayer) and i > 0:
+            raise ValueError(f"layer {i}: an input layer can only be the first layer")
+        if isinstance(layer, FlattenLayer):
+            plans.append(_Plan(None, 0, graded, None, None))
+            continue
+        params = CubaParams.from_neuron(layer.neuron)
+        bias = None
+        weight, weight_exp = None, 0
+        if isinstance(layer, DenseLayer):
+            packed = pack_dense_weights(layer.weight)
+            weight, weight_exp = applied_dense_weights(packed), packed.weight_exp
+            if layer.bias is not None:
+                bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
+        elif isinstance(layer, ConvLayer):
+            weight = np.asarray(layer.weight, dtype=np.int64)
+            if layer.bias is not None:
+                # netx broadcasts a per-channel bias over the channel axis.
+                bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
+        plans.append(_Plan(weight, weight_exp, graded, bias, params))
+        # LIF neurons emit binary spikes (netx ignores gradedSpike for CUBA/LOIHI neurons).
+        graded = False
+    return plans
+
+
+def _reset_due(step: int, neuron_index: int, reset_interval: int | None, reset_offset: int) -> bool:
+    """netx's ``LIFReset`` schedule: the ``i``-th neuron layer zeroes ``u`` and ``v`` at the start of
+    Lava time step ``step + 1`` when ``(step + 1) % interval == (reset_offset + 1 + i) % interval``."""
+    if reset_interval is None:
+        return False
+    return (step + 1) % reset_interval == (reset_offset + 1 + neuron_index) % reset_interval
+
+
+def run_golden(
+    spec: NetworkSpec,
+    inputs: np.ndarray,
+    record: bool = True,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
+) -> GoldenResult:
+    """Run a batch through the integer network exactly as Lava's fixed-point simulator would.
+
+    Args:
+        spec: the network.
+        inputs: (B, *lava_shape(in_shape), S) integers, Lava's (W, H, C) order, time last. For a
+            network that starts with a synaptic layer, column ``t`` is what a Lava RingBuffer
+            connected to the network's input port sends at step ``t`` (binary spikes, or graded
+            payloads when ``spec.input_message_bits > 0``). For a network that starts with an input
+            layer, column ``t`` is that layer's ``bias_mant`` at step ``t`` (module docstring).
+        record: also return ``u`` and ``v`` of every neuron layer.
+        reset_interval: None (default) runs each sample from zero state with no reset. An integer
+            mirrors ``netx.hdf5.Network(reset_interval=..., reset_offset=...)``: the ``i``-th neuron
+            layer (flatten layers do not count) zeroes ``u`` and ``v`` at the start of step ``t``
+            (0-based) when ``(t + 1) % reset_interval == (reset_offset + 1 + i) % reset_interval``.
+        reset_offset: netx's ``reset_offset``.
+
+    Returns:
+        Per-layer spikes (and states), see :class:`GoldenResult`.
+
+    Raises:
+        ValueError: the inputs do not match the network's input shape, or the spec is empty.
+    """
+    if not spec.layers:
+        raise ValueError("the network has no layers")
+    x = _check_inputs(spec, inputs)
+    batch, n_steps = x.shape[0], x.shape[-1]
+    plans = _plan(spec)
+
+    states: list[CubaState | None] = []
+    buffers: list[np.ndarray | None] = []
+    spikes_rec: list[np.ndarray] = []
+    u_rec: list[np.ndarray | None] = []
+    v_rec: list[np.ndarray | None] = []
+    for layer in spec.layers:
+        shape = (batch, *layer.shape)
+        is_neuron = not isinstance(layer, FlattenLayer)
+        states.append(CubaState.zeros(shape) if is_neuron else None)
+        # Synapses start with an empty buffer: the first message each sends is zero.
+        buffers.append(np.zeros(shape, dtype=np.int64) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
+        spikes_rec.append(np.zeros(shape + (n_steps,), dtype=np.int8))
+        keep_state = record and is_neuron
+        u_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
+        v_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
+
+    for t in range(n_steps):
+        pre = x[..., t]
+        neuron_index = 0
+        for i, (layer, plan) in enumerate(zip(spec.layers, plans)):
+            if isinstance(layer, FlattenLayer):
+                pre = pre.reshape(batch, -1)
+                spikes_rec[i][..., t] = pre
+                continue
+            if isinstance(layer, InputLayer):
+                # The input layer's a_in is never connected; the inputs drive its bias_mant.
+                a_in, bias = np.zeros((batch, *layer.shape), dtype=np.int64), pre
+            else:
+                a_in, bias = buffers[i], (0 if plan.bias is None else plan.bias)
+                if isinstance(layer, DenseLayer):
+                    buffers[i] = dense_synapse(pre, plan.applied_weight, plan.weight_exp, plan.graded_input)
+                else:
+                    buffers[i] = conv_synapse(pre, layer, plan.graded_input)
+            state = states[i]
+            if _reset_due(t, neuron_index, reset_interval, reset_offset):
+                state = CubaState.zeros(state.u.shape)
+            spikes, states[i] = cuba_step(a_in, bias, state, plan.params)
+            pre = spikes.astype(np.int64)
+            spikes_rec[i][..., t] = spikes
+            if record:
+                u_rec[i][..., t] = states[i].u
+                v_rec[i][..., t] = states[i].v
+            neuron_index += 1
+
+    def lava(a: np.ndarray | None, layer: Layer) -> np.ndarray | None:
+        return to_lava_order(a) if a is not None and len(layer.shape) == 3 else a
+
+    return GoldenResult(
+        spikes=[lava(a, layer) for a, layer in zip(spikes_rec, spec.layers)],
+        u=[lava(a, layer) for a, layer in zip(u_rec, spec.layers)],
+        v=[lava(a, layer) for a, layer in zip(v_rec, spec.layers)],
+    )
