@@ -202,24 +202,37 @@ _QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="netx file to write.")
 @_data_dir_option
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
-@click.option("--input-bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Graded input spike payload width.")
+@click.option("--input-bits", default="auto", show_default=True, help="Graded input width in bits (1-16), or auto: the width whose golden predictions agree best with the float model on the calibration batch.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the quantization report here.")
 @_user_errors
-def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: int, json_path: Path | None) -> None:
+def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, json_path: Path | None) -> None:
     """Quantize CHECKPOINT to Loihi fixed point and write a netx HDF5 file."""
     from .export.exporter import export_checkpoint
     from .export.quantize import QuantConfig
 
-    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(input_bits=input_bits, calibration_samples=calibration))
+    if input_bits == "auto":
+        bits = None
+    elif input_bits.isdigit() and 1 <= int(input_bits) <= 16:
+        bits = int(input_bits)
+    else:
+        raise click.BadParameter(f"expected auto or an integer 1..16, found {input_bits!r}", param_hint="--input-bits")
+    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(calibration_samples=calibration), bits)
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)
-    meta = result.spec.metadata
-    click.echo(
-        f"wrote {output}: {len(result.spec.layers)} dense layers, T={meta['n_steps']}, "
-        f"{meta['steps_per_sample']} steps/sample, graded {input_bits}-bit input, "
-        f"calibrated on {result.report.calibration_samples} samples"
-    )
+    _echo_export_summary(result, output)
     if json_path is not None:
         json_path.write_text(json.dumps(result.report.to_dict(), indent=2))
+
+
+def _echo_export_summary(result: Any, output: Path) -> None:
+    meta = result.spec.metadata
+    kinds = "/".join(sorted({type(layer).__name__.replace("Layer", "").lower() for layer in result.spec.layers}))
+    agreement = ", ".join(f"{b} bits {100 * a:.1f}%" for b, a in result.input_bits_agreement.items())
+    click.echo(f"input width: golden vs float predictions on the calibration batch: {agreement}")
+    click.echo(
+        f"wrote {output}: {len(result.spec.layers)} layers ({kinds}), T={meta['n_steps']}, "
+        f"{meta['steps_per_sample']} steps/sample, graded {result.spec.input_message_bits}-bit input, "
+        f"calibrated on {result.report.calibration_samples} samples"
+    )
 
 
 @main.command()
@@ -313,7 +326,7 @@ def simulate(model: Path, input_path: Path, output_path: Path, backend: str, ste
 def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
     """Encoded test inputs and labels for a spec exported by tsslbp."""
     from .config import parse_config
-    from .hwmodels.readout import encode_graded
+    from .hwmodels.readout import encode_for_spec
     from .train.data import load_experiment_data
 
     meta = spec.metadata
@@ -322,8 +335,7 @@ def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.nda
     cfg = parse_config(meta["config"], "netx metadata")
     data = load_experiment_data(cfg, data_dir)
     n = min(samples, len(data.test))
-    x = data.test.images[:n].numpy()
-    inputs = encode_graded(x, meta["n_steps"], meta["steps_per_sample"], meta["input_bits"])
+    inputs = encode_for_spec(data.test.images[:n].numpy(), spec)
     return inputs, data.test.labels[:n].numpy(), data.name
 
 
@@ -410,8 +422,7 @@ def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progre
     t0 = time.perf_counter()
     result = run_lava(spec, inputs, record=False, progress=progress)
     seconds = time.perf_counter() - t0
-    out = result.spikes[-1].reshape(len(labels), -1, inputs.shape[-1])
-    acc = float((predict_counts(out, spec.metadata) == labels).mean())
+    acc = float((predict_counts(result.spikes[-1], spec.metadata) == labels).mean())
     click.echo(f"{target}: {len(labels)} {name} samples, accuracy {100 * acc:.2f}%, {seconds:.1f} s ({len(labels) / seconds:.1f} samples/s)")
 
 
@@ -430,7 +441,7 @@ def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, 
     from .deploy.verify import verify_spec
     from .export.exporter import export_checkpoint
     from .hwmodels.golden import run_golden
-    from .hwmodels.readout import encode_graded, predict_counts
+    from .hwmodels.readout import encode_for_spec, predict_counts
     from .train.data import load_experiment_data
     from .train.loop import evaluate, fit, model_from_checkpoint
 
@@ -450,6 +461,7 @@ def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, 
     result = export_checkpoint(checkpoint, out / "model.net")
     t_export = time.perf_counter() - t0
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)
+    _echo_export_summary(result, out / "model.net")
 
     click.echo(f"[3/4] float and golden fixed-point model on all {len(data.test)} test samples")
     model, cfg, _ = model_from_checkpoint(checkpoint)
@@ -457,7 +469,7 @@ def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, 
     float_acc = evaluate(model, data.test, cfg).accuracy
     t_float = time.perf_counter() - t0
     spec, meta = result.spec, result.spec.metadata
-    x_all = encode_graded(data.test.images.numpy(), meta["n_steps"], meta["steps_per_sample"], meta["input_bits"])
+    x_all = encode_for_spec(data.test.images.numpy(), spec)
     t0 = time.perf_counter()
     golden = run_golden(spec, x_all, record=False)
     t_golden = time.perf_counter() - t0

@@ -31,6 +31,7 @@ from ..config import ExperimentConfig
 from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, Layer, NetworkSpec
 from ..train.network import TsslbpNetwork
 from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
+from .schema import representable_weights
 
 __all__ = [
     "ACT_SHIFT",
@@ -221,6 +222,11 @@ def quantize_network(
         scale = bounds[limited_by]
         gain = scale * per_scale
         w_int, n_clipped = quantize_weights(weight, gain)
+        if not representable_weights(w_int):
+            raise ValueError(
+                f"layer {name}: its quantized weights are not applied exactly by netx + Lava "
+                f"(range {int(w_int.min())}..{int(w_int.max())}; see tsslbp.export.schema.representable_weights)"
+            )
         v_th_mant = int(round(v_th * scale / (1 << ACT_SHIFT)))
         if v_th_mant < 1:
             raise ValueError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g})")

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["encode_graded", "window_counts", "predict_counts"]
+from .spec import NetworkSpec
+
+__all__ = ["encode_graded", "encode_for_spec", "window_counts", "predict_counts"]
 
 
 def encode_graded(x: np.ndarray, n_steps: int, total_steps: int, input_bits: int = 8) -> np.ndarray:
@@ -40,6 +42,18 @@ def encode_graded(x: np.ndarray, n_steps: int, total_steps: int, input_bits: int
     return out
 
 
+def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
+    """Analog inputs (B, ...) in [0, 1] as the graded input spikes of a tsslbp-exported spec.
+
+    Reshapes to the spec's input shape, encodes with its metadata (T, steps per sample, input
+    bits) and returns (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
+    """
+    meta = spec.metadata
+    values = np.asarray(x).reshape(len(x), *spec.input_shape)
+    spikes = encode_graded(values, int(meta["n_steps"]), int(meta["steps_per_sample"]), int(spec.input_message_bits))
+    return np.swapaxes(spikes, 1, 3) if len(spec.input_shape) == 3 else spikes
+
+
 def window_counts(spikes: np.ndarray, offset: int, n_steps: int) -> np.ndarray:
     """Spike counts over steps ``offset .. offset + n_steps - 1`` of (B, N, S) spikes -> (B, N)."""
     if spikes.shape[-1] < offset + n_steps:
@@ -48,7 +62,8 @@ def window_counts(spikes: np.ndarray, offset: int, n_steps: int) -> np.ndarray:
 
 
 def predict_counts(spikes: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
-    """Predicted classes (B,) from the output layer's spikes (B, N, S): most spikes in the readout
+    """Predicted classes (B,) from the output layer's spikes (B, ..., S): most spikes in the readout
     window given by the spec's metadata (lowest index on ties, as in training)."""
+    spikes = spikes.reshape(spikes.shape[0], -1, spikes.shape[-1])
     counts = window_counts(spikes, int(metadata["readout_offset"]), int(metadata["n_steps"]))
     return counts.argmax(-1)

@@ -1,0 +1,118 @@
+"""``tsslbp export``: checkpoint -> calibrated integer network -> netx HDF5 file.
+
+Stages (each passes plain data on): load the trained model, pick a calibration batch, quantize
+(:func:`~tsslbp.export.quantize.quantize_network`), measure the integer state range on the golden
+model, write the netx file. The model and the checkpoint are only read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..hwmodels.golden import run_golden
+from ..hwmodels.readout import encode_for_spec, predict_counts
+from ..train.losses import predict
+from ..hwmodels.spec import NetworkSpec
+from ..train.data import DataSplits, load_experiment_data
+from ..train.loop import model_from_checkpoint
+from .netx import write_netx
+from .quantize import QuantConfig, QuantReport, file_sha256, quantize_network
+
+__all__ = ["AUTO_INPUT_BITS", "ExportResult", "calibration_batch", "golden_agreement", "export_checkpoint"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written. ``input_bits_agreement`` maps each input width tried to the fraction of
+    calibration samples where the golden model predicts what the float model predicts."""
+
+    spec: NetworkSpec
+    report: QuantReport
+    path: Path
+    input_bits_agreement: dict[int, float]
+
+
+#: Input widths tried by ``--input-bits auto``: wider input leaves fewer bits to the first layer's
+#: weights within the 24-bit state (docs/fixed-point.md, "Input width").
+AUTO_INPUT_BITS = (8, 7, 6, 5, 4, 3, 2)
+
+
+def calibration_batch(data: DataSplits, n: int, seed: int) -> torch.Tensor:
+    """``n`` training inputs (B, C) drawn with a fixed seed."""
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+    return data.train.images[order[: min(n, len(data.train))]]
+
+
+def golden_agreement(spec: NetworkSpec, calib: torch.Tensor, float_pred: np.ndarray) -> tuple[float, object]:
+    """Fraction of samples where the golden model's prediction equals ``float_pred``, and the run."""
+    golden = run_golden(spec, encode_for_spec(calib.numpy(), spec), record=True)
+    return float((predict_counts(golden.spikes[-1], spec.metadata) == float_pred).mean()), golden
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_path: str | Path,
+    data_dir: str | Path | None = None,
+    qcfg: QuantConfig = QuantConfig(),
+    input_bits: int | None = None,
+) -> ExportResult:
+    """Quantize a trained checkpoint and write it as a netx file.
+
+    Args:
+        input_bits: graded input width; None tries :data:`AUTO_INPUT_BITS` and keeps the one whose
+            golden predictions on the calibration batch agree best with the float model's (ties go
+            to the wider input). Overrides ``qcfg.input_bits``.
+
+    Returns:
+        the spec written, the quantization report (golden-model state maxima included), the path,
+        and the agreement of every input width tried.
+    """
+    checkpoint, out_path = Path(checkpoint), Path(out_path)
+    model, cfg, state = model_from_checkpoint(checkpoint)
+    data = load_experiment_data(cfg, data_dir)
+    calib = calibration_batch(data, qcfg.calibration_samples, cfg.train.seed)
+    provenance = {
+        "source_checkpoint": str(checkpoint.resolve()),
+        "source_sha256": file_sha256(checkpoint),
+        "source_epoch": int(state["epoch"]),
+        "tsslbp_version": __version__,
+    }
+    model.eval()
+    with torch.no_grad():
+        float_pred = predict(model(calib.to(next(model.parameters()).dtype)).spikes).numpy()
+    agreement: dict[int, float] = {}
+    best = None
+    for bits in (input_bits,) if input_bits is not None else AUTO_INPUT_BITS:
+        trial_cfg = dataclasses.replace(qcfg, input_bits=bits)
+        spec, report = quantize_network(model, cfg, calib, trial_cfg, metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)})
+        agreement[bits], golden = golden_agreement(spec, calib, float_pred)
+        if best is None or agreement[bits] > agreement[best[0]]:
+            best = (bits, spec, report, golden)
+    bits, spec, report, golden = best
+    meta = spec.metadata
+    layers = tuple(
+        dataclasses.replace(
+            layer,
+            max_abs_u_int=int(np.abs(golden.u[i]).max()),
+            max_abs_v_int=int(np.abs(golden.v[i]).max()),
+        )
+        for i, layer in enumerate(report.layers)
+    )
+    report = dataclasses.replace(report, layers=layers)
+    spec = dataclasses.replace(
+        spec,
+        metadata={
+            **meta,
+            "quantization_report": report.to_dict(),
+            "input_bits_agreement": {str(k): v for k, v in agreement.items()},
+        },
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_netx(spec, out_path)
+    return ExportResult(spec, report, out_path, agreement)
