@@ -86,9 +86,12 @@ def test_each_bound_can_be_the_limit(rng):
     _, (spec, report) = _quantize(_cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0))
     assert report.layers[1].limited_by == "threshold width"
     assert spec.layers[1].neuron.v_th_mant == V_TH_MANT_MAX
-    # A tiny headroom makes the state range bind.
-    _, (_, report) = _quantize(_cfg(), rng, QuantConfig(headroom=1e-4))
+    # A small headroom makes the state range bind.
+    _, (_, report) = _quantize(_cfg(), rng, QuantConfig(headroom=0.02))
     assert all(q.limited_by == "state range" for q in report.layers)
+    # A tiny one leaves no weight bits at all: refused rather than exported as zeros.
+    with pytest.raises(ValueError, match="layer hidden: its quantized weights are not applied exactly"):
+        _quantize(_cfg(), rng, QuantConfig(headroom=1e-6))
 
 
 def test_quantization_does_not_change_the_model(rng):
