@@ -83,7 +83,7 @@ def test_each_bound_can_be_the_limit(rng):
     assert {q.limited_by for q in report.layers} <= {"weights", "state range", "threshold width"}
     # A huge threshold with full headroom makes the 17-bit threshold field the binding limit
     # (131071 * 64 < 2**23: the threshold field is just narrower than the voltage).
-    _, (spec, report) = _quantize(_cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0))
+    _, (spec, report) = _quantize(_cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0, input_bits=1))
     assert report.layers[1].limited_by == "threshold width"
     assert spec.layers[1].neuron.v_th_mant == V_TH_MANT_MAX
     # A small headroom makes the state range bind.
