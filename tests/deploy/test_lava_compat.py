@@ -128,7 +128,9 @@ def test_unrecognised_mutable_default_names_the_file(
         "@dataclass\nclass Core:\n    x: Byte = make_byte()\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(lava_compat, "PATCHED_MODULE", "fake_var_model")
+    monkeypatch.setitem(
+        lava_compat._REWRITES, "fake_var_model", lava_compat._REWRITES[lava_compat.PATCHED_MODULE]
+    )
     ensure_lava_importable()
 
     with pytest.raises(LavaCompatError) as excinfo:
@@ -207,3 +209,19 @@ def test_fresh_interpreter_imports_lava_after_tsslbp_deploy() -> None:
     assert result.stdout.strip() == expected, (
         f"expected var_model loaded by {expected}, found {result.stdout.strip()!r}"
     )
+
+
+def test_lava_imports_after_the_start_method_was_fixed():
+    """tqdm's lock (or any multiprocessing object) fixes the start method before lava's runtime
+    calls set_start_method('fork'); the hook makes that call a no-op when fork is already set."""
+    pytest.importorskip("lava")
+    code = (
+        "import multiprocessing as mp\n"
+        "mp.RLock()\n"  # fixes the start method to the platform default (fork on Linux)
+        "import tsslbp.deploy\n"
+        "import lava.magma.runtime.runtime\n"
+        "print('ok', mp.get_start_method())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "fork"]

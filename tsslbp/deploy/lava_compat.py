@@ -38,12 +38,21 @@ __all__ = [
     "ensure_lava_importable",
     "lava_available",
     "patch_mutable_dataclass_defaults",
+    "patch_start_method",
 ]
 
 _log = logging.getLogger(__name__)
 
 #: The lava-nc module whose dataclass defaults are rewritten.
 PATCHED_MODULE = "lava.magma.compiler.var_model"
+#: The lava-nc module that calls ``multiprocessing.set_start_method('fork')`` at import.
+START_METHOD_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+# lava calls set_start_method('fork') unconditionally, which raises "context has already been set"
+# in any process where something already fixed the start method (tqdm's multiprocessing lock does,
+# to the platform default). When the method is already 'fork' there is nothing to set.
+_START_METHOD_CALL = "mp.set_start_method('fork')"
+_GUARDED_START_METHOD_CALL = "mp.get_start_method(allow_none=True) == 'fork' or mp.set_start_method('fork')"
 
 # Python 3.11 is the first version that rejects unhashable dataclass defaults.
 _FIRST_STRICT_PYTHON = (3, 11)
@@ -203,6 +212,26 @@ def patch_mutable_dataclass_defaults(source: str) -> tuple[str, int]:
     return b"".join(lines).decode(), len(defaults)
 
 
+def patch_start_method(source: str) -> tuple[str, int]:
+    """Make lava's import-time ``mp.set_start_method('fork')`` a no-op when fork is already set.
+
+    Returns:
+        (new source, number of calls rewritten).
+
+    >>> patch_start_method("mp.set_start_method('fork')")[1]
+    1
+    """
+    count = source.count(_START_METHOD_CALL)
+    return source.replace(_START_METHOD_CALL, _GUARDED_START_METHOD_CALL), count
+
+
+# module -> (rewrite, the first Python version that needs it)
+_REWRITES = {
+    PATCHED_MODULE: (patch_mutable_dataclass_defaults, _FIRST_STRICT_PYTHON),
+    START_METHOD_MODULE: (patch_start_method, (3, 0)),
+}
+
+
 class _PatchingLoader(importlib.machinery.SourceFileLoader):
     """Source loader that compiles the rewritten source and never caches bytecode."""
 
@@ -214,7 +243,8 @@ class _PatchingLoader(importlib.machinery.SourceFileLoader):
         """Read, rewrite and compile the module source (bypasses the ``__pycache__`` entry)."""
         path = self.get_filename(fullname)
         source = importlib.util.decode_source(self.get_data(path))
-        patched, self.n_rewritten = patch_mutable_dataclass_defaults(source)
+        rewrite, _ = _REWRITES[fullname]
+        patched, self.n_rewritten = rewrite(source)
         _log.debug("%s: rewrote %d mutable dataclass defaults", path, self.n_rewritten)
         return compile(patched, path, "exec", dont_inherit=True)
 
@@ -253,7 +283,7 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
             A spec for :data:`PATCHED_MODULE` when it exists as a source file, else None (so the
             remaining finders handle every other module).
         """
-        if fullname != PATCHED_MODULE:
+        if fullname not in _REWRITES or sys.version_info < _REWRITES[fullname][1]:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
@@ -264,24 +294,23 @@ class _VarModelFinder(importlib.abc.MetaPathFinder):
 
 
 def ensure_lava_importable() -> None:
-    """Install the var_model rewrite hook on Python >= 3.11 (once; later calls do nothing).
+    """Install the import hook (once; later calls do nothing).
 
-    On Python 3.10 this does nothing: lava-nc imports there as released. Where lava-nc is not
+    It rewrites var_model's dataclass defaults on Python >= 3.11 only (3.10 imports it as
+    released), and on every version guards lava's import-time ``set_start_method('fork')`` so that
+    lava imports after other code has fixed the start method to fork. Where lava-nc is not
     installed the hook never triggers.
 
     Example:
         >>> ensure_lava_importable()
         >>> ensure_lava_importable()  # idempotent
-        >>> sum(isinstance(f, _VarModelFinder) for f in sys.meta_path) == (
-        ...     sys.version_info >= _FIRST_STRICT_PYTHON)
+        >>> sum(isinstance(f, _VarModelFinder) for f in sys.meta_path) <= 1
         True
     """
-    if sys.version_info < _FIRST_STRICT_PYTHON:
-        return
     if any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
         return
-    if PATCHED_MODULE in sys.modules:
-        # Already imported, so it already works (or was patched by someone else).
+    if all(name in sys.modules for name in _REWRITES):
+        # Already imported, so they already work (or were patched by someone else).
         return
     # Ahead of PathFinder, which would otherwise load the unpatched file.
     sys.meta_path.insert(0, _VarModelFinder())

@@ -1,0 +1,129 @@
+"""The bit-accuracy report: golden model and Lava on the same inputs, every layer, every step.
+
+This is the one place where the two integer executions are compared (``tsslbp verify``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..hwmodels.golden import run_golden
+from ..hwmodels.readout import predict_counts
+from ..hwmodels.spec import NetworkSpec
+
+__all__ = ["Mismatch", "LayerMatch", "VerifyReport", "compare_runs", "verify_spec"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first differing spike: where, and both sides' state there."""
+
+    layer: int
+    sample: int
+    neuron: tuple[int, ...]
+    step: int
+    golden: dict[str, int]
+    lava: dict[str, int]
+
+    def line(self) -> str:
+        def fmt(d: dict[str, int]) -> str:
+            return ", ".join(f"{k}={v}" for k, v in d.items())
+
+        return (
+            f"first mismatch: layer {self.layer}, sample {self.sample}, neuron {self.neuron}, step {self.step}: "
+            f"golden ({fmt(self.golden)}) vs lava ({fmt(self.lava)})"
+        )
+
+
+@dataclass(frozen=True)
+class LayerMatch:
+    layer: int
+    spike_match: float
+    u_match: float
+    v_match: float
+    golden_spikes: int
+    lava_spikes: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    n_samples: int
+    steps_per_sample: int
+    layers: tuple[LayerMatch, ...]
+    first_mismatch: Mismatch | None
+    accuracy: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        return self.first_mismatch is None and all(
+            m.spike_match == 1.0 and m.u_match == 1.0 and m.v_match == 1.0 for m in self.layers
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self) | {"exact": self.exact}
+
+
+def compare_runs(golden: Any, lava: Any) -> tuple[tuple[LayerMatch, ...], Mismatch | None]:
+    """Compare two recorded runs (per-layer ``spikes``, ``u``, ``v`` arrays (B, *shape, S))."""
+    matches, first = [], None
+    for i, (gs, ls) in enumerate(zip(golden.spikes, lava.spikes)):
+        equal = gs == ls
+        u_eq = golden.u[i] == lava.u[i]
+        v_eq = golden.v[i] == lava.v[i]
+        matches.append(
+            LayerMatch(i, float(equal.mean()), float(u_eq.mean()), float(v_eq.mean()), int(gs.sum()), int(ls.sum()))
+        )
+        if first is None:
+            bad = ~(equal & u_eq & v_eq)
+            if bad.any():
+                # Earliest step first, then sample, then neuron.
+                idx = np.argwhere(np.moveaxis(bad, -1, 0))[0]
+                step, sample, neuron = int(idx[0]), int(idx[1]), tuple(int(j) for j in idx[2:])
+                at = (sample, *neuron, step)
+
+                def state(run: Any) -> dict[str, int]:
+                    return {k: int(getattr(run, k)[i][at]) for k in ("spikes", "u", "v")}
+
+                first = Mismatch(i, sample, neuron, step, state(golden), state(lava))
+    return tuple(matches), first
+
+
+def verify_spec(
+    spec: NetworkSpec,
+    inputs: np.ndarray,
+    labels: np.ndarray | None = None,
+    progress: bool = False,
+) -> VerifyReport:
+    """Run golden and Lava on ``inputs`` (B, *input shape in Lava order, S) and compare everything.
+
+    With ``labels`` and a spec exported by tsslbp (readout metadata), also scores both runs.
+    """
+    import time
+
+    from .runner import run_lava
+
+    t0 = time.perf_counter()
+    golden = run_golden(spec, inputs, record=True)
+    t1 = time.perf_counter()
+    lava = run_lava(spec, inputs, record=True, progress=progress)
+    t2 = time.perf_counter()
+    layers, first = compare_runs(golden, lava)
+    accuracy = {}
+    if labels is not None and "readout_offset" in spec.metadata:
+        for name, run in (("golden", golden), ("lava", lava)):
+            out = run.spikes[-1].reshape(len(labels), -1, inputs.shape[-1])
+            accuracy[name] = float((predict_counts(out, spec.metadata) == labels).mean())
+    return VerifyReport(
+        n_samples=int(inputs.shape[0]),
+        steps_per_sample=int(inputs.shape[-1]),
+        layers=layers,
+        first_mismatch=first,
+        accuracy=accuracy,
+        seconds={"golden": t1 - t0, "lava": t2 - t1},
+    )
