@@ -53,9 +53,9 @@ $(SETUP_STAMP): pyproject.toml Makefile
 	fi
 	touch $@
 
+# The main job on the embedded digits: train, export to netx, golden model, verify on Lava.
 demo: setup
-	$(VENV)/bin/tsslbp train configs/digits_mlp.yaml --out runs/demo
-	$(VENV)/bin/tsslbp eval runs/demo/best.pt
+	$(VENV)/bin/tsslbp demo --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -429,11 +429,11 @@ def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progre
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Training config [default: the shipped configs/digits_mlp.yaml].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples verified on Lava.")
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples verified on Lava [default: the whole test split].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_user_errors
-def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, progress: bool) -> None:
+def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int | None, progress: bool) -> None:
     """The whole job on the embedded digits: train, export to netx, verify on Lava, summarize."""
     import time
 
@@ -475,7 +475,7 @@ def demo(config_path: Path | None, out: Path, samples: int, epochs: int | None, 
     t_golden = time.perf_counter() - t0
     golden_acc = float((predict_counts(golden.spikes[-1], meta) == data.test.labels.numpy()).mean())
 
-    n = min(samples, len(data.test))
+    n = min(samples or len(data.test), len(data.test))
     click.echo(f"[4/4] verify on Lava's fixed-point simulator: {n} test samples, every layer and step")
     report = verify_spec(spec, x_all[:n], data.test.labels[:n].numpy(), progress=progress)
     match = min(m.spike_match for m in report.layers)
