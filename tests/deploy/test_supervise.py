@@ -1,0 +1,67 @@
+"""The watchdog around blocking Lava calls, with plain multiprocessing children (no lava)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from tsslbp.deploy.supervise import LavaRunError, LavaTimeoutError, supervise
+
+
+def _sleep_forever() -> None:
+    time.sleep(3600)
+
+
+def test_returns_what_the_job_returns() -> None:
+    assert supervise(lambda heartbeat: 42, timeout_s=5) == 42
+
+
+def test_job_error_is_wrapped_and_chained() -> None:
+    def job(heartbeat):
+        heartbeat.beat("doing the thing")
+        raise KeyError("missing")
+
+    with pytest.raises(LavaRunError, match="while doing the thing: KeyError") as info:
+        supervise(job, timeout_s=5)
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_stalled_job_times_out_and_its_children_are_stopped() -> None:
+    started: list[multiprocessing.Process] = []
+
+    def job(heartbeat):
+        child = multiprocessing.get_context("fork").Process(target=_sleep_forever, daemon=True)
+        child.start()
+        started.append(child)
+        heartbeat.beat("waiting for the child")
+        child.join()
+
+    with pytest.raises(LavaTimeoutError, match=r"no progress for 0.5 s while waiting for the child"):
+        supervise(job, timeout_s=0.5)
+    assert started and started[0].exitcode is not None, "the child should have been stopped"
+
+
+def test_watched_child_that_exits_is_an_error() -> None:
+    finished = threading.Event()
+
+    def job(heartbeat):
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0.2,))
+        child.start()
+        heartbeat.watch([child])
+        heartbeat.process_names[child.pid] = "the worker"
+        heartbeat.beat("running")
+        finished.wait(30)
+
+    try:
+        with pytest.raises(LavaRunError, match=r"while running: the worker \(pid \d+\) exited with code 0"):
+            supervise(job, timeout_s=30)
+    finally:
+        finished.set()  # let the worker thread end
+
+
+def test_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
+        supervise(lambda heartbeat: None, timeout_s=0)
