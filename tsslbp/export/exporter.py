@@ -18,7 +18,7 @@ from .. import __version__
 from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..train.losses import predict
-from ..hwmodels.spec import NetworkSpec
+from ..hwmodels.spec import FlattenLayer, NetworkSpec
 from ..train.data import DataSplits, load_experiment_data
 from ..train.loop import model_from_checkpoint
 from .netx import write_netx
@@ -96,13 +96,15 @@ def export_checkpoint(
             best = (bits, spec, report, golden)
     bits, spec, report, golden = best
     meta = spec.metadata
+    # The report has one entry per neuron layer; the spec also holds flatten layers.
+    neuron_layers = [i for i, layer in enumerate(spec.layers) if not isinstance(layer, FlattenLayer)]
     layers = tuple(
         dataclasses.replace(
             layer,
             max_abs_u_int=int(np.abs(golden.u[i]).max()),
             max_abs_v_int=int(np.abs(golden.v[i]).max()),
         )
-        for i, layer in enumerate(report.layers)
+        for i, layer in zip(neuron_layers, report.layers)
     )
     report = dataclasses.replace(report, layers=layers)
     spec = dataclasses.replace(
