@@ -73,3 +73,19 @@ def test_padded_conv_after_lossy_pooling_is_refused():
     _, model = _model(layers)
     with pytest.raises(FoldError, match="drops rows/columns that a padded conv would read"):
         fold_network(model)
+
+
+def test_exported_cnn_metadata_keeps_the_layer_order(tmp_path, rng):
+    """The embedded config's Layers mapping is the network: a netx round trip must keep its order."""
+    from tsslbp.config import ExperimentConfig
+    from tsslbp.export.netx import read_netx, write_netx
+    from tsslbp.export.quantize import QuantConfig, quantize_network
+
+    cfg = load_config(CONFIGS / "digits_cnn.yaml")
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    spec, _ = quantize_network(model, cfg, torch.rand(16, 64), QuantConfig(input_bits=4))
+    write_netx(spec, tmp_path / "m.net")
+    again = parse_config(read_netx(tmp_path / "m.net").metadata["config"], "metadata")
+    assert [layer.name for layer in again.layers] == [layer.name for layer in cfg.layers]
+    assert again == cfg

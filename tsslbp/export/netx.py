@@ -581,7 +581,7 @@ def write_netx(spec: NetworkSpec, path: str | os.PathLike[str]) -> None:
             own = f.create_group(sc.TSSLBP_GROUP)
             own.attrs[sc.ATTR_FORMAT_VERSION] = sc.FORMAT_VERSION
             own.attrs[sc.ATTR_INPUT_MESSAGE_BITS] = int(spec.input_message_bits)
-            own.attrs[sc.ATTR_METADATA] = json.dumps(spec.metadata, sort_keys=True)
+            own.attrs[sc.ATTR_METADATA] = json.dumps(spec.metadata)  # key order is meaning (the Layers mapping)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
