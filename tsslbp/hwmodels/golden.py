@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 # float64 matrix products are exact while every partial sum stays below 2**53 in magnitude.
+_FLOAT32_EXACT_LIMIT = 1 << 24
 _FLOAT64_EXACT_LIMIT = 1 << 53
 
 
@@ -136,11 +137,14 @@ def cuba_step(
 def _matmul_exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for int64 arrays (``np.matmul`` broadcasting), exact.
 
-    Goes through float64 BLAS when every partial sum provably stays below 2**53 (then each product
-    and each sum is an exact integer in float64), else through numpy's int64 matmul.
+    Goes through float32 BLAS when every partial sum provably stays below 2**24, float64 BLAS below
+    2**53 (then each product and each sum is an exact integer in that float type, whatever the
+    summation order), else through numpy's int64 matmul.
     """
     k = a.shape[-1]
     bound = int(np.abs(a).max(initial=0)) * int(np.abs(b).max(initial=0)) * k
+    if bound < _FLOAT32_EXACT_LIMIT:
+        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.int64)
     if bound < _FLOAT64_EXACT_LIMIT:
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     return np.matmul(a, b)
