@@ -68,14 +68,9 @@ def _graded_dense_spec(rng: np.random.Generator) -> NetworkSpec:
     )
 
 
-def test_tsslbp_netx_file_runs_identically_in_lava_dl(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    net_path = tmp_path / "net.net"
-    netx.write_netx(_graded_dense_spec(rng), net_path)
-    x = rng.integers(0, 256, (10, 12)) * (rng.random((10, 12)) < 0.7)
-    x[:, -2:] = 0  # the last two steps let the input reach the output layer
+def _run_in_lava_dl(tmp_path: Path, net_path: Path, x: np.ndarray, bits: int) -> np.ndarray:
+    """Output spikes of lava-dl's own netx.hdf5.Network on one sample x (*input shape, S)."""
     np.save(tmp_path / "x.npy", x.astype(np.int32))
-
     stubs = tmp_path / "stubs"
     for name in STUB_FILES:
         (stubs / name).parent.mkdir(parents=True, exist_ok=True)
@@ -83,17 +78,52 @@ def test_tsslbp_netx_file_runs_identically_in_lava_dl(tmp_path: Path) -> None:
     (tmp_path / "run_lava_dl.py").write_text(LAVA_DL_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "run_lava_dl.py"), str(net_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "8"],
+        [sys.executable, str(tmp_path / "run_lava_dl.py"), str(net_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), str(bits)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, f"lava-dl run failed:\n{done.stderr[-3000:]}"
-    expected = np.load(tmp_path / "y.npy").astype(np.int64)
+    return np.load(tmp_path / "y.npy").astype(np.int64)
+
+
+def test_tsslbp_netx_file_runs_identically_in_lava_dl(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    net_path = tmp_path / "net.net"
+    netx.write_netx(_graded_dense_spec(rng), net_path)
+    x = rng.integers(0, 256, (10, 12)) * (rng.random((10, 12)) < 0.7)
+    x[:, -2:] = 0  # the last two steps let the input reach the output layer
+    expected = _run_in_lava_dl(tmp_path, net_path, x, 8)
 
     spec = netx.read_netx(net_path)
     assert spec.input_message_bits == 8, "the file should carry the graded input width"
     found = run_lava(spec, x[None]).output[0].astype(np.int64)
+    assert expected.sum() > 0, "lava-dl's output should spike"
+    assert np.array_equal(found, expected), f"lava-dl's netx\n{expected}\nrun_lava\n{found}"
+
+
+def test_exported_pooled_cnn_runs_identically_in_lava_dl(tmp_path: Path) -> None:
+    """The digits CNN, quantized by tsslbp with its pooling folded into conv/dense weights."""
+    import torch
+
+    from tsslbp.config import load_config
+    from tsslbp.export.quantize import QuantConfig, quantize_network
+    from tsslbp.hwmodels.readout import encode_for_spec
+    from tsslbp.train.network import TsslbpNetwork
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "digits_cnn.yaml")
+    torch.manual_seed(1)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # an untrained net with enough activity to reach the output
+    calib = torch.rand(32, 64)
+    spec, _ = quantize_network(model, cfg, calib, QuantConfig(input_bits=6))
+    net_path = tmp_path / "cnn.net"
+    netx.write_netx(spec, net_path)
+    x = encode_for_spec(calib[:1].numpy(), spec)[0]  # (8, 8, 1, S) in Lava order
+    expected = _run_in_lava_dl(tmp_path, net_path, x, 6)
+    found = run_lava(netx.read_netx(net_path), x[None]).output[0].astype(np.int64)
     assert expected.sum() > 0, "lava-dl's output should spike"
     assert np.array_equal(found, expected), f"lava-dl's netx\n{expected}\nrun_lava\n{found}"

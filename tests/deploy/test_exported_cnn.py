@@ -1,0 +1,67 @@
+"""An exported pooled CNN (conv + folded pooling + flatten + dense): fixed-point fold and Lava."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tsslbp.config import load_config
+from tsslbp.export.quantize import QuantConfig, quantize_network
+from tsslbp.hwmodels.golden import run_golden
+from tsslbp.hwmodels.readout import encode_for_spec
+from tsslbp.hwmodels.spec import ConvLayer
+from tsslbp.train.network import TsslbpNetwork
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "digits_cnn.yaml"
+
+
+@pytest.fixture
+def exported():
+    cfg = load_config(CONFIG)
+    torch.manual_seed(1)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)
+    calib = torch.rand(24, 64)
+    spec, _ = quantize_network(model, cfg, calib, QuantConfig(input_bits=6))
+    return spec, calib
+
+
+def _pool_sum(x: np.ndarray, k: int) -> np.ndarray:
+    """Integer sum pooling over k x k windows of (B, C, H, W, ...)."""
+    b, c, h, w = x.shape[:4]
+    x = x[:, :, : h // k * k, : w // k * k]
+    return x.reshape(b, c, h // k, k, w // k, k, *x.shape[4:]).sum(axis=(3, 5))
+
+
+def test_folded_integer_conv_equals_integer_pooling_then_the_unfolded_conv(exported, rng):
+    """Fixed point: the folded kernel is block-constant, so the folded conv on spikes equals
+    integer sum-pooling of the spikes followed by the small kernel (exact integers)."""
+    spec, _ = exported
+    conv = spec.layers[1]
+    assert isinstance(conv, ConvLayer) and conv.weight.shape[2:] == (6, 6) and conv.stride == (2, 2)
+    blocks = conv.weight.reshape(*conv.weight.shape[:2], 3, 2, 3, 2)
+    small = blocks[:, :, :, 0, :, 0]
+    assert np.array_equal(blocks, np.broadcast_to(small[:, :, :, None, :, None], blocks.shape)), "block-constant"
+    spikes = (rng.random((5, 12, 8, 8)) < 0.3).astype(np.int64)
+    folded = torch.nn.functional.conv2d(torch.from_numpy(spikes).double(), torch.from_numpy(conv.weight).double(), stride=2, padding=2)
+    unfolded = torch.nn.functional.conv2d(torch.from_numpy(_pool_sum(spikes, 2)).double(), torch.from_numpy(small).double(), padding=1)
+    assert torch.equal(folded, unfolded)
+
+
+@pytest.mark.lava
+def test_golden_and_lava_agree_on_every_layer_and_step(exported):
+    pytest.importorskip("lava")
+    from tsslbp.deploy.runner import run_lava
+    from tsslbp.deploy.verify import compare_runs
+
+    spec, calib = exported
+    inputs = encode_for_spec(calib[:6].numpy(), spec)
+    golden = run_golden(spec, inputs, record=True)
+    lava = run_lava(spec, inputs, record=True)
+    layers, first = compare_runs(golden, lava)
+    assert first is None, first.line()
+    assert all(m.golden_spikes > 0 for m in layers), "sanity: every layer spikes"
+    assert all(m.spike_match == m.u_match == m.v_match == 1.0 for m in layers)
