@@ -11,7 +11,7 @@ from tsslbp.cli import main
 
 from test_config import CONFIGS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "lava-dl-netx"
+from paths import LAVA_DL_FIXTURES as SHARED
 
 
 @pytest.fixture(scope="module")

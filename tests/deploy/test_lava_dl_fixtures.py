@@ -23,7 +23,7 @@ from tsslbp.deploy.runner import run_lava  # noqa: E402
 
 pytestmark = pytest.mark.lava
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "lava-dl-netx"
+from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 if not FIXTURES.is_dir():
     pytest.skip(f"lava-dl netx fixtures not found at {FIXTURES}", allow_module_level=True)
 

@@ -21,7 +21,7 @@ from tsslbp.hwmodels.spec import (
     NetworkSpec,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "lava-dl-netx"
+from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 needs_fixtures = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"lava-dl netx fixtures not found at {FIXTURES}"
 )

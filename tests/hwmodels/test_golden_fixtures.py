@@ -11,7 +11,7 @@ import pytest
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "lava-dl-netx"
+from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 pytestmark = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"lava-dl netx fixtures not found at {FIXTURES}"
 )

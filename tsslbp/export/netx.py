@@ -76,6 +76,19 @@ def _integer_array_problem(name: str, values: Any, ndim: int | None = None) -> s
     return None
 
 
+def _bias_problems(name: str, must: str, bias: np.ndarray | None, size: int) -> Iterator[str]:
+    """Problems of an optional per-neuron (dense) or per-channel (conv) bias of ``size`` entries."""
+    if bias is None:
+        return
+    problem = _integer_array_problem(name, bias, ndim=1)
+    if problem:
+        yield problem
+    elif bias.shape != (size,):
+        yield f"{name} must {must} ({size},), found {bias.shape}"
+    else:
+        yield from _check_range("bias", bias, sc.BIAS_MANT_MIN, sc.BIAS_MANT_MAX)
+
+
 def _layer_problems(
     layer: Layer, index: int, prev_shape: tuple[int, ...], next_layer: Layer | None
 ) -> Iterator[str]:
@@ -111,14 +124,7 @@ def _layer_problems(
         yield from _check_range("weight", layer.weight, sc.WEIGHT_MIN, sc.WEIGHT_MAX)
         if not np.any(layer.weight):
             yield "all dense weights are zero: lava-dl's optimize_weight_bits cannot load them"
-        if layer.bias is not None:
-            problem = _integer_array_problem("dense bias", layer.bias, ndim=1)
-            if problem:
-                yield problem
-            elif layer.bias.shape != (n_out,):
-                yield f"dense bias must have shape ({n_out},), found {layer.bias.shape}"
-            else:
-                yield from _check_range("bias", layer.bias, sc.BIAS_MANT_MIN, sc.BIAS_MANT_MAX)
+        yield from _bias_problems("dense bias", "have shape", layer.bias, n_out)
         yield from _neuron_problems(layer.neuron)
         return
     if isinstance(layer, ConvLayer):
@@ -157,14 +163,7 @@ def _layer_problems(
         if tuple(layer.shape) != expected:
             yield f"conv shape {tuple(layer.shape)} does not match its input and kernel, expected {expected}"
         yield from _check_range("weight", layer.weight, sc.WEIGHT_MIN, sc.WEIGHT_MAX)
-        if layer.bias is not None:
-            problem = _integer_array_problem("conv bias", layer.bias, ndim=1)
-            if problem:
-                yield problem
-            elif layer.bias.shape != (c_out,):
-                yield f"conv bias must be per channel, shape ({c_out},), found {layer.bias.shape}"
-            else:
-                yield from _check_range("bias", layer.bias, sc.BIAS_MANT_MIN, sc.BIAS_MANT_MAX)
+        yield from _bias_problems("conv bias", "be per channel, shape", layer.bias, c_out)
         yield from _neuron_problems(layer.neuron)
         return
     yield f"unsupported layer object {type(layer).__name__}"
