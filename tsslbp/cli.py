@@ -112,10 +112,9 @@ def train(
     out = out or Path("runs") / config.stem
     torch_device = resolve_device(device)
     data = load_experiment_data(cfg, data_dir)
-    sizes = "-".join(str(layer.n_outputs) for layer in cfg.layers if layer.n_outputs)
     click.echo(
         f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
-        f"{cfg.input_size}-{sizes}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
+        f"{cfg.architecture}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
         f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {torch_device}"
     )
     try:

@@ -200,6 +200,27 @@ class ExperimentConfig:
     def input_shape(self) -> tuple[int, int, int]:
         return DATASET_INPUT_SHAPE[self.data.dataset]
 
+    @property
+    def architecture(self) -> str:
+        """The network in the paper's notation, e.g. ``1x28x28-32C5-P2-64C5-P2-1024-10``.
+
+        Kernels are written ``C<k>`` when square, ``C<kh>x<kw>`` otherwise; dropout is left out.
+        """
+
+        def k(pair: tuple[int, int]) -> str:
+            return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+        image = any(layer.type in (LayerKind.CONV, LayerKind.POOLING) for layer in self.layers)
+        parts = ["x".join(map(str, self.input_shape)) if image else str(self.input_size)]
+        for layer in self.layers:
+            if layer.type is LayerKind.CONV:
+                parts.append(f"{layer.out_channels}C{k(layer.kernel_size)}")
+            elif layer.type is LayerKind.POOLING:
+                parts.append(f"P{k(layer.kernel_size)}")
+            elif layer.type is LayerKind.LINEAR:
+                parts.append(str(layer.n_outputs))
+        return "-".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-types dict in the YAML schema (what checkpoints store); :func:`parse_config` inverts it."""
         network: dict[str, Any] = {"n_steps": self.n_steps}
