@@ -229,7 +229,8 @@ def _echo_export_summary(result: Any, output: Path) -> None:
     click.echo(f"input width: golden vs float predictions on the calibration batch: {agreement}")
     click.echo(
         f"wrote {output}: {len(result.spec.layers)} layers ({kinds}), T={meta['n_steps']}, "
-        f"{meta['steps_per_sample']} steps/sample, graded {result.spec.input_message_bits}-bit input, "
+        f"{meta['steps_per_sample']} steps/sample, "
+        f"{'graded ' + str(result.spec.input_message_bits) + '-bit' if result.spec.input_message_bits else 'binary spike'} input, "
         f"calibrated on {result.report.calibration_samples} samples"
     )
 

@@ -65,3 +65,37 @@ def test_golden_and_lava_agree_on_every_layer_and_step(exported):
     assert first is None, first.line()
     assert all(m.golden_spikes > 0 for m in layers), "sanity: every layer spikes"
     assert all(m.spike_match == m.u_match == m.v_match == 1.0 for m in layers)
+
+
+@pytest.mark.lava
+def test_event_input_network_exports_with_binary_input_and_runs_bit_exact(rng):
+    """N-MNIST's network (T = 30, event frames in): binary input spikes, golden == Lava."""
+    pytest.importorskip("lava")
+    from tsslbp.deploy.runner import run_lava
+    from tsslbp.deploy.verify import compare_runs
+    from tsslbp.train.losses import predict
+    from tsslbp.hwmodels.readout import predict_counts
+
+    cfg = load_config(CONFIG.parent / "nmnist_cnn_t30.yaml")
+    torch.manual_seed(2)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    frames = torch.from_numpy((rng.random((6, 2, 34, 34, 30)) < 0.08).astype(np.float32))
+    spec, _ = quantize_network(model, cfg, frames)
+    assert spec.input_message_bits == 0 and spec.metadata["input_encoding"] == "binary"
+    assert spec.metadata["steps_per_sample"] == 30 + 3
+    inputs = encode_for_spec(frames.numpy(), spec)
+    assert inputs.shape == (6, 34, 34, 2, 33) and inputs[..., 30:].sum() == 0
+    golden = run_golden(spec, inputs, record=True)
+    with torch.no_grad():
+        float_pred = predict(model(frames).spikes).numpy()
+    assert (predict_counts(golden.output, spec.metadata) == float_pred).mean() >= 0.5
+    lava = run_lava(spec, inputs[:2], record=True)
+    layers, first = compare_runs(
+        type(golden)([s[:2] for s in golden.spikes], [None if u is None else u[:2] for u in golden.u], [None if v is None else v[:2] for v in golden.v]),
+        lava,
+    )
+    assert first is None, first.line()
+    assert all(m.golden_spikes > 0 for m in layers), "sanity: every layer spikes"

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..config import Dataset
 from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..train.losses import predict
@@ -84,16 +85,19 @@ def export_checkpoint(
         "tsslbp_version": __version__,
     }
     model.eval()
+    calib = calib.to(next(model.parameters()).dtype)
     with torch.no_grad():
-        float_pred = predict(model(calib.to(next(model.parameters()).dtype)).spikes).numpy()
+        float_pred = predict(model(calib).spikes).numpy()
     agreement: dict[int, float] = {}
     best = None
-    for bits in (input_bits,) if input_bits is not None else AUTO_INPUT_BITS:
+    events = cfg.data.dataset is Dataset.NMNIST  # binary event input: no width to choose
+    for bits in (input_bits,) if input_bits is not None or events else AUTO_INPUT_BITS:
         trial_cfg = dataclasses.replace(qcfg, input_bits=bits)
         spec, report = quantize_network(model, cfg, calib, trial_cfg, metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)})
-        agreement[bits], golden = golden_agreement(spec, calib, float_pred)
-        if best is None or agreement[bits] > agreement[best[0]]:
-            best = (bits, spec, report, golden)
+        agreement[bits if not events else 0], golden = golden_agreement(spec, calib, float_pred)
+        key = bits if not events else 0
+        if best is None or agreement[key] > agreement[best[0]]:
+            best = (key, spec, report, golden)
     bits, spec, report, golden = best
     meta = spec.metadata
     # The report has one entry per neuron layer; the spec also holds flatten layers.

@@ -180,7 +180,7 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
 
 @torch.no_grad()
 def run_folded(layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float) -> list[torch.Tensor]:
-    """Run folded float layers on static inputs ``x`` (N, C, H, W) or (N, C); spikes of every neuron layer."""
+    """Run folded float layers on inputs ``x`` (see :func:`folded_traces`); spikes of every neuron layer."""
     return [trace.spikes for _, trace in folded_traces(layers, x, n_steps, tau_syn)]
 
 
@@ -188,9 +188,16 @@ def run_folded(layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn
 def folded_traces(
     layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float
 ) -> list[tuple[torch.Tensor, LIFTrace]]:
-    """(current, LIF trace) of every neuron layer of the folded float network, float64."""
+    """(current, LIF trace) of every neuron layer of the folded float network, float64.
+
+    ``x`` is a static input (N, C[, H, W]) repeated over the steps, or a time-varying one with a
+    trailing time axis of ``n_steps`` (event frames): either way it goes through the PSP filter.
+    """
     dtype = torch.float64
-    trace = x.to(dtype)[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=dtype)
+    if x.shape[-1] == n_steps and x.dim() in (3, 5):
+        trace = psp(x.to(dtype), tau_syn)
+    else:
+        trace = x.to(dtype)[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=dtype)
     spikes = []
     for layer in layers:
         if isinstance(layer, FoldedFlatten):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..config import ExperimentConfig
+from ..config import Dataset, ExperimentConfig
 from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, Layer, NetworkSpec
 from ..train.network import TsslbpNetwork
 from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
@@ -181,16 +181,21 @@ def quantize_network(
     Args:
         model: the trained network (only read).
         cfg: its config.
-        calibration: (B, C) or (B, C, H, W) analog inputs in [0, 1] that bound the state range.
+        calibration: (B, C) or (B, C, H, W) analog inputs in [0, 1] that bound the state range,
+            or for event data (N-MNIST) (B, C, H, W, T) binary spike frames.
         qcfg: quantization choices.
         metadata: extra provenance entries stored with the spec (e.g. the checkpoint hash).
 
     Returns:
-        (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``).
+        (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``), or
+        binary spikes for event data.
     """
     folded = fold_network(model)
     image_net = any(isinstance(layer, FoldedConv) for layer in folded)
-    x = calibration.reshape(calibration.shape[0], *(cfg.input_shape if image_net else (cfg.input_size,)))
+    input_shape = tuple(cfg.input_shape) if image_net else (cfg.input_size,)
+    # Event data (N-MNIST) is binary spike frames with a time axis: it enters as binary spikes.
+    events = cfg.data.dataset is Dataset.NMNIST
+    x = calibration.reshape(calibration.shape[0], *input_shape, *((cfg.n_steps,) if events else ()))
     traces = iter(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
     tau_s = cfg.neuron.tau_s
     i_decay, v_decay = decay_constant(tau_s), decay_constant(cfg.neuron.tau_m)
@@ -208,7 +213,7 @@ def quantize_network(
         max_current, max_u = float(current.abs().max()), float(lif.u.abs().max())
         weight, v_th = item.weight, item.neuron.v_th
         # Integer input per float input unit: graded input codes x in [0, 1] as x * input_max.
-        input_gain = float(qcfg.input_max) if first else 1.0
+        input_gain = float(qcfg.input_max) if first and not events else 1.0
         first = False
         # w_int = W * S / (tau_s * 2**ACT_SHIFT * input_gain): see docs/fixed-point.md, "The map".
         per_scale = 1.0 / (tau_s * (1 << ACT_SHIFT) * input_gain)
@@ -275,9 +280,9 @@ def quantize_network(
         "readout_offset": n_synaptic,
         "steps_per_sample": cfg.n_steps + n_synaptic,
         "readout": "spike_count_argmax",
-        "input_encoding": "graded",
-        "input_bits": qcfg.input_bits,
-        "input_scale": qcfg.input_max,
+        "input_encoding": "binary" if events else "graded",
+        "input_bits": 0 if events else qcfg.input_bits,
+        "input_scale": 1 if events else qcfg.input_max,
         "n_class": cfg.data.n_class,
         "dataset": cfg.data.dataset.value,
         "config": cfg.to_dict(),
@@ -286,8 +291,8 @@ def quantize_network(
     }
     spec = NetworkSpec(
         layers=tuple(layers),
-        input_shape=tuple(cfg.input_shape) if image_net else (cfg.input_size,),
-        input_message_bits=qcfg.input_bits,
+        input_shape=input_shape,
+        input_message_bits=0 if events else qcfg.input_bits,
         metadata=meta,
     )
     return spec, QuantReport(tuple(reports), qcfg, int(calibration.shape[0]))

@@ -43,14 +43,22 @@ def encode_graded(x: np.ndarray, n_steps: int, total_steps: int, input_bits: int
 
 
 def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
-    """Analog inputs (B, ...) in [0, 1] as the graded input spikes of a tsslbp-exported spec.
+    """Inputs (B, ...) as the input spikes of a tsslbp-exported spec.
 
-    Reshapes to the spec's input shape, encodes with its metadata (T, steps per sample, input
-    bits) and returns (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
+    Analog inputs in [0, 1] become graded spikes (T, steps per sample and input bits from the
+    metadata); event frames (B, ..., T) of specs with ``input_encoding: binary`` are sent as they
+    are. Returns (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
     """
     meta = spec.metadata
-    values = np.asarray(x).reshape(len(x), *spec.input_shape)
-    spikes = encode_graded(values, int(meta["n_steps"]), int(meta["steps_per_sample"]), int(spec.input_message_bits))
+    n_steps, total = int(meta["n_steps"]), int(meta["steps_per_sample"])
+    if meta.get("input_encoding") == "binary":
+        # Event frames (B, ..., T): frame t is sent at step t, zeros after.
+        frames = np.asarray(x).reshape(len(x), *spec.input_shape, n_steps)
+        spikes = np.zeros(frames.shape[:-1] + (total,), dtype=np.int64)
+        spikes[..., :n_steps] = frames != 0
+    else:
+        values = np.asarray(x).reshape(len(x), *spec.input_shape)
+        spikes = encode_graded(values, n_steps, total, int(spec.input_message_bits))
     return np.swapaxes(spikes, 1, 3) if len(spec.input_shape) == 3 else spikes
 
 
