@@ -129,3 +129,17 @@ def test_deploy_sim_and_the_loihi2_message(trained):
     result = CliRunner().invoke(main, ["deploy", str(out / "model.net"), "--target", "loihi2"])
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1 and "lava-loihi" in result.output
+
+
+def test_export_strict_passes_when_healthy_and_fails_on_warnings(trained, monkeypatch):
+    from tsslbp.export.quantize import QuantReport
+
+    out, _ = trained
+    args = ["export", str(out / "last.pt"), "-o", str(out / "strict.net"), "--input-bits", "5", "--strict"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(QuantReport, "warnings", lambda self: ["layer hidden: v saturated at 2**23 - 1 in 1.000% of the calibration values"])
+    result = CliRunner().invoke(main, args)  # click 8.2+: result.stderr holds stderr alone
+    assert result.exit_code == 1
+    assert "warning: layer hidden: v saturated" in result.stderr
+    assert "Error: --strict: 1 quantization warning(s)" in result.stderr

@@ -203,8 +203,9 @@ _QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", 
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
 @click.option("--input-bits", default="auto", show_default=True, help="Graded input width in bits (1-16), or auto: the width whose golden predictions agree best with the float model on the calibration batch.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the quantization report here.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on clipped weights or saturated/wrapping state.")
 @_user_errors
-def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, json_path: Path | None) -> None:
+def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, json_path: Path | None, strict: bool) -> None:
     """Quantize CHECKPOINT to Loihi fixed point and write a netx HDF5 file."""
     from .export.exporter import export_checkpoint
     from .export.quantize import QuantConfig
@@ -220,6 +221,15 @@ def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: i
     _echo_export_summary(result, output)
     if json_path is not None:
         json_path.write_text(json.dumps(result.report.to_dict(), indent=2))
+    _warn_or_fail(result.report.warnings(), strict)
+
+
+def _warn_or_fail(warnings: list[str], strict: bool) -> None:
+    """Print each warning on stderr; with ``--strict`` any warning is an error (exit 1)."""
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    if strict and warnings:
+        raise click.ClickException(f"--strict: {len(warnings)} quantization warning(s)")
 
 
 def _echo_export_summary(result: Any, output: Path) -> None:
@@ -372,8 +382,9 @@ def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool) ->
 @_data_dir_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report as JSON.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--strict", is_flag=True, help="Also fail (exit 1) when the state saturates or nears its wrap.")
 @_user_errors
-def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool) -> None:
+def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool, strict: bool) -> None:
     """Run MODEL on the golden model and on Lava and compare every layer at every step.
 
     Exits with code 1 on any mismatch.
@@ -399,6 +410,7 @@ def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | N
     if not report.exact:
         raise click.ClickException("golden model and Lava disagree")
     click.echo("bit-exact: golden model and Lava agree on every spike, u and v")
+    _warn_or_fail(report.warnings(), strict)
 
 
 @main.command()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..hwmodels.golden import run_golden
+from ..hwmodels.health import LayerHealth, state_health
 from ..hwmodels.readout import predict_counts
 from ..hwmodels.spec import NetworkSpec
 
@@ -56,6 +57,17 @@ class VerifyReport:
     first_mismatch: Mismatch | None
     accuracy: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    health: tuple[LayerHealth, ...] = ()
+
+    def warnings(self) -> list[str]:
+        """Saturation seen in the golden run, one line per affected layer."""
+        out = []
+        for h in self.health:
+            if h.v_saturated:
+                out.append(f"layer {h.layer}: v saturated at 2**23 - 1 in {h.v_saturated:.3%} of the values")
+            if h.u_near_wrap:
+                out.append(f"layer {h.layer}: |u| within 1% of the 24-bit wrap in {h.u_near_wrap:.3%} of the values")
+        return out
 
     @property
     def exact(self) -> bool:
@@ -135,4 +147,5 @@ def verify_spec(
         first_mismatch=first,
         accuracy=accuracy,
         seconds={"golden": t1 - t0, "lava": t2 - t1},
+        health=tuple(state_health(golden.u, golden.v)),
     )

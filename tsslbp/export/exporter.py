@@ -17,6 +17,7 @@ import torch
 from .. import __version__
 from ..config import Dataset
 from ..hwmodels.golden import run_golden
+from ..hwmodels.health import state_health
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..train.losses import predict
 from ..hwmodels.spec import FlattenLayer, NetworkSpec
@@ -102,11 +103,14 @@ def export_checkpoint(
     meta = spec.metadata
     # The report has one entry per neuron layer; the spec also holds flatten layers.
     neuron_layers = [i for i, layer in enumerate(spec.layers) if not isinstance(layer, FlattenLayer)]
+    health = {h.layer: h for h in state_health(golden.u, golden.v)}
     layers = tuple(
         dataclasses.replace(
             layer,
             max_abs_u_int=int(np.abs(golden.u[i]).max()),
             max_abs_v_int=int(np.abs(golden.v[i]).max()),
+            v_saturated=health[i].v_saturated,
+            u_near_wrap=health[i].u_near_wrap,
         )
         for i, layer in zip(neuron_layers, report.layers)
     )

@@ -126,6 +126,19 @@ class LayerQuant:
     float_max_abs_u: float
     max_abs_u_int: int = -1
     max_abs_v_int: int = -1
+    v_saturated: float = 0.0
+    u_near_wrap: float = 0.0
+
+    def warnings(self) -> list[str]:
+        """One line per quantization problem of this layer (empty when healthy)."""
+        out = []
+        if self.n_clipped:
+            out.append(f"layer {self.name}: {self.n_clipped} of {self.n_weights} weights ({self.n_clipped / self.n_weights:.2%}) clipped to [-256, 254]")
+        if self.v_saturated:
+            out.append(f"layer {self.name}: v saturated at 2**23 - 1 in {self.v_saturated:.3%} of the calibration values")
+        if self.u_near_wrap:
+            out.append(f"layer {self.name}: |u| within 1% of the 24-bit wrap in {self.u_near_wrap:.3%} of the calibration values")
+        return out
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,10 @@ class QuantReport:
     layers: tuple[LayerQuant, ...]
     config: QuantConfig
     calibration_samples: int
+
+    def warnings(self) -> list[str]:
+        """Every layer's quantization problems, one line each."""
+        return [line for layer in self.layers for line in layer.warnings()]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,34 @@
+import dataclasses
+
+import numpy as np
+
+from tsslbp.export.quantize import LayerQuant
+from tsslbp.hwmodels.health import STATE_LIMIT, state_health
+
+
+def test_state_health_counts_saturated_v_and_near_wrap_u():
+    u = np.zeros((2, 5, 4), np.int32)
+    v = np.zeros((2, 5, 4), np.int32)
+    v[0, 1, 2] = STATE_LIMIT - 1
+    v[1, 3, 0] = -(STATE_LIMIT - 1)
+    u[0, 0, 0] = int(0.995 * STATE_LIMIT)
+    u[1, 0, 1] = int(0.98 * STATE_LIMIT)  # below the edge
+    health = state_health([u, None], [v, None])
+    assert len(health) == 1, "layers without state (flatten) are skipped"
+    assert health[0].v_saturated == 2 / 40 and health[0].u_near_wrap == 1 / 40 and not health[0].healthy
+    assert state_health([np.zeros((1, 2, 3))], [np.zeros((1, 2, 3))])[0].healthy
+
+
+def test_quantization_warnings_name_the_layer_and_fraction():
+    base = LayerQuant(
+        name="hidden", scale=1.0, weight_gain=1.0, limited_by="weights", weight_bits_used=8.0, n_weights=200,
+        n_clipped=0, weight_rmse=0.0, v_th_mant=1, v_th_error=0.0, i_decay=1365, v_decay=819,
+        tau_syn_realized=3.0, tau_mem_realized=5.0, float_max_abs_current=1.0, float_max_abs_u=1.0,
+    )
+    assert base.warnings() == []
+    bad = dataclasses.replace(base, n_clipped=3, v_saturated=0.25, u_near_wrap=0.001)
+    assert bad.warnings() == [
+        "layer hidden: 3 of 200 weights (1.50%) clipped to [-256, 254]",
+        "layer hidden: v saturated at 2**23 - 1 in 25.000% of the calibration values",
+        "layer hidden: |u| within 1% of the 24-bit wrap in 0.100% of the calibration values",
+    ]
