@@ -247,19 +247,37 @@ class ExperimentConfig:
 # --- validation helpers --------------------------------------------------------------------------
 
 
+#: Longest ``found`` value quoted in an error message (a whole mistyped block is cut short).
+_FOUND_MAX_CHARS = 80
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (newlines from YAML keys) escaped, so messages stay one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fail(source: str, key: str, expected: str, found: Any) -> ConfigError:
-    return ConfigError(f"{source}: {key}: expected {expected}, found {found!r}")
+    shown = repr(found)
+    if len(shown) > _FOUND_MAX_CHARS:
+        shown = shown[: _FOUND_MAX_CHARS - 3] + "..."
+    return ConfigError(f"{source}: {_printable(key) or '(top level)'}: expected {expected}, found {_printable(shown)}")
 
 
 def _number(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], float | None]:
     def check(value: Any) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        if lo is not None and (value <= lo if lo_open else value < lo):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range (YAML reads 1e400 digits as int)
             return None
-        if hi is not None and value > hi:
+        if not math.isfinite(number):
             return None
-        return float(value)
+        if lo is not None and (number <= lo if lo_open else number < lo):
+            return None
+        if hi is not None and number > hi:
+            return None
+        return number
 
     return check
 
@@ -506,7 +524,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a YAML config file.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or any key is invalid (one line).
+        ConfigError: the file is missing, not UTF-8, not YAML, or any key is invalid (one line).
     """
     path = Path(path)
     source = str(path)
@@ -514,6 +532,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"{source}: cannot read the file ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from err
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
