@@ -333,35 +333,38 @@ def simulate(model: Path, input_path: Path, output_path: Path, backend: str, ste
     click.echo(f"{backend}: {x.shape[-1]} steps, {int(y.sum())} output spikes from {y.shape[0]} neurons -> {output_path}")
 
 
-def _test_inputs(spec: Any, samples: int, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """Encoded test inputs and labels for a spec exported by tsslbp."""
+def _test_data(spec: Any, data_dir: Path | None) -> Any:
+    """The test data of a spec exported by tsslbp (its embedded config names the data set)."""
     from .config import parse_config
-    from .hwmodels.readout import encode_for_spec
     from .train.data import load_experiment_data
 
-    meta = spec.metadata
-    if "config" not in meta:
+    if "config" not in spec.metadata:
         raise click.ClickException("this netx file has no tsslbp metadata (data set, readout): use `tsslbp simulate`")
-    cfg = parse_config(meta["config"], "netx metadata")
-    data = load_experiment_data(cfg, data_dir)
+    return load_experiment_data(parse_config(spec.metadata["config"], "netx metadata"), data_dir)
+
+
+def _test_inputs(spec: Any, data: Any, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` test samples encoded as the spec's input spikes, and their labels."""
+    from .hwmodels.readout import encode_for_spec
+
     n = min(samples, len(data.test))
-    inputs = encode_for_spec(data.test.images[:n].numpy(), spec)
-    return inputs, data.test.labels[:n].numpy(), data.name
+    return encode_for_spec(data.test.images[:n].numpy(), spec), data.test.labels[:n].numpy()
 
 
-def _float_accuracy(spec: Any, n: int, data_dir: Path | None) -> float | None:
-    from .train.data import load_experiment_data
-    from .train.loop import CheckpointError, evaluate, model_from_checkpoint
+def _float_accuracy(spec: Any, data: Any, n: int) -> float | None:
+    """Float accuracy of the source checkpoint on the same samples, when it is still the file the
+    spec was exported from (same SHA-256); None otherwise."""
+    from .export.quantize import file_sha256
     from .train.data import Split
+    from .train.loop import CheckpointError, evaluate, model_from_checkpoint
 
     path = spec.metadata.get("source_checkpoint")
-    if not path or not Path(path).is_file():
+    if not path or not Path(path).is_file() or file_sha256(path) != spec.metadata.get("source_sha256"):
         return None
     try:
         model, cfg, _ = model_from_checkpoint(path)
     except CheckpointError:
         return None
-    data = load_experiment_data(cfg, data_dir)
     return evaluate(model, Split(data.test.images[:n], data.test.labels[:n]), cfg).accuracy
 
 
@@ -370,10 +373,10 @@ def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool) ->
     from .export.netx import read_netx
 
     spec = read_netx(model)
-    inputs, labels, name = _test_inputs(spec, samples, data_dir)
+    data = _test_data(spec, data_dir)
+    inputs, labels = _test_inputs(spec, data, samples)
     report = verify_spec(spec, inputs, labels, progress=progress)
-    flt = _float_accuracy(spec, len(labels), data_dir)
-    return report, flt, name
+    return report, _float_accuracy(spec, data, len(labels)), data.name
 
 
 @main.command()
@@ -430,7 +433,9 @@ def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progre
 
     deploy_target_check(target)
     spec = read_netx(model)
-    inputs, labels, name = _test_inputs(spec, samples, data_dir)
+    data = _test_data(spec, data_dir)
+    inputs, labels = _test_inputs(spec, data, samples)
+    name = data.name
     t0 = time.perf_counter()
     result = run_lava(spec, inputs, record=False, progress=progress)
     seconds = time.perf_counter() - t0
