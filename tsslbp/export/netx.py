@@ -14,6 +14,7 @@ first layer of the spec is not an input layer.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +44,19 @@ class NetxError(ValueError):
 
 class _Problem(Exception):
     """A problem found while parsing one layer; turned into a :class:`NetxError` with the file name."""
+
+
+#: What h5py raises for an object it cannot open: a dangling soft or external link (KeyError), a
+#: damaged object header or a file cut short (OSError, RuntimeError).
+_H5_OPEN_ERRORS = (KeyError, OSError, RuntimeError)
+#: What reading a dataset's or attribute's value raises besides: unreadable data (OSError,
+#: RuntimeError) and types numpy has no equivalent for (TypeError, ValueError).
+_H5_READ_ERRORS = (OSError, RuntimeError, TypeError, ValueError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (h5py's messages can span several)."""
+    return " ".join(str(exc).split())
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -236,7 +250,10 @@ def _read(group: h5py.Group, key: str, parent: str = "") -> Any:
     item = group[key]
     if not isinstance(item, h5py.Dataset):
         raise _Problem(f"'{name}' must be a dataset, found a group")
-    return item[()]
+    try:
+        return item[()]
+    except _H5_READ_ERRORS as exc:
+        raise _Problem(f"cannot read '{name}' ({_one_line(exc)})") from None
 
 
 def _int_array(value: Any, key: str) -> np.ndarray:
@@ -245,11 +262,16 @@ def _int_array(value: Any, key: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype == np.bool_:
         return arr.astype(np.int64)
-    if not np.issubdtype(arr.dtype, np.number):
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise _Problem(f"'{key}' must be numeric, found dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
             raise _Problem(f"'{key}' must hold integers, found non-integer values")
+        # 2**63 is exact in every float type; int64 holds [-2**63, 2**63).
+        if arr.size and (arr.min() < -(2.0**63) or arr.max() >= 2.0**63):
+            raise _Problem(f"'{key}' holds values beyond 64-bit integers")
+    elif arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise _Problem(f"'{key}' holds values beyond 64-bit signed integers")
     return arr.astype(np.int64)
 
 
@@ -285,7 +307,7 @@ def _read_neuron(group: h5py.Group) -> CubaNeuron:
     kind = _decode(_read(neuron, sc.KEY_TYPE, sc.KEY_NEURON))
     supported = [t.value for t in sc.NeuronType]
     if kind not in supported:
-        raise _Problem(f"unsupported neuron type '{kind}' (supported: {', '.join(supported)})")
+        raise _Problem(f"unsupported neuron type {kind!r} (supported: {', '.join(supported)})")
     values = {key: _int_scalar(_read(neuron, key, sc.KEY_NEURON), f"{sc.KEY_NEURON}/{key}")
               for key in (sc.KEY_I_DECAY, sc.KEY_V_DECAY, sc.KEY_V_TH_MANT)}
     ref_delay = sc.REF_DELAY_DEFAULT
@@ -333,7 +355,7 @@ def _read_input(group: h5py.Group) -> InputLayer | tuple[int, ...]:
 
 
 def _read_dense(group: h5py.Group) -> DenseLayer:
-    n_out = int(np.prod(_shape(group)))
+    n_out = math.prod(_shape(group))  # Python ints: np.prod wraps around silently
     weight = _int_array(_read(group, sc.KEY_WEIGHT), sc.KEY_WEIGHT)
     if weight.ndim == 1:
         # netx reshapes a flat weight to (out, -1).
@@ -386,22 +408,36 @@ def _read_metadata(f: h5py.File) -> tuple[dict[str, Any], int]:
     attrs = f[sc.TSSLBP_GROUP].attrs
     metadata = {}
     if sc.ATTR_METADATA in attrs:
-        raw = attrs[sc.ATTR_METADATA]
+        raw = _read_attr(attrs, sc.ATTR_METADATA)
         try:
+            # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             metadata = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-        except json.JSONDecodeError as exc:
-            raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata is not valid JSON: {exc}") from None
+        except ValueError as exc:
+            raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata is not valid JSON: {_one_line(exc)}") from None
         if not isinstance(metadata, dict):
             raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata must be a JSON object")
-    try:
-        bits = int(attrs.get(sc.ATTR_INPUT_MESSAGE_BITS, 0))
-    except (TypeError, ValueError):
-        raise _Problem(f"'{sc.TSSLBP_GROUP}' {sc.ATTR_INPUT_MESSAGE_BITS} must be an integer") from None
+    bits = 0
+    if sc.ATTR_INPUT_MESSAGE_BITS in attrs:
+        raw = np.asarray(_read_attr(attrs, sc.ATTR_INPUT_MESSAGE_BITS))
+        try:
+            bits = _int_scalar(raw, sc.ATTR_INPUT_MESSAGE_BITS)
+        except _Problem:
+            raise _Problem(
+                f"'{sc.TSSLBP_GROUP}' {sc.ATTR_INPUT_MESSAGE_BITS} must be an integer, found {raw.tolist()!r:.40}"
+            ) from None
     return metadata, bits
 
 
+def _read_attr(attrs: h5py.AttributeManager, key: str) -> Any:
+    try:
+        return attrs[key]
+    except _H5_READ_ERRORS as exc:
+        raise _Problem(f"cannot read '{sc.TSSLBP_GROUP}' attribute {key} ({_one_line(exc)})") from None
+
+
 def _layer_keys(layers: h5py.Group) -> list[str]:
-    keys = list(layers.keys())
+    # h5py gives names that are not valid UTF-8 as bytes; their repr never matches a layer index.
+    keys = [k if isinstance(k, str) else repr(k) for k in layers.keys()]
     expected = [str(i) for i in range(len(keys))]
     if sorted(keys, key=lambda k: (len(k), k)) != expected:
         raise _Problem(f"layer keys must be 0..{len(keys) - 1}, found {sorted(keys)}")
@@ -438,20 +474,22 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
                 raise _Problem("no layers")
         except _Problem as exc:
             raise NetxError(f"{path}: {exc}") from None
+        except _H5_OPEN_ERRORS as exc:
+            raise NetxError(f"{path}: cannot open an object, damaged file or dangling link ({_one_line(exc)})") from None
 
         layers: list[Layer] = []
         input_shape: tuple[int, ...] | None = None
         prev_shape: tuple[int, ...] | None = None
         offset = 0
         for i, key in enumerate(keys):
-            group = f[sc.LAYER_GROUP][key]
             try:
+                group = f[sc.LAYER_GROUP][key]
                 if not isinstance(group, h5py.Group):
                     raise _Problem("must be a group")
                 kind = _decode(_read(group, sc.KEY_TYPE))
                 supported = [t.value for t in sc.LayerType]
                 if kind not in supported:
-                    raise _Problem(f"unsupported layer type '{kind}' (supported: {', '.join(supported)})")
+                    raise _Problem(f"unsupported layer type {kind!r} (supported: {', '.join(supported)})")
                 layer_type = sc.LayerType(kind)
                 if layer_type is sc.LayerType.INPUT:
                     if i != 0:
@@ -477,6 +515,10 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
                         _check_flat_shape(group, prev_shape)
             except _Problem as exc:
                 raise NetxError(f"{path}: layer {i}: {exc}") from None
+            except _H5_OPEN_ERRORS as exc:
+                raise NetxError(
+                    f"{path}: layer {i}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
+                ) from None
             layers.append(layer)
             prev_shape = tuple(layer.shape)
 
@@ -490,10 +532,10 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
 
 def _check_flat_shape(group: h5py.Group, prev_shape: tuple[int, ...]) -> None:
     """A flatten layer's stored shape (lava-dl ignores it) may be any shape of the right size."""
-    stored = _int_array(_read(group, sc.KEY_SHAPE), sc.KEY_SHAPE)
-    n = int(np.prod(prev_shape))
-    if int(np.prod(stored)) != n:
-        raise _Problem(f"flatten shape {stored.tolist()} has {int(np.prod(stored))} elements, its input {n}")
+    stored = _int_array(_read(group, sc.KEY_SHAPE), sc.KEY_SHAPE).reshape(-1).tolist()
+    n = math.prod(prev_shape)  # Python ints: np.prod wraps around silently
+    if math.prod(stored) != n:
+        raise _Problem(f"flatten shape {stored} has {math.prod(stored)} elements, its input {n}")
 
 
 # ----------------------------------------------------------------------------------------- writing
