@@ -66,19 +66,26 @@ def test_golden_agrees_with_float_within_quantization_error(trained):
     assert agree >= 0.95, f"golden and float predictions agree on {agree:.3f} of the test set, expected >= 0.95"
 
 
+def _simulate_on_both_backends(model, x, tmp_path):
+    """Y of `tsslbp simulate` for input x on the golden model and on Lava."""
+    np.save(tmp_path / "x.npy", x)
+    ys = {}
+    for backend in ("golden", "lava"):
+        out = tmp_path / f"{backend}.npy"
+        result = CliRunner().invoke(
+            main, ["simulate", str(model), "--input", str(tmp_path / "x.npy"), "--output", str(out), "--backend", backend]
+        )
+        assert result.exit_code == 0, result.output
+        ys[backend] = np.load(out)
+    return ys
+
+
 def test_simulate_golden_and_lava_give_the_same_output(trained, tmp_path):
     pytest.importorskip("lava")
     out, _ = trained
     rng = np.random.default_rng(0)
     x = rng.integers(0, 32, size=(64, 9))  # graded 5-bit-ish payloads for 9 steps
-    np.save(tmp_path / "x.npy", x)
-    ys = {}
-    for backend in ("golden", "lava"):
-        result = CliRunner().invoke(
-            main, ["simulate", str(out / "model.net"), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / f"{backend}.npy"), "--backend", backend]
-        )
-        assert result.exit_code == 0, result.output
-        ys[backend] = np.load(tmp_path / f"{backend}.npy")
+    ys = _simulate_on_both_backends(out / "model.net", x, tmp_path)
     assert ys["golden"].shape == (10, 9)
     assert ys["golden"].sum() > 0, "sanity: the output spikes"
     assert np.array_equal(ys["golden"], ys["lava"])
@@ -97,14 +104,7 @@ def test_simulate_lava_dl_tiny_net_on_both_backends(tmp_path):
     pytest.importorskip("lava")
     bias = np.load(SHARED / "tinynet_input_bias.npy")  # (16, 16, 3): lava order
     x = np.repeat(bias[..., None], 6, axis=-1).astype(np.int64)
-    np.save(tmp_path / "x.npy", x)
-    ys = {}
-    for backend in ("golden", "lava"):
-        result = CliRunner().invoke(
-            main, ["simulate", str(SHARED / "tiny.net"), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / f"{backend}.npy"), "--backend", backend]
-        )
-        assert result.exit_code == 0, result.output
-        ys[backend] = np.load(tmp_path / f"{backend}.npy")
+    ys = _simulate_on_both_backends(SHARED / "tiny.net", x, tmp_path)
     assert ys["golden"].shape == (36, 6) and ys["golden"].sum() > 0
     assert np.array_equal(ys["golden"], ys["lava"])
 
