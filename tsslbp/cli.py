@@ -174,6 +174,8 @@ def _echo_table(rows: list[list[str]], header: list[str]) -> None:
 
 
 def _quant_rows(report: Any) -> list[list[str]]:
+    from .hwmodels.health import STATE_LIMIT
+
     rows = []
     for q in report.layers:
         rows.append(
@@ -186,8 +188,8 @@ def _quant_rows(report: Any) -> list[list[str]]:
                 f"{100 * q.weight_rmse:.2f}%",
                 str(q.v_th_mant),
                 f"{q.i_decay}/{q.v_decay}",
-                f"{q.max_abs_u_int / (1 << 23):.1%}",
-                f"{q.max_abs_v_int / (1 << 23):.1%}",
+                f"{q.max_abs_u_int / STATE_LIMIT:.1%}",
+                f"{q.max_abs_v_int / STATE_LIMIT:.1%}",
             ]
         )
     return rows

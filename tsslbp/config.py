@@ -58,6 +58,7 @@ __all__ = [
     "DATASET_INPUT_SIZE",
     "DATASET_INPUT_SHAPE",
     "layer_shapes",
+    "conv_output_size",
 ]
 
 
@@ -463,7 +464,12 @@ def parse_config(raw: Any, source: str = "<dict>") -> ExperimentConfig:
     return cfg
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula, also lava's).
+
+    >>> conv_output_size(28, 5, 1, 0, 1), conv_output_size(8, 3, 2, 1, 1)
+    (24, 4)
+    """
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
@@ -492,8 +498,8 @@ def layer_shapes(cfg: ExperimentConfig) -> list[tuple[int, ...]]:
                     raise _fail(cfg.source, f"{where}.in_channels", f"{c} (the channels reaching this layer)", layer.in_channels)
                 if c % layer.groups or layer.out_channels % layer.groups:
                     raise _fail(cfg.source, f"{where}.groups", f"a divisor of in_channels ({c}) and out_channels ({layer.out_channels})", layer.groups)
-                h = _conv_out(h, ky, layer.stride[0], layer.padding[0], layer.dilation[0])
-                w = _conv_out(w, kx, layer.stride[1], layer.padding[1], layer.dilation[1])
+                h = conv_output_size(h, ky, layer.stride[0], layer.padding[0], layer.dilation[0])
+                w = conv_output_size(w, kx, layer.stride[1], layer.padding[1], layer.dilation[1])
                 c = layer.out_channels
             else:
                 h, w = h // ky, w // kx

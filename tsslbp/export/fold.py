@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import conv_output_size
 from ..train.functional import LIFParameters, LIFTrace, lif_forward, psp, static_psp_coefficients
 from ..train.layers import SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout
 from ..train.network import TsslbpNetwork
@@ -76,10 +77,6 @@ class FoldedFlatten:
 FoldedLayer = Union[FoldedConv, FoldedDense, FoldedFlatten]
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _fold_into_conv(pool: SumPooling, conv: FoldedConv, pooled_from: tuple[int, int, int], name: str) -> FoldedConv:
     ky, kx = pool.kernel_size
     c, h, w = pooled_from
@@ -101,8 +98,8 @@ def _fold_into_conv(pool: SumPooling, conv: FoldedConv, pooled_from: tuple[int, 
         dilation=(1, 1),
         groups=conv.groups,
     )
-    out_h = _conv_out(h, weight.shape[2], folded.stride[0], folded.padding[0], 1)
-    out_w = _conv_out(w, weight.shape[3], folded.stride[1], folded.padding[1], 1)
+    out_h = conv_output_size(h, weight.shape[2], folded.stride[0], folded.padding[0], 1)
+    out_w = conv_output_size(w, weight.shape[3], folded.stride[1], folded.padding[1], 1)
     if (out_h, out_w) != conv.shape[1:]:  # pragma: no cover - guarded by the checks above
         raise FoldError(f"{name}: folded conv gives {out_h}x{out_w}, expected {conv.shape[1:]}")
     return folded
@@ -146,8 +143,8 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
             c_in, h, w = shape
             out = (
                 weight.shape[0],
-                _conv_out(h, weight.shape[2], layer.stride[0], layer.padding[0], layer.dilation[0]),
-                _conv_out(w, weight.shape[3], layer.stride[1], layer.padding[1], layer.dilation[1]),
+                conv_output_size(h, weight.shape[2], layer.stride[0], layer.padding[0], layer.dilation[0]),
+                conv_output_size(w, weight.shape[3], layer.stride[1], layer.padding[1], layer.dilation[1]),
             )
             plain.append(FoldedConv(weight, layer.neuron, shape, out, layer.stride, layer.padding, layer.dilation, layer.groups))
             shape = out

@@ -24,6 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..config import conv_output_size
 from ..hwmodels.spec import (
     ConvLayer,
     CubaNeuron,
@@ -60,11 +61,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------------------- checks
-
-
-def _conv_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length of a convolution (lava's ``utils.output_shape``, PyTorch's formula)."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _check_range(name: str, values: np.ndarray | int, low: int, high: int) -> Iterator[str]:
@@ -171,8 +167,8 @@ def _layer_problems(
                    f"x {layer.groups} groups), the previous layer gives {prev_shape[0]}")
         expected = (
             c_out,
-            _conv_out_size(prev_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0]),
-            _conv_out_size(prev_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1]),
+            conv_output_size(prev_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0]),
+            conv_output_size(prev_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1]),
         )
         if tuple(layer.shape) != expected:
             yield f"conv shape {tuple(layer.shape)} does not match its input and kernel, expected {expected}"

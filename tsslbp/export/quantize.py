@@ -31,7 +31,9 @@ from ..config import Dataset, ExperimentConfig
 from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, Layer, NetworkSpec
 from ..train.network import TsslbpNetwork
 from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
-from .schema import representable_weights
+from ..hwmodels.fixed_point import ACT_SHIFT
+from ..hwmodels.health import STATE_LIMIT
+from .schema import VTH_MANT_MAX, representable_weights
 
 __all__ = [
     "ACT_SHIFT",
@@ -49,12 +51,10 @@ __all__ = [
     "file_sha256",
 ]
 
-#: Lava's LIF shifts synaptic input and threshold left by 6 (docs/fixed-point.md, "Lava's LIF").
-ACT_SHIFT = 6
-#: u wraps and v saturates at 24 bits signed: |state| must stay below 2**23.
-STATE_LIMIT = 1 << 23
-#: vThMant is a 17-bit unsigned field (docs/fixed-point.md, "Bit widths").
-V_TH_MANT_MAX = (1 << 17) - 1
+# Re-exported from where each is defined: Lava's LIF shifts synaptic input and threshold left by 6
+# (ACT_SHIFT), u wraps and v saturates at 24 bits signed (|state| < STATE_LIMIT = 2**23), vThMant is
+# a 17-bit field (V_TH_MANT_MAX); docs/fixed-point.md, "Lava's LIF".
+V_TH_MANT_MAX = VTH_MANT_MAX
 #: Lava's fixed-point Dense clips weights to 8 bits and, with mixed signs, drops the lowest bit:
 #: the weights it applies exactly are the even integers in [-256, 254] (docs/fixed-point.md).
 WEIGHT_INT_MIN = -256
