@@ -116,3 +116,40 @@ def test_sigint_saves_and_resume_finishes_identically(tmp_path):
     wa = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     wb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa), "an interrupted and resumed run must end with the same weights"
+
+
+def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
+    """Kill -9 (no handler runs) three times at different points, resume each time, compare weights."""
+    import signal
+    import time
+
+    import torch
+
+    base = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "12", "--no-progress", "--checkpoint-every", "0"]
+    run = tmp_path / "killed"
+    states = []
+    # Delays after the first epoch line: early, mid-run and late kills land at different batches
+    # (and may land in the middle of a checkpoint write, which the atomic rename must survive).
+    for delay in (0.0, 0.35, 0.9):
+        proc = subprocess.Popen(base + ["--out", str(run), "--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            while line and not line.startswith("epoch"):
+                line = proc.stdout.readline()
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode in (-signal.SIGKILL, 0), f"unexpected exit {proc.returncode}"
+        saved = torch.load(run / "last.pt", weights_only=True)  # never truncated: written atomically
+        states.append((proc.returncode, saved["epoch"], (saved.get("partial") or {}).get("batches_done")))
+    assert any(code == -signal.SIGKILL and batches for code, _, batches in states), f"no kill landed mid-epoch: {states}"
+    done = subprocess.run(base + ["--out", str(run), "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 12/12" in done.stdout or "already holds all 12 epochs" in done.stdout
+    ref = subprocess.run(base + ["--out", str(tmp_path / "ref")], capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    wa = torch.load(run / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), "a run killed with SIGKILL and resumed must end with the same weights"

@@ -88,6 +88,15 @@ def main(verbose: bool) -> None:
     help="Run directory for best.pt, last.pt and metrics.json [default: runs/<config name>].",
 )
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt when it exists.")
+@click.option(
+    "--checkpoint-every",
+    "checkpoint_seconds",
+    type=click.FloatRange(min=0),
+    default=300,
+    show_default=True,
+    help="Also save a resumable mid-epoch last.pt every this many seconds (0: after every batch), "
+    "so a run killed without warning (SIGKILL, power loss) loses at most that much work.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar per epoch.")
 @_user_errors
 def train(
@@ -98,6 +107,7 @@ def train(
     device: str,
     out: Path | None,
     resume: bool,
+    checkpoint_seconds: float,
     progress: bool,
 ) -> None:
     """Train the network described by CONFIG (a YAML file) with TSSL-BP."""
@@ -126,6 +136,7 @@ def train(
             resume=resume,
             progress=progress,
             on_epoch=lambda m: click.echo(m.line(cfg.train.epochs)),
+            checkpoint_seconds=checkpoint_seconds,
         )
     except TrainingInterrupted as stop:
         click.echo(str(stop), err=True)
@@ -204,10 +215,11 @@ _QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", 
 @_data_dir_option
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
 @click.option("--input-bits", default="auto", show_default=True, help="Graded input width in bits (1-16), or auto: the width whose golden predictions agree best with the float model on the calibration batch.")
+@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True, help="Synaptic weight width: multiples of 2**(9 - bits) in [-256, 256 - 2**(9 - bits)], as Loihi's num_weight_bits.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the quantization report here.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on clipped weights or saturated/wrapping state.")
 @_user_errors
-def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, json_path: Path | None, strict: bool) -> None:
+def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, weight_bits: int, json_path: Path | None, strict: bool) -> None:
     """Quantize CHECKPOINT to Loihi fixed point and write a netx HDF5 file."""
     from .export.exporter import export_checkpoint
     from .export.quantize import QuantConfig
@@ -218,7 +230,7 @@ def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: i
         bits = int(input_bits)
     else:
         raise click.BadParameter(f"expected auto or an integer 1..16, found {input_bits!r}", param_hint="--input-bits")
-    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(calibration_samples=calibration), bits)
+    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(calibration_samples=calibration, weight_bits=weight_bits), bits)
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)
     _echo_export_summary(result, output)
     if json_path is not None:

@@ -110,3 +110,59 @@ def test_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, digits, cfg
     a = load_checkpoint(tmp_path / "full" / "last.pt")["metrics"]
     b = load_checkpoint(tmp_path / "part" / "last.pt")["metrics"]
     assert [(m["loss"], m["train_acc"], m["test_acc"]) for m in a] == [(m["loss"], m["train_acc"], m["test_acc"]) for m in b]
+
+
+class _Crash(BaseException):
+    """Stands in for a process dying mid-epoch: nothing after the raise runs, no handler saves."""
+
+
+@pytest.mark.parametrize("with_dropout", [False, True])
+def test_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(tmp_path, digits, cfg, with_dropout, monkeypatch):
+    raw = cfg.to_dict()
+    if with_dropout:
+        layers = list(raw["Layers"].items())
+        raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
+    from tsslbp.config import parse_config
+    from tsslbp.train import loop
+
+    two = parse_config(raw).replace(epochs=2)
+    fit(two, digits, tmp_path / "full", progress=False)
+
+    # Die during batch 17 of epoch 2 (after its forward pass, before its update), with a
+    # checkpoint saved after every batch: last.pt then holds epoch 2's first 16 batches.
+    calls = {"n": 0}
+    n_batches = -(-len(digits.train) // two.train.batch_size)
+    real_step = torch.optim.Adam.step
+
+    def dying_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n_batches + 17:
+            raise _Crash
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", dying_step)
+    with pytest.raises(_Crash):
+        fit(two, digits, tmp_path / "part", progress=False, checkpoint_seconds=0)
+    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    saved = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert (saved["epoch"], saved["partial"]["batches_done"]) == (1, 16), "expected a checkpoint after batch 16 of epoch 2"
+
+    resumed = fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    assert [m.epoch for m in resumed] == [1, 2]
+    full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(full[k], part[k]) for k in full), "a run resumed after a crash must end with the uninterrupted weights"
+
+
+def test_no_periodic_checkpoint_when_disabled(tmp_path, digits, cfg, monkeypatch):
+    from tsslbp.train import loop
+
+    saves = []
+    real_save = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda path, state: (saves.append(state.get("partial")), real_save(path, state)))
+    fit(cfg.replace(epochs=1), digits, tmp_path / "none", progress=False, checkpoint_seconds=None)
+    assert all(p is None for p in saves), "checkpoint_seconds=None must save only at epoch ends"
+    saves.clear()
+    fit(cfg.replace(epochs=1), digits, tmp_path / "each", progress=False, checkpoint_seconds=0)
+    n_batches = -(-len(digits.train) // cfg.train.batch_size)
+    partial = [p["batches_done"] for p in saves if p is not None]
+    assert partial == list(range(1, n_batches)), f"expected a mid-epoch save after every batch but the last, found {partial}"

@@ -36,6 +36,7 @@ __all__ = [
     "CheckpointError",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "DEFAULT_CHECKPOINT_SECONDS",
     "loss_function",
     "evaluate",
     "train_epoch",
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "tsslbp-checkpoint"
 CHECKPOINT_VERSION = 1
+#: A run saves a resumable mid-epoch checkpoint at least this often (seconds) by default.
+DEFAULT_CHECKPOINT_SECONDS = 300.0
 
 
 class CheckpointError(ValueError):
@@ -146,6 +149,7 @@ def train_epoch(
     resume_from: EpochProgress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     augment: Callable[..., torch.Tensor] | None = None,
+    on_batch: Callable[[EpochProgress], None] | None = None,
 ) -> tuple[EpochProgress, bool]:
     """A pass over ``split`` in the seeded order of ``epoch``.
 
@@ -155,6 +159,8 @@ def train_epoch(
         should_stop: checked after every batch; when it returns True the epoch stops there.
         augment: ``augment(x, epoch=, batch=)`` applied to each training batch (seeded per batch,
             so a resumed epoch sees the same batches).
+        on_batch: called with the progress after every batch except the epoch's last (``fit``
+            saves a resumable mid-epoch checkpoint from it).
 
     Returns:
         (the epoch's progress, complete when ``seen`` covers the split; whether a stop was requested).
@@ -200,6 +206,9 @@ def train_epoch(
         if should_stop():
             stopped = True
             break
+        if on_batch is not None and state.batches_done < n_batches:
+            state.seconds = time.perf_counter() - t0
+            on_batch(state)
     bar.close()
     state.seconds = time.perf_counter() - t0
     return state, stopped
@@ -246,6 +255,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    # The rename itself survives a power loss only once the directory entry is on disk.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -313,6 +328,7 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
 ) -> list[EpochMetrics]:
     """Train for ``cfg.train.epochs`` epochs, writing ``last.pt`` each epoch and ``best.pt`` on a new best.
 
@@ -328,6 +344,9 @@ def fit(
             true, the current batch finishes, ``last.pt`` is saved with the epoch's progress and
             the RNG state, and :class:`TrainingInterrupted` is raised; ``resume=True`` continues
             exactly where it stopped.
+        checkpoint_seconds: also save a resumable mid-epoch ``last.pt`` when this many seconds have
+            passed since the last save (0: after every batch; None: only at epoch ends), so a run
+            killed without warning (SIGKILL, power loss) loses at most that much work.
 
     Raises:
         TrainingInterrupted: after a stop request, once the checkpoint is saved.
@@ -359,18 +378,31 @@ def fit(
     elif resume:
         log.info("no %s to resume from: starting a new run", last_path)
 
+    last_save = time.monotonic()
+
+    def save_partial(done: EpochProgress) -> None:
+        # Weights after done.batches_done batches of epoch done.epoch: resuming restores them, the
+        # optimizer, the RNG state that drives the dropout masks, and skips the batches done.
+        state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
+        state["partial"] = dataclasses.asdict(done)
+        state["rng_state"] = torch.get_rng_state()
+        save_checkpoint(last_path, state)
+
+    def periodic_save(done: EpochProgress) -> None:
+        nonlocal last_save
+        if checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds:
+            save_partial(done)
+            last_save = time.monotonic()
+
     with _StopOnSignal() as stop:
         stop_check = should_stop or (lambda: stop.requested)
         for epoch in range(start, cfg.train.epochs + 1):
             done, stopped = train_epoch(
-                model, data.train, cfg, optimizer, epoch, progress, partial, stop_check, data.augment
+                model, data.train, cfg, optimizer, epoch, progress, partial, stop_check, data.augment, periodic_save
             )
             partial = None
             if done.seen < len(data.train):
-                state = _checkpoint_state(model, optimizer, cfg, epoch - 1, history, best)
-                state["partial"] = dataclasses.asdict(done)
-                state["rng_state"] = torch.get_rng_state()
-                save_checkpoint(last_path, state)
+                save_partial(done)
                 raise TrainingInterrupted(last_path, epoch, done.batches_done)
             t0 = time.perf_counter()
             test = evaluate(model, data.test, cfg)
@@ -381,6 +413,7 @@ def fit(
                 best = metrics
                 save_checkpoint(out_dir / "best.pt", _checkpoint_state(model, optimizer, cfg, epoch, history, best))
             save_checkpoint(last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best))
+            last_save = time.monotonic()
             if on_epoch is not None:
                 on_epoch(metrics)
             if stopped and epoch < cfg.train.epochs:
