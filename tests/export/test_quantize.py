@@ -14,6 +14,7 @@ from tsslbp.export.quantize import (
     decay_constant,
     quantize_network,
     quantize_weights,
+    weight_grid,
 )
 from tsslbp.hwmodels.spec import DenseLayer
 from tsslbp.train.network import TsslbpNetwork
@@ -110,3 +111,34 @@ def test_bad_quant_config():
         QuantConfig(input_bits=0)
     with pytest.raises(ValueError, match="headroom"):
         QuantConfig(headroom=2.0)
+
+
+@pytest.mark.parametrize("bits,step,top", [(8, 2, 254), (6, 8, 248), (4, 32, 224), (2, 128, 128)])
+def test_weight_bits_give_a_coarser_grid_over_the_same_range(rng, bits, step, top):
+    assert weight_grid(bits) == (-256, top, step)
+    w = rng.normal(0, 1, size=(30, 40))
+    q, clipped = quantize_weights(w, top / np.abs(w).max(), bits)
+    assert clipped == 0
+    assert np.all(q % step == 0) and q.min() >= -256 and q.max() <= top
+    assert len(np.unique(q)) <= 1 << bits, f"{bits} bits allow at most {1 << bits} levels, found {len(np.unique(q))}"
+    assert np.abs(q - w * top / np.abs(w).max()).max() <= step / 2 + 1e-9, "nearest grid point: error <= step / 2"
+
+
+def test_weight_bits_in_the_exported_spec(rng):
+    cfg = _cfg()
+    # 2-bit input leaves the first layer's weights most of the 8-bit range (8-bit input would leave
+    # it about 2 bits, which a 4-bit grid rounds to all zeros).
+    _, (spec8, report8) = _quantize(cfg, rng, QuantConfig(input_bits=2, weight_bits=8))
+    _, (spec4, report4) = _quantize(cfg, rng, QuantConfig(input_bits=2, weight_bits=4))
+    assert spec4.metadata["weight_bits"] == 4 and spec8.metadata["weight_bits"] == 8
+    assert [q.weight_bits for q in report4.layers] == [4, 4]
+    for layer8, layer4, q8, q4 in zip(spec8.layers, spec4.layers, report8.layers, report4.layers):
+        assert np.all(layer4.weight % 32 == 0) and layer4.weight.max() <= 224
+        assert len(np.unique(layer4.weight)) <= 16 < len(np.unique(layer8.weight))
+        assert q4.weight_rmse > q8.weight_rmse, "a coarser grid has a larger weight error"
+
+
+def test_bad_weight_bits():
+    for bits in (1, 9):
+        with pytest.raises(ValueError, match="weight_bits must be in 2..8"):
+            QuantConfig(weight_bits=bits)

@@ -42,6 +42,9 @@ __all__ = [
     "WEIGHT_INT_MIN",
     "WEIGHT_INT_MAX",
     "WEIGHT_INT_STEP",
+    "WEIGHT_BITS_MIN",
+    "WEIGHT_BITS_MAX",
+    "weight_grid",
     "QuantConfig",
     "LayerQuant",
     "QuantReport",
@@ -60,6 +63,31 @@ V_TH_MANT_MAX = VTH_MANT_MAX
 WEIGHT_INT_MIN = -256
 WEIGHT_INT_MAX = 254
 WEIGHT_INT_STEP = 2
+#: Weight widths the quantizer offers. ``b`` bits is what lava-nc's Dense applies with
+#: ``num_weight_bits = b`` on a mixed-sign matrix: it truncates ``8 - b + 1`` low bits of the 9-bit
+#: signed mantissa, leaving the multiples of ``2**(9 - b)`` in [-256, 256 - 2**(9 - b)] (2**b levels).
+#: 8 bits is the full grid above; 1 bit would leave only {-256, 0}, no positive weight.
+WEIGHT_BITS_MIN = 2
+WEIGHT_BITS_MAX = 8
+# Bits of the signed weight mantissa (8-bit magnitude plus the sign).
+_SIGNED_MANTISSA_BITS = 9
+
+
+def weight_grid(bits: int) -> tuple[int, int, int]:
+    """``(min, max, step)`` of the integer weights a ``bits``-wide layer uses.
+
+    Coarser weights are a coarser grid over the same range, as on Loihi: lava-dl's netx finds the
+    common trailing zero bits of the stored weights and passes ``num_weight_bits = bits`` to lava's
+    Dense, which then truncates only bits that are zero (tsslbp.hwmodels.weights), so the stored
+    integers are applied exactly.
+
+    >>> weight_grid(8), weight_grid(6), weight_grid(4), weight_grid(2)
+    ((-256, 254, 2), (-256, 248, 8), (-256, 224, 32), (-256, 128, 128))
+    """
+    if not WEIGHT_BITS_MIN <= bits <= WEIGHT_BITS_MAX:
+        raise ValueError(f"weight_bits must be in {WEIGHT_BITS_MIN}..{WEIGHT_BITS_MAX}, got {bits}")
+    step = 1 << (_SIGNED_MANTISSA_BITS - bits)
+    return WEIGHT_INT_MIN, -WEIGHT_INT_MIN - step, step
 
 
 @dataclass(frozen=True)
@@ -70,11 +98,14 @@ class QuantConfig:
         input_bits: graded input spike payload: ``x`` in [0, 1] is sent as ``round(x * (2**bits - 1))``.
         headroom: calibrated max |u| and |v| must stay below ``headroom * 2**23``.
         calibration_samples: how many training samples set the state-range bound.
+        weight_bits: synaptic weight width, 2..8 (:func:`weight_grid`): weights are multiples of
+            ``2**(9 - weight_bits)`` in [-256, 256 - 2**(9 - weight_bits)].
     """
 
     input_bits: int = 8
     headroom: float = 0.5
     calibration_samples: int = 512
+    weight_bits: int = WEIGHT_BITS_MAX
 
     def __post_init__(self) -> None:
         if not 1 <= self.input_bits <= 16:
@@ -83,6 +114,7 @@ class QuantConfig:
             raise ValueError(f"headroom must be in (0, 1], got {self.headroom}")
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
+        weight_grid(self.weight_bits)  # raises on a width outside WEIGHT_BITS_MIN..MAX
 
     @property
     def input_max(self) -> int:
@@ -98,7 +130,8 @@ class LayerQuant:
         scale: integer state units per float unit of current and membrane (``S``).
         weight_gain: integer weight units per float weight (``w_int = round(W * weight_gain)``).
         limited_by: which bound set the scale: ``weights``, ``state range`` or ``threshold width``.
-        weight_bits_used: bits of the 8-bit weight range the largest weight uses.
+        weight_bits_used: bits of the 8-bit weight range the largest weight uses (the grid of
+            ``QuantConfig.weight_bits`` is what limits the resolution).
         n_weights: number of synapses; ``n_clipped``: weights clipped to the range.
         weight_rmse: RMS error of the realized weights, relative to max |W|.
         v_th_mant: threshold mantissa; ``v_th_error``: relative threshold rounding error.
@@ -128,12 +161,14 @@ class LayerQuant:
     max_abs_v_int: int = -1
     v_saturated: float = 0.0
     u_near_wrap: float = 0.0
+    weight_bits: int = WEIGHT_BITS_MAX
 
     def warnings(self) -> list[str]:
         """One line per quantization problem of this layer (empty when healthy)."""
         out = []
         if self.n_clipped:
-            out.append(f"layer {self.name}: {self.n_clipped} of {self.n_weights} weights ({self.n_clipped / self.n_weights:.2%}) clipped to [-256, 254]")
+            lo, hi, _ = weight_grid(self.weight_bits)
+            out.append(f"layer {self.name}: {self.n_clipped} of {self.n_weights} weights ({self.n_clipped / self.n_weights:.2%}) clipped to [{lo}, {hi}]")
         if self.v_saturated:
             out.append(f"layer {self.name}: v saturated at 2**23 - 1 in {self.v_saturated:.3%} of the calibration values")
         if self.u_near_wrap:
@@ -168,18 +203,22 @@ def decay_constant(tau: float) -> int:
     return int(round(DECAY_UNITY / tau))
 
 
-def quantize_weights(weight: np.ndarray, gain: float) -> tuple[np.ndarray, int]:
-    """``w_int``: ``weight * gain`` rounded to the nearest even integer in [-256, 254].
+def quantize_weights(weight: np.ndarray, gain: float, bits: int = WEIGHT_BITS_MAX) -> tuple[np.ndarray, int]:
+    """``w_int``: ``weight * gain`` rounded to the nearest point of the ``bits``-wide grid
+    (:func:`weight_grid`; 8 bits: the even integers in [-256, 254]).
 
     Returns:
         (int64 weights, number of weights that had to be clipped to the range).
 
     >>> quantize_weights(np.array([0.26, -1.0, 3.0]), 100.0)
     (array([  26, -100,  254]), 1)
+    >>> quantize_weights(np.array([0.26, -1.0, 3.0]), 100.0, bits=4)
+    (array([ 32, -96, 224]), 1)
     """
-    target = weight * gain / WEIGHT_INT_STEP
-    rounded = np.round(target) * WEIGHT_INT_STEP
-    clipped = np.clip(rounded, WEIGHT_INT_MIN, WEIGHT_INT_MAX)
+    lo, hi, step = weight_grid(bits)
+    target = weight * gain / step
+    rounded = np.round(target) * step
+    clipped = np.clip(rounded, lo, hi)
     return clipped.astype(np.int64), int(np.count_nonzero(clipped != rounded))
 
 
@@ -235,15 +274,17 @@ def quantize_network(
         # w_int = W * S / (tau_s * 2**ACT_SHIFT * input_gain): see docs/fixed-point.md, "The map".
         per_scale = 1.0 / (tau_s * (1 << ACT_SHIFT) * input_gain)
         max_w = float(np.abs(weight).max()) or 1.0
+        # The largest weight goes to the grid's top; fewer weight bits keep the range, not the scale.
+        grid_max = weight_grid(qcfg.weight_bits)[1]
         bounds = {
-            "weights": WEIGHT_INT_MAX / (max_w * per_scale),
+            "weights": grid_max / (max_w * per_scale),
             "state range": qcfg.headroom * STATE_LIMIT / max(max_current, max_u, v_th),
             "threshold width": V_TH_MANT_MAX * (1 << ACT_SHIFT) / v_th,
         }
         limited_by = min(bounds, key=bounds.get)
         scale = bounds[limited_by]
         gain = scale * per_scale
-        w_int, n_clipped = quantize_weights(weight, gain)
+        w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
         if not representable_weights(w_int):
             raise ValueError(
                 f"layer {name}: its quantized weights are not applied exactly by netx + Lava "
@@ -286,6 +327,7 @@ def quantize_network(
                 tau_mem_realized=DECAY_UNITY / v_decay,
                 float_max_abs_current=max_current,
                 float_max_abs_u=max_u,
+                weight_bits=qcfg.weight_bits,
             )
         )
 
@@ -300,6 +342,7 @@ def quantize_network(
         "input_encoding": "binary" if events else "graded",
         "input_bits": 0 if events else qcfg.input_bits,
         "input_scale": 1 if events else qcfg.input_max,
+        "weight_bits": qcfg.weight_bits,
         "n_class": cfg.data.n_class,
         "dataset": cfg.data.dataset.value,
         "config": cfg.to_dict(),
