@@ -30,13 +30,13 @@ def rng():
 
 @pytest.fixture(scope="session")
 def fuzz_counts(request: pytest.FixtureRequest) -> collections.Counter:
-    """Examples run per fuzz target ("netx", "config"), reported in the terminal summary."""
+    """Examples run per fuzz target ("netx", "config", and the byte-mutated readers), reported in the terminal summary."""
     return request.config.stash.setdefault(_FUZZ_COUNTS, collections.Counter())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     counts = config.stash.get(_FUZZ_COUNTS, None)
     if counts:
-        terminalreporter.write_line(
-            f"hypothesis: {counts['netx']} netx examples, {counts['config']} config examples"
-        )
+        hyp = f"hypothesis: {counts['netx']} netx examples, {counts['config']} config examples"
+        mutated = ", ".join(f"{counts[k]} {k}" for k in sorted(counts) if k not in ("netx", "config"))
+        terminalreporter.write_line(hyp + (f"; seeded byte mutations: {mutated}" if mutated else ""))

@@ -289,12 +289,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def model_from_checkpoint(
     path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[TsslbpNetwork, ExperimentConfig, dict[str, Any]]:
-    """Rebuild the network and its config from a checkpoint; returns (model, config, raw state)."""
+    """Rebuild the network and its config from a checkpoint; returns (model, config, raw state).
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`, or entries missing, or weights that do not fit
+            the network its config describes (names the first missing, extra or mis-shaped tensor).
+        ConfigError: the embedded config is invalid.
+    """
     state = load_checkpoint(path, map_location=device)
+    for key in ("config", "model", "epoch"):
+        if key not in state:
+            raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
     cfg = parse_config(state["config"], f"{path} (embedded config)")
     model = TsslbpNetwork(cfg).to(device)
+    problem = _state_dict_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit the network in its config ({problem})")
     model.load_state_dict(state["model"])
     return model, cfg, state
+
+
+def _state_dict_mismatch(model: torch.nn.Module, weights: Any) -> str | None:
+    """First difference between a saved state dict and the model's, in words (None: they fit)."""
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return "the 'model' entry is not a dict of tensors"
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in weights:
+            return f"{name} is missing"
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            return f"{name} is {tuple(weights[name].shape)}, the config needs {tuple(tensor.shape)}"
+    extra = sorted(set(weights) - set(own))
+    return f"unexpected {extra[0]}" if extra else None
 
 
 def _checkpoint_state(
