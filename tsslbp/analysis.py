@@ -1,0 +1,115 @@
+"""The data behind the plots: per-layer spikes of the float and the fixed-point model, aligned in
+time; spike rates; confusion counts.
+
+Time alignment: the float network computes every layer within the same step (layer ``k`` at step
+``t`` sees the input of step ``t``), while on Loihi each synaptic layer adds one step of delay, so
+the ``k``-th neuron layer (0-based) of an exported network sees the input of step ``t`` at step
+``t + k + 1`` (docs/fixed-point.md, "Timing"). :func:`fixed_layer_spikes` cuts each layer's
+window ``[k + 1, k + 1 + T)`` out of a golden or Lava run, so both sides are ``(B, neurons, T)``
+with neurons in PyTorch's (C, H, W) order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .hwmodels.golden import from_lava_order
+from .hwmodels.spec import FlattenLayer, NetworkSpec
+from .train.losses import predict
+from .train.network import TsslbpNetwork
+
+__all__ = ["confusion_counts", "float_layer_spikes", "float_predictions", "fixed_layer_spikes", "spike_rates"]
+
+
+def confusion_counts(labels: np.ndarray, predictions: np.ndarray, n_class: int) -> np.ndarray:
+    """``counts[i, j]``: samples of true class ``i`` predicted as ``j``.
+
+    Args:
+        labels: (B,) integer true classes in ``0..n_class-1``.
+        predictions: (B,) integer predicted classes.
+        n_class: number of classes.
+
+    Returns:
+        (n_class, n_class) int64.
+
+    >>> confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3).tolist()
+    [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    """
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    for name, a in (("labels", labels), ("predictions", predictions)):
+        if a.size and (a.min() < 0 or a.max() >= n_class):
+            raise ValueError(f"{name} span {a.min()}..{a.max()}, outside 0..{n_class - 1}")
+    counts = np.zeros((n_class, n_class), dtype=np.int64)
+    np.add.at(counts, (labels, predictions), 1)
+    return counts
+
+
+@torch.no_grad()
+def float_layer_spikes(model: TsslbpNetwork, x: torch.Tensor) -> list[np.ndarray]:
+    """Spikes of every spiking layer of the float model (eval mode: no dropout).
+
+    Args:
+        model: the trained network (put in eval mode).
+        x: (B, ...) inputs as the model takes them.
+
+    Returns:
+        one (B, neurons, T) uint8 array per spiking layer, output last; neurons in (C, H, W) order.
+    """
+    model.eval()
+    out = model(x.to(next(model.parameters()).dtype))
+    return [s.reshape(s.shape[0], -1, s.shape[-1]).to(torch.uint8).cpu().numpy() for s in (*out.hidden_spikes, out.spikes)]
+
+
+@torch.no_grad()
+def float_predictions(model: TsslbpNetwork, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """Predicted classes (B,) of the float model (most output spikes, lowest index on ties), in batches."""
+    model.eval()
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    preds = [predict(model(images[i : i + batch_size].to(device, dtype)).spikes).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+def fixed_layer_spikes(run: Any, spec: NetworkSpec, n_steps: int | None = None) -> list[np.ndarray]:
+    """Spikes of every neuron layer of a golden or Lava run, in the float model's time window.
+
+    Args:
+        run: a recorded run with ``spikes``: per spec layer (B, *lava_shape, S) (GoldenResult, LavaResult).
+        spec: the network that ran (flatten layers are skipped).
+        n_steps: T [default: the spec's ``n_steps`` metadata].
+
+    Returns:
+        one (B, neurons, T) uint8 array per neuron layer: steps ``k + 1 .. k + T`` of the ``k``-th
+        neuron layer, neurons in (C, H, W) order.
+
+    Raises:
+        ValueError: the run is shorter than the last layer's window.
+    """
+    n_steps = int(spec.metadata["n_steps"]) if n_steps is None else n_steps
+    out = []
+    k = 0
+    for layer, spikes in zip(spec.layers, run.spikes):
+        if isinstance(layer, FlattenLayer):
+            continue
+        s = np.asarray(spikes)
+        if s.ndim == 5:  # (B, W, H, C, S) -> (B, C, H, W, S)
+            s = from_lava_order(s)
+        if s.shape[-1] < k + 1 + n_steps:
+            raise ValueError(f"neuron layer {k}: the run has {s.shape[-1]} steps, its window needs {k + 1 + n_steps}")
+        out.append(s.reshape(s.shape[0], -1, s.shape[-1])[..., k + 1 : k + 1 + n_steps].astype(np.uint8))
+        k += 1
+    return out
+
+
+def spike_rates(layer_spikes: Sequence[np.ndarray]) -> list[float]:
+    """Mean spikes per neuron per time step of each layer's (B, neurons, T) spikes.
+
+    >>> spike_rates([np.ones((2, 3, 4)), np.zeros((2, 1, 4))])
+    [1.0, 0.0]
+    """
+    return [float(np.mean(s)) if np.size(s) else 0.0 for s in layer_spikes]
