@@ -1,0 +1,78 @@
+"""Ctrl-C during a Lava run: the command stops, and none of Lava's worker processes outlive it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lava")
+
+from tsslbp.export.netx import write_netx  # noqa: E402
+from tsslbp.hwmodels.spec import CubaNeuron, DenseLayer, NetworkSpec  # noqa: E402
+
+pytestmark = [pytest.mark.lava, pytest.mark.slow]
+
+
+def _live_descendants(root: int) -> set[int]:
+    """Non-zombie processes below ``root`` in the process tree (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
+    rng = np.random.default_rng(0)
+    spec = NetworkSpec(
+        layers=(DenseLayer(weight=2 * rng.integers(-50, 50, (6, 4)), neuron=CubaNeuron(1024, 512, 20)),),
+        input_shape=(4,),
+        input_message_bits=8,
+    )
+    write_netx(spec, tmp_path / "m.net")
+    np.save(tmp_path / "x.npy", np.full((4, 500_000), 100))  # minutes of steps: still running at the signal
+    cmd = [sys.executable, "-m", "tsslbp", "simulate", str(tmp_path / "m.net"), "--input", str(tmp_path / "x.npy"),
+           "--output", str(tmp_path / "y.npy"), "--backend", "lava"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(workers) < 3 and time.monotonic() < deadline:  # Lava's runtime and process workers
+            time.sleep(0.2)
+            workers |= _live_descendants(proc.pid)
+        assert len(workers) >= 3, f"Lava did not start its worker processes in 60 s ({len(workers)} found)"
+        time.sleep(1.0)
+        workers |= _live_descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0 and "Traceback" not in err, f"expected a clean abort, found {proc.returncode}: {err!r}"
+    time.sleep(0.5)
+    left = sorted(pid for pid in workers if _alive(pid))
+    assert not left, f"Lava processes outlived the interrupted command: {left}"
+    assert not (tmp_path / "y.npy").exists(), "an interrupted run must not write an output"
