@@ -1,4 +1,4 @@
-"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | demo``.
+"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | demo | nir-export | nir-import``.
 
 A thin click layer: each command loads its inputs, calls one library function and prints a short
 summary. Errors the user can fix (bad config, missing data, foreign checkpoint) end with one line
@@ -524,6 +524,46 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     if not report.exact:
         raise click.ClickException("golden model and Lava disagree")
     click.echo(f"test accuracy: float {100 * float_acc:.2f}%, fixed point {100 * golden_acc:.2f}%, Lava {100 * report.accuracy['lava']:.2f}% ({n} samples, bit-exact)")
+
+
+@main.command("nir-export")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The NIR file to write.")
+@click.option("--dt", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Seconds per step in the time constants [default: 1e-3].")
+@_user_errors
+def nir_export(model: Path, output: Path, dt: float | None) -> None:
+    """Write the netx MODEL as a NIR graph (CubaLIF, Linear, Conv2d, Flatten) with its integers as metadata."""
+    from .export.netx import read_netx
+    from .export.nir_io import DEFAULT_DT, spec_to_nir, write_nir
+    from .manifest import write_manifest
+
+    spec = read_netx(model)
+    graph = spec_to_nir(spec, DEFAULT_DT if dt is None else dt)
+    write_nir(graph, output)
+    kinds = [type(node).__name__ for node in graph.nodes.values()]
+    write_manifest(output, inputs=[model], figures={"nodes": len(kinds), "dt": DEFAULT_DT if dt is None else dt})
+    click.echo(f"wrote {output}: {len(kinds)} NIR nodes ({' -> '.join(kinds)}) from {len(spec.layers)} layers of {model}")
+
+
+@main.command("nir-import")
+@click.argument("graph_path", metavar="GRAPH", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The netx file to write.")
+@click.option("--dt", type=click.FloatRange(min=0.0, min_open=True), default=None, help="The producer's seconds per step (needed without tsslbp metadata; snnTorch: 1e-4).")
+@click.option("--input-bits", type=click.IntRange(0, 24), default=0, show_default=True, help="Without tsslbp metadata: 0 = binary input spikes, else graded input x in [0, 1] sent with this many bits.")
+@_user_errors
+def nir_import(graph_path: Path, output: Path, dt: float | None, input_bits: int) -> None:
+    """Turn a NIR GRAPH into a netx file (exact for tsslbp's own graphs, quantized for others)."""
+    from .export.netx import write_netx
+    from .export.nir_io import METADATA_KEY, nir_to_spec, read_nir
+    from .manifest import write_manifest
+
+    graph = read_nir(graph_path)
+    exact = METADATA_KEY in (graph.metadata or {})
+    spec = nir_to_spec(graph, dt=dt, input_bits=input_bits)
+    write_netx(spec, output)
+    write_manifest(output, inputs=[graph_path], figures={"layers": len(spec.layers), "exact": exact, "layer_scales": spec.metadata.get("layer_scales")})
+    how = "exact (tsslbp metadata)" if exact else f"quantized from floats (dt {dt:g} s, {'graded ' + str(input_bits) + '-bit' if input_bits else 'binary'} input)"
+    click.echo(f"wrote {output}: {len(spec.layers)} layers from {len(graph.nodes)} NIR nodes of {graph_path}, {how}")
 
 
 if __name__ == "__main__":  # pragma: no cover
