@@ -204,3 +204,72 @@ def test_rejects_inputs_of_the_wrong_shape() -> None:
     spec = _dense_net([[1, -1]], CubaNeuron(4096, 4096, 1))
     with pytest.raises(ValueError, match=r"inputs must be \(B, 2, S\)"):
         run_golden(spec, np.zeros((1, 3, 4), dtype=np.int64))
+
+
+# --- the float64 fast path run_golden takes == the int64 reference functions ---------------------
+
+
+def _int64_reference_run(spec, x_lava):
+    """run_golden's semantics written with the int64 reference functions only (no fast path)."""
+    from tsslbp.hwmodels.fixed_point import BIAS_EXP
+    from tsslbp.hwmodels.golden import CubaParams, CubaState, conv_synapse, cuba_step, dense_synapse, from_lava_order
+    from tsslbp.hwmodels.weights import applied_dense_weights, pack_dense_weights
+
+    x = x_lava.astype(np.int64)
+    x = from_lava_order(x) if x.ndim == 5 else x
+    batch, n_steps = x.shape[0], x.shape[-1]
+    states = [CubaState.zeros((batch, *layer.shape)) if not isinstance(layer, FlattenLayer) else None for layer in spec.layers]
+    buffers = [np.zeros((batch, *layer.shape), dtype=np.int64) for layer in spec.layers]
+    out = []
+    for t in range(n_steps):
+        pre = x[..., t]
+        for i, layer in enumerate(spec.layers):
+            if isinstance(layer, FlattenLayer):
+                pre = pre.reshape(batch, -1)
+                continue
+            graded = i == 0 and spec.input_message_bits > 0
+            a_in = buffers[i]
+            if isinstance(layer, DenseLayer):
+                packed = pack_dense_weights(layer.weight)
+                buffers[i] = dense_synapse(pre, applied_dense_weights(packed), packed.weight_exp, graded)
+            else:
+                buffers[i] = conv_synapse(pre, layer, graded)
+            spikes, states[i] = cuba_step(a_in, 0, states[i], CubaParams.from_neuron(layer.neuron))
+            pre = spikes.astype(np.int64)
+        out.append((pre.copy(), states[-1].u.copy(), states[-1].v.copy()))
+    return out
+
+
+@pytest.mark.parametrize("weight_range, input_max", [(40, 15), (254, 255), (254, 60000)])
+def test_fast_path_equals_the_int64_reference_functions(rng, weight_range, input_max) -> None:
+    """Dense + conv nets whose state ranges from small to wrapping (which forces the int64 fallback),
+    with inputs that repeat, stop and change over time (the input memo and zero skip)."""
+    conv = ConvLayer(weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (3, 2, 3, 3)),
+                     neuron=CubaNeuron(1365, 819, 40), in_shape=(2, 4, 4), shape=(3, 4, 4), padding=(1, 1))
+    dense = DenseLayer(weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (5, 48)), neuron=CubaNeuron(4096, 100, 3))
+    spec = NetworkSpec(layers=(conv, FlattenLayer(in_shape=(3, 4, 4)), dense), input_shape=(2, 4, 4), input_message_bits=16)
+    frames = rng.integers(0, input_max + 1, (6, 4, 4, 2, 1))
+    x = np.concatenate([frames] * 3 + [np.zeros_like(frames), frames, frames // 2, np.zeros_like(frames)], axis=-1)
+    got = run_golden(spec, x, record=True)
+    want = _int64_reference_run(spec, x)
+    for t, (spikes, u, v) in enumerate(want):
+        assert np.array_equal(got.spikes[-1][..., t], spikes), f"spikes differ at step {t}"
+        assert np.array_equal(got.u[-1][..., t], u) and np.array_equal(got.v[-1][..., t], v), f"u/v differ at step {t}"
+    assert np.abs(np.stack([w[1] for w in want])).max() > 0, "the network must be driven"
+
+
+def test_fast_cuba_step_matches_cuba_step_at_the_edges(rng) -> None:
+    from tsslbp.hwmodels.golden import CubaParams, CubaState, _cuba_step_f64, _StateF64, cuba_step
+
+    edge = np.array([0, 1, -1, (1 << 23) - 1, 1 << 23, -(1 << 23), -(1 << 23) + 1, (1 << 25), -(1 << 25), (1 << 30), -(1 << 31)])
+    u = np.concatenate([edge, rng.integers(-(1 << 23), (1 << 23) + 1, 200)])
+    v = np.concatenate([edge[:7], rng.integers(-(1 << 23) + 1, 1 << 23, 204)])
+    for a_scale in (1 << 10, 1 << 17, 1 << 24, 1 << 31):
+        a_in = rng.integers(-a_scale, a_scale, u.shape)
+        for params in (CubaParams(1365, 819, 100), CubaParams(0, 4096, 0), CubaParams(4096, 0, 131071)):
+            bias = rng.integers(-(1 << 15), 1 << 15, u.shape)
+            s_ref, st_ref = cuba_step(a_in, bias, CubaState(u, v), params)
+            s_fast, st_fast = _cuba_step_f64(a_in.astype(float), (bias << 6).astype(float),
+                                             _StateF64(u.astype(float), v.astype(float)), params)
+            assert np.array_equal(s_ref, s_fast), f"spikes differ (a up to {a_scale}, {params})"
+            assert np.array_equal(st_ref.u, st_fast.u) and np.array_equal(st_ref.v, st_fast.v), f"state differs (a up to {a_scale}, {params})"

@@ -43,6 +43,8 @@ import numpy as np
 
 from .fixed_point import (
     ACT_SHIFT,
+    STATE_HALF_RANGE,
+    V_LIMIT,
     BIAS_EXP,
     BIAS_MANT_STORAGE_BITS,
     CONV_OUT_BITS,
@@ -55,7 +57,7 @@ from .fixed_point import (
     wrap_current,
     wrap_signed,
 )
-from .spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, Layer, NetworkSpec, lava_shape
+from .spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, Layer, NetworkSpec, lava_shape
 from .weights import applied_dense_weights, pack_dense_weights
 
 __all__ = [
@@ -277,6 +279,10 @@ class _Plan(NamedTuple):
     graded_input: bool
     bias: np.ndarray | None
     params: CubaParams | None
+    # The same, prepared for the float64 fast path (see _cuba_step_f64).
+    weight_f32: np.ndarray | None = None  # (n_in, n_out) dense / (G, Og, K) conv, float32 copy
+    weight_abs_max: int = 0
+    bias_f64: np.ndarray | float = 0.0  # (int16(bias_mant) << 6) as float64
 
 
 def _plan(spec: NetworkSpec) -> list[_Plan]:
@@ -301,10 +307,107 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
-        plans.append(_Plan(weight, weight_exp, graded, bias, params))
+        weight_f32 = None
+        if isinstance(layer, ConvLayer):
+            groups, c_out = layer.groups, weight.shape[0]
+            weight_f32 = weight.reshape(groups, c_out // groups, -1).astype(np.float32)
+        elif weight is not None:
+            weight_f32 = np.ascontiguousarray(weight.T, dtype=np.float32)
+        bias_f64 = 0.0 if bias is None else shift_left(wrap_signed(bias, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
+        weight_abs_max = 0 if weight is None else int(np.abs(weight).max(initial=0))
+        plans.append(_Plan(weight, weight_exp, graded, bias, params, weight_f32, weight_abs_max, bias_f64))
         # LIF neurons emit binary spikes (netx ignores gradedSpike for CUBA/LOIHI neurons).
         graded = False
     return plans
+
+
+# --- the fast path run_golden takes -------------------------------------------------------------
+# run_golden keeps every integer in float64 arrays. All values are integers far below 2**53, so
+# sums, differences, comparisons, products with the 13-bit decay factors and scalings by powers of
+# two are exact, and np.trunc rounds toward zero as lava's decay does. lava's int32 wraps cannot
+# trigger while |u[t-1]| + |A[t] << 6| stays below _FAST_STATE_LIMIT (then decay(u) + (A << 6), the
+# voltage sum and the 16-bit bias all stay inside int32); a step that could wrap goes through the
+# int64 reference (cuba_step, dense_synapse, conv_synapse) instead. Tests compare both paths on
+# states at the wrap and clip edges, and the whole model against Lava.
+_FAST_STATE_LIMIT = (1 << 31) - (1 << 23) - (1 << 22)
+
+
+class _StateF64(NamedTuple):
+    """CubaState with float64 arrays holding the same integers."""
+
+    u: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, ...]) -> _StateF64:
+        return cls(np.zeros(shape), np.zeros(shape))
+
+
+def _abs_max(x: np.ndarray) -> float:
+    return max(float(x.max(initial=0)), -float(x.min(initial=0)))
+
+
+def _decay_f64(x: np.ndarray, decay_constant: int) -> np.ndarray:
+    # x * (4096 - d) / 4096 is exact in float64 (|x| < 2**31, factor of 13 bits); trunc rounds to 0.
+    out = x * ((DECAY_UNITY - decay_constant) / DECAY_UNITY)
+    return np.trunc(out, out=out)
+
+
+def _cuba_step_f64(
+    a_in: np.ndarray, bias: np.ndarray | float, state: _StateF64, params: CubaParams
+) -> tuple[np.ndarray, _StateF64]:
+    """:func:`cuba_step` on float64-held integers; returns (spikes as bool, new state)."""
+    if _abs_max(state.u) + _abs_max(a_in) * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
+        spikes, exact = cuba_step(a_in.astype(np.int64), np.asarray(bias, dtype=np.int64) >> BIAS_EXP,
+                                  CubaState(state.u.astype(np.int64), state.v.astype(np.int64)), params)
+        return spikes, _StateF64(exact.u.astype(np.float64), exact.v.astype(np.float64))
+    u = _decay_f64(state.u, params.i_decay)
+    u += a_in * (1 << ACT_SHIFT)
+    if _abs_max(u) >= STATE_HALF_RANGE:
+        u = wrap_current(u)
+    v = _decay_f64(state.v, params.v_decay)
+    v += u
+    if not isinstance(bias, float) or bias:
+        v += bias
+    np.clip(v, -V_LIMIT, V_LIMIT, out=v)
+    spikes = v > (params.v_th_mant << VTH_SHIFT)
+    v[spikes] = 0.0
+    return spikes, _StateF64(u, v)
+
+
+def _input_step_flags(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step of the network input (B, ..., S): (same as the step before, all zero)."""
+    n_steps = x.shape[-1]
+    flat = x.reshape(-1, n_steps)
+    silent = ~flat.any(axis=0)
+    same = np.zeros(n_steps, dtype=bool)
+    same[1:] = (flat[:, 1:] == flat[:, :-1]).all(axis=0)
+    return same, silent
+
+
+def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) -> np.ndarray:
+    """The message of a dense or conv synapse for presynaptic ``pre`` (bool spikes or int payloads).
+
+    float32 BLAS where every partial sum provably stays below 2**24 and no int32/24-bit wrap can
+    apply; otherwise the int64 reference functions.
+    """
+    x = pre if plan.graded_input else (pre != 0)
+    x_max = 1 if x.dtype == np.bool_ else int(np.abs(x).max(initial=0))
+    if isinstance(layer, DenseLayer):
+        k = x.shape[-1]
+        bound = x_max * plan.weight_abs_max * k
+        exp = plan.weight_exp
+        if bound < _FLOAT32_EXACT_LIMIT and (bound << max(exp, 0)) < (1 << (INT32_BITS - 1)):
+            out = np.matmul(x.astype(np.float32), plan.weight_f32).astype(np.float64)
+            return out * (1 << exp) if exp > 0 else (np.floor(out / (1 << -exp)) if exp < 0 else out)
+        return dense_synapse(pre.astype(np.int64), plan.applied_weight, plan.weight_exp, plan.graded_input).astype(np.float64)
+    k = layer.weight[0].size
+    if x_max * plan.weight_abs_max * k < _FLOAT32_EXACT_LIMIT:
+        batch, c_out = x.shape[0], layer.weight.shape[0]
+        cols = _im2col(x.astype(np.float32), layer).reshape(batch, layer.groups, -1, layer.shape[1] * layer.shape[2])
+        out = np.matmul(plan.weight_f32, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
+        return out.astype(np.float64)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
+    return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64)
 
 
 def _reset_due(step: int, neuron_index: int, reset_interval: int | None, reset_offset: int) -> bool:
@@ -358,16 +461,19 @@ def run_golden(
     for layer in spec.layers:
         shape = (batch, *layer.shape)
         is_neuron = not isinstance(layer, FlattenLayer)
-        states.append(CubaState.zeros(shape) if is_neuron else None)
+        states.append(_StateF64.zeros(shape) if is_neuron else None)
         # Synapses start with an empty buffer: the first message each sends is zero.
-        buffers.append(np.zeros(shape, dtype=np.int64) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
+        buffers.append(np.zeros(shape) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
         spikes_rec.append(np.zeros(shape + (n_steps,), dtype=np.int8))
         keep_state = record and is_neuron
         u_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
         v_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
 
+    same_as_before, silent = _input_step_flags(x)
+    last_message: list[tuple[int, np.ndarray] | None] = [None] * len(spec.layers)
     for t in range(n_steps):
-        pre = x[..., t]
+        pre: np.ndarray = x[..., t]
+        pre_is_input = True
         neuron_index = 0
         for i, (layer, plan) in enumerate(zip(spec.layers, plans)):
             if isinstance(layer, FlattenLayer):
@@ -376,18 +482,25 @@ def run_golden(
                 continue
             if isinstance(layer, InputLayer):
                 # The input layer's a_in is never connected; the inputs drive its bias_mant.
-                a_in, bias = np.zeros((batch, *layer.shape), dtype=np.int64), pre
+                a_in = np.zeros((batch, *layer.shape))
+                bias = shift_left(wrap_signed(pre, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
             else:
-                a_in, bias = buffers[i], (0 if plan.bias is None else plan.bias)
-                if isinstance(layer, DenseLayer):
-                    buffers[i] = dense_synapse(pre, plan.applied_weight, plan.weight_exp, plan.graded_input)
+                a_in, bias = buffers[i], plan.bias_f64
+                # A synapse's message is a function of its input alone: zero for no input, the same
+                # as before for the same input (a static image repeated over T).
+                if pre_is_input and silent[t]:
+                    buffers[i] = np.zeros_like(a_in)
+                elif pre_is_input and same_as_before[t] and last_message[i] is not None:
+                    buffers[i] = last_message[i][1]
                 else:
-                    buffers[i] = conv_synapse(pre, layer, plan.graded_input)
-            state = states[i]
+                    buffers[i] = _synapse_f64(pre, layer, plan)
+                if pre_is_input:
+                    last_message[i] = (t, buffers[i])
             if _reset_due(t, neuron_index, reset_interval, reset_offset):
-                state = CubaState.zeros(state.u.shape)
-            spikes, states[i] = cuba_step(a_in, bias, state, plan.params)
-            pre = spikes.astype(np.int64)
+                states[i] = _StateF64.zeros(states[i].u.shape)
+            spikes, states[i] = _cuba_step_f64(a_in, bias, states[i], plan.params)
+            pre = spikes
+            pre_is_input = False
             spikes_rec[i][..., t] = spikes
             if record:
                 u_rec[i][..., t] = states[i].u
