@@ -1,4 +1,4 @@
-"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | demo | nir-export | nir-import``.
+"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | quant-health | demo | nir-export | nir-import``.
 
 A thin click layer: each command loads its inputs, calls one library function and prints a short
 summary. Errors the user can fix (bad config, missing data, foreign checkpoint) end with one line
@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,50 @@ _data_dir_option = click.option(
 )
 
 
+def _command_line() -> list[str]:
+    """The running command as words: ``tsslbp [-v] SUBCOMMAND`` and every parameter's resolved
+    value (defaults included), so a manifest shows exactly what ran."""
+    ctx = click.get_current_context()
+    words = ["tsslbp", *(["-v"] if ctx.find_root().params.get("verbose") else []), str(ctx.info_name)]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            if param.secondary_opts:
+                words.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                words.append(param.opts[0])
+        elif value is not None and isinstance(param, click.Option):
+            name = max(param.opts, key=len)
+            for v in value if param.multiple else (value,):
+                words += [name, str(v)]
+    return words
+
+
+def _manifest(
+    artifact: Path,
+    inputs: Sequence[Path | str | None] = (),
+    outputs: Sequence[Path | str | None] = (),
+    config: dict[str, Any] | None = None,
+    figures: dict[str, Any] | None = None,
+) -> Path:
+    """``ARTIFACT.manifest.json`` for this command (tsslbp.manifest); ``None`` inputs/outputs are
+    skipped and the seed is the config's."""
+    from .manifest import write_manifest
+
+    seed = (config or {}).get("Network", {}).get("seed")
+    return write_manifest(
+        artifact,
+        inputs=[p for p in inputs if p is not None],
+        outputs=[p for p in outputs if p is not None],
+        config=config,
+        seed=seed,
+        figures=figures,
+        command=_command_line(),
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tsslbp")
 @click.option("-v", "--verbose", is_flag=True, help="Log details and show tracebacks on errors.")
@@ -85,7 +129,7 @@ def main(verbose: bool) -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Run directory for best.pt, last.pt and metrics.json [default: runs/<config name>].",
+    help="Run directory for best.pt, last.pt, metrics.json, curves.png and last.pt.manifest.json [default: runs/<config name>].",
 )
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt when it exists.")
 @click.option(
@@ -140,6 +184,7 @@ def train(
         )
     except TrainingInterrupted as stop:
         click.echo(str(stop), err=True)
+        _train_record(out, cfg, config, data_dir, _saved_history(out / "last.pt"), interrupted=True)
         sys.exit(130)  # the conventional status of a run ended by SIGINT
     if not history:
         click.echo(f"nothing to do: {out / 'last.pt'} already holds all {cfg.train.epochs} epochs")
@@ -147,9 +192,43 @@ def train(
     best = max(history, key=lambda m: m.test_acc)
     total = sum(m.seconds for m in history)
     (out / "metrics.json").write_text(json.dumps({"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2))
+    _train_record(out, cfg, config, data_dir, history)
     click.echo(
         f"done: final test accuracy {100 * history[-1].test_acc:.2f}%, best {100 * best.test_acc:.2f}% "
         f"(epoch {best.epoch}); {total:.1f} s training; checkpoints in {out}/"
+    )
+
+
+def _saved_history(checkpoint: Path) -> list[Any]:
+    """The per-epoch metrics stored in a checkpoint (empty when none were completed)."""
+    from .train.loop import EpochMetrics, load_checkpoint
+
+    return [EpochMetrics(**m) for m in load_checkpoint(checkpoint)["metrics"]] if checkpoint.is_file() else []
+
+
+def _train_record(out: Path, cfg: Any, config: Path | None, data_dir: Path | None, history: list[Any], interrupted: bool = False) -> None:
+    """curves.png (when an epoch is complete) and the run's manifest, named after last.pt."""
+    from . import plots
+
+    curves = plots.training_curves(history, out / "curves.png", title=f"{cfg.architecture}, seed {cfg.train.seed}") if history else None
+    best = max(history, key=lambda m: m.test_acc) if history else None
+    figures = {
+        "epochs_done": len(history),
+        "interrupted": interrupted,
+        "final_test_acc": history[-1].test_acc if history else None,
+        "final_train_acc": history[-1].train_acc if history else None,
+        "final_loss": history[-1].loss if history else None,
+        "best_test_acc": best.test_acc if best else None,
+        "best_epoch": best.epoch if best else None,
+        "train_seconds": sum(m.seconds for m in history),
+    }
+    metrics = out / "metrics.json"
+    _manifest(
+        out / "last.pt",
+        inputs=[config, data_dir],
+        outputs=[out / "best.pt" if (out / "best.pt").is_file() else None, metrics if metrics.is_file() and not interrupted else None, curves],
+        config=cfg.to_dict(),
+        figures=figures,
     )
 
 
@@ -158,8 +237,9 @@ def train(
 @_data_dir_option
 @_device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write the confusion matrix (confusion.png + manifest) into this directory.")
 @_user_errors
-def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: bool) -> None:
+def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: bool, plots_dir: Path | None) -> None:
     """Evaluate a trained CHECKPOINT on its data set's test split."""
     from .train.data import load_experiment_data
     from .train.loop import evaluate, model_from_checkpoint, resolve_device
@@ -168,6 +248,13 @@ def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: 
     model, cfg, state = model_from_checkpoint(checkpoint, torch_device)
     data = load_experiment_data(cfg, data_dir)
     result = evaluate(model, data.test, cfg)
+    if plots_dir is not None:
+        from . import plots
+        from .analysis import confusion_counts, float_predictions
+
+        counts = confusion_counts(data.test.labels.numpy(), float_predictions(model, data.test.images), cfg.data.n_class)
+        png = plots.confusion_matrix(counts, plots_dir / "confusion.png", title=f"{checkpoint.name} (float), {data.name} test")
+        _manifest(png, inputs=[checkpoint, data_dir], config=cfg.to_dict(), figures={"accuracy": result.accuracy, "n_samples": result.n_samples, "epoch": state["epoch"], "confusion": counts})
     if as_json:
         click.echo(json.dumps({"checkpoint": str(checkpoint), "epoch": state["epoch"], "dataset": data.name, **vars(result)}))
         return
@@ -235,7 +322,26 @@ def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: i
     _echo_export_summary(result, output)
     if json_path is not None:
         json_path.write_text(json.dumps(result.report.to_dict(), indent=2))
+    _export_manifest(result, checkpoint, data_dir, json_path)
     _warn_or_fail(result.report.warnings(), strict)
+
+
+def _export_manifest(result: Any, checkpoint: Path, data_dir: Path | None, json_path: Path | None = None) -> Path:
+    """The netx file's manifest: checkpoint in, quantization summary and input width as figures."""
+    meta = result.spec.metadata
+    figures = {
+        "input_bits": result.spec.input_message_bits,
+        "weight_bits": result.report.config.weight_bits,
+        "input_bits_agreement": result.input_bits_agreement,
+        "calibration_samples": result.report.calibration_samples,
+        "steps_per_sample": meta.get("steps_per_sample"),
+        "layers": [
+            {k: getattr(q, k) for k in ("name", "scale", "limited_by", "weight_bits_used", "n_clipped", "n_weights", "weight_rmse", "v_th_mant", "max_abs_u_int", "max_abs_v_int")}
+            for q in result.report.layers
+        ],
+        "warnings": result.report.warnings(),
+    }
+    return _manifest(result.path, inputs=[checkpoint, data_dir], outputs=[json_path], config=meta.get("config"), figures=figures)
 
 
 def _warn_or_fail(warnings: list[str], strict: bool) -> None:
@@ -345,6 +451,10 @@ def simulate(model: Path, input_path: Path, output_path: Path, backend: str, ste
     y = result.spikes[-1][0].reshape(-1, x.shape[-1])
     np.save(output_path, y)
     click.echo(f"{backend}: {x.shape[-1]} steps, {int(y.sum())} output spikes from {y.shape[0]} neurons -> {output_path}")
+    # np.save appends .npy to a name without it.
+    written = output_path if output_path.suffix == ".npy" else output_path.with_name(output_path.name + ".npy")
+    figures = {"backend": backend, "steps": int(x.shape[-1]), "output_spikes": int(y.sum()), "output_neurons": int(y.shape[0])}
+    _manifest(written, inputs=[model, input_path], config=spec.metadata.get("config"), figures=figures)
 
 
 def _test_data(spec: Any, data_dir: Path | None) -> Any:
@@ -365,12 +475,11 @@ def _test_inputs(spec: Any, data: Any, samples: int) -> tuple[np.ndarray, np.nda
     return encode_for_spec(data.test.images[:n].numpy(), spec), data.test.labels[:n].numpy()
 
 
-def _float_accuracy(spec: Any, data: Any, n: int) -> float | None:
-    """Float accuracy of the source checkpoint on the same samples, when it is still the file the
-    spec was exported from (same SHA-256); None otherwise."""
+def _source_model(spec: Any) -> tuple[Any, Any, Path] | None:
+    """(model, config, path) of the checkpoint the spec was exported from, when that file is still
+    there unchanged (same SHA-256); None otherwise."""
     from .export.quantize import file_sha256
-    from .train.data import Split
-    from .train.loop import CheckpointError, evaluate, model_from_checkpoint
+    from .train.loop import CheckpointError, model_from_checkpoint
 
     path = spec.metadata.get("source_checkpoint")
     if not path or not Path(path).is_file() or file_sha256(path) != spec.metadata.get("source_sha256"):
@@ -379,18 +488,51 @@ def _float_accuracy(spec: Any, data: Any, n: int) -> float | None:
         model, cfg, _ = model_from_checkpoint(path)
     except CheckpointError:
         return None
+    return model, cfg, Path(path)
+
+
+def _float_accuracy(source: tuple[Any, Any, Path] | None, data: Any, n: int) -> float | None:
+    """Float accuracy of the source checkpoint (:func:`_source_model`) on the first n test samples."""
+    from .train.data import Split
+    from .train.loop import evaluate
+
+    if source is None:
+        return None
+    model, cfg, _ = source
     return evaluate(model, Split(data.test.images[:n], data.test.labels[:n]), cfg).accuracy
 
 
-def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool) -> Any:
+def _write_raster(spec: Any, images: Any, runs: dict[str, Any], source: tuple[Any, Any, Path] | None, path: Path, title: str) -> Path:
+    """Spike rasters of the first sample: float model (golden model when the checkpoint is not at
+    hand) against the verified Lava run (``runs``: what verify_spec's ``on_runs`` received)."""
+    from . import plots
+    from .analysis import fixed_layer_spikes, float_layer_spikes
+
+    lava = fixed_layer_spikes(runs["lava"], spec)
+    if source is not None:
+        left, label = float_layer_spikes(source[0], images[:1]), "float"
+    else:
+        left, label = fixed_layer_spikes(runs["golden"], spec), "golden"
+    report = spec.metadata.get("quantization_report", {}).get("layers", [])
+    names = [layer["name"] for layer in report] if len(report) == len(lava) else None
+    return plots.spike_rasters([a[0] for a in left], [a[0] for a in lava], path, names, "Lava", title, float_label=label)
+
+
+def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool, plots_dir: Path | None = None) -> Any:
     from .deploy.verify import verify_spec
     from .export.netx import read_netx
 
     spec = read_netx(model)
     data = _test_data(spec, data_dir)
     inputs, labels = _test_inputs(spec, data, samples)
-    report = verify_spec(spec, inputs, labels, progress=progress)
-    return report, _float_accuracy(spec, data, len(labels)), data.name
+    runs: dict[str, Any] = {}
+    report = verify_spec(spec, inputs, labels, progress=progress, on_runs=lambda g, lv: runs.update(golden=g, lava=lv))
+    source = _source_model(spec)
+    raster = None
+    if plots_dir is not None:
+        title = f"{model.name}: {data.name} test sample 0 (label {int(labels[0])})"
+        raster = _write_raster(spec, data.test.images, runs, source, plots_dir / "raster.png", title)
+    return report, _float_accuracy(source, data, len(labels)), data.name, spec, source, raster
 
 
 @main.command()
@@ -400,13 +542,14 @@ def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool) ->
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report as JSON.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--strict", is_flag=True, help="Also fail (exit 1) when the state saturates or nears its wrap.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write spike rasters of test sample 0, float vs Lava (raster.png + manifest), into this directory.")
 @_user_errors
-def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool, strict: bool) -> None:
+def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool, strict: bool, plots_dir: Path | None) -> None:
     """Run MODEL on the golden model and on Lava and compare every layer at every step.
 
     Exits with code 1 on any mismatch.
     """
-    report, flt, name = _verify(model, samples, data_dir, progress)
+    report, flt, name, spec, source, raster = _verify(model, samples, data_dir, progress, plots_dir)
     rows = [
         [str(m.layer), f"{100 * m.spike_match:.3f}%", f"{100 * m.u_match:.3f}%", f"{100 * m.v_match:.3f}%", str(m.golden_spikes), str(m.lava_spikes)]
         for m in report.layers
@@ -422,6 +565,11 @@ def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | N
     )
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_dict() | {"accuracy": acc}, indent=2))
+    figures = {"exact": report.exact, "n_samples": report.n_samples, "accuracy": acc, "spike_match": [m.spike_match for m in report.layers]}
+    inputs = [model, source[2] if source else None, data_dir]
+    for artifact in (json_path, raster):
+        if artifact is not None:
+            _manifest(artifact, inputs=inputs, config=spec.metadata.get("config"), figures=figures)
     if report.first_mismatch is not None:
         click.echo(report.first_mismatch.line())
     if not report.exact:
@@ -457,6 +605,53 @@ def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progre
     click.echo(f"{target}: {len(labels)} {name} samples, accuracy {100 * acc:.2f}%, {seconds:.1f} s ({len(labels) / seconds:.1f} samples/s)")
 
 
+def _weight_bits_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``8,6,4`` -> (8, 6, 4); each width 2..8."""
+    from .export.quantize import WEIGHT_BITS_MAX, WEIGHT_BITS_MIN
+
+    try:
+        bits = tuple(int(b) for b in value.replace(" ", ",").split(",") if b)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 8,6,4, found {value!r}") from None
+    if not bits or any(not WEIGHT_BITS_MIN <= b <= WEIGHT_BITS_MAX for b in bits):
+        raise click.BadParameter(f"expected widths in {WEIGHT_BITS_MIN}..{WEIGHT_BITS_MAX}, found {value!r}")
+    return bits
+
+
+@main.command("quant-health")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bits", "weight_bits", default="8,6,4", show_default=True, callback=_weight_bits_list, help="Weight widths to export and score, comma-separated, widest first.")
+@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Test samples scored (the first N).")
+@_data_dir_option
+@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
+@click.option("--input-bits", type=click.IntRange(1, 16), default=None, help="Graded input width for every export [default: the auto choice of the widest weights].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory for model_w<bits>.net, quant_health.json/.png and the manifest.")
+@_user_errors
+def quant_health_cmd(checkpoint: Path, weight_bits: tuple[int, ...], samples: int, data_dir: Path | None, calibration: int, input_bits: int | None, out: Path) -> None:
+    """Accuracy vs weight width and per-layer spike rate, float vs fixed point, for CHECKPOINT."""
+    from .quant_health import quant_health, write_quant_health
+
+    result = quant_health(checkpoint, out, weight_bits, samples, data_dir, calibration, input_bits)
+    json_path, png = write_quant_health(result, out)
+    rows = [["float", "-", f"{100 * result.float_accuracy:.2f}%", "-", *(f"{r:.4f}" for r in result.float_rates)]]
+    for w in result.widths:
+        if w.error is not None:
+            rows.append([f"{w.weight_bits} bits", "-", "export failed", "-", *("-" for _ in result.layer_names)])
+            click.echo(f"warning: {w.weight_bits} bits: {w.error}", err=True)
+            continue
+        rmse = "/".join(f"{100 * e:.1f}" for e in w.weight_rmse)
+        rows.append([f"{w.weight_bits} bits", rmse, f"{100 * w.accuracy:.2f}%", f"{100 * w.agreement:.1f}%", *(f"{r:.4f}" for r in w.layer_rates)])
+    _echo_table(rows, ["model", "w rmse %", "accuracy", "same as float", *(f"rate {n}" for n in result.layer_names)])
+    click.echo(f"{result.n_samples} {result.dataset} test samples, {result.input_bits}-bit input; wrote {json_path}, {png}")
+    _manifest(
+        json_path,
+        inputs=[checkpoint, data_dir],
+        outputs=[png, *(w.netx for w in result.widths if w.netx)],
+        config=result.config,
+        figures=result.figures(),
+    )
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Training config [default: the shipped configs/digits_mlp.yaml].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
@@ -483,14 +678,16 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     data = load_experiment_data(cfg)
     click.echo(f"[1/4] train {config_path.name} ({len(data.train)} train / {len(data.test)} test, {cfg.train.epochs} epochs)")
     t0 = time.perf_counter()
-    fit(cfg, data, out, progress=progress, on_epoch=lambda m: click.echo("  " + m.line(cfg.train.epochs)) if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs else None)
+    history = fit(cfg, data, out, progress=progress, on_epoch=lambda m: click.echo("  " + m.line(cfg.train.epochs)) if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs else None)
     t_train = time.perf_counter() - t0
     checkpoint = out / "last.pt"  # the final model: no selection on the test split
+    _train_record(out, cfg, config_path, None, history)
 
     click.echo(f"[2/4] export {checkpoint} -> {out / 'model.net'}")
     t0 = time.perf_counter()
     result = export_checkpoint(checkpoint, out / "model.net")
     t_export = time.perf_counter() - t0
+    _export_manifest(result, checkpoint, None)
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)
     _echo_export_summary(result, out / "model.net")
 
@@ -504,11 +701,13 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     t0 = time.perf_counter()
     golden = run_golden(spec, x_all, record=False)
     t_golden = time.perf_counter() - t0
-    golden_acc = float((predict_counts(golden.spikes[-1], meta) == data.test.labels.numpy()).mean())
+    golden_pred = predict_counts(golden.spikes[-1], meta)
+    golden_acc = float((golden_pred == data.test.labels.numpy()).mean())
 
     n = min(samples or len(data.test), len(data.test))
     click.echo(f"[4/4] verify on Lava's fixed-point simulator: {n} test samples, every layer and step")
-    report = verify_spec(spec, x_all[:n], data.test.labels[:n].numpy(), progress=progress)
+    runs: dict[str, Any] = {}
+    report = verify_spec(spec, x_all[:n], data.test.labels[:n].numpy(), progress=progress, on_runs=lambda g, lv: runs.update(golden=g, lava=lv))
     match = min(m.spike_match for m in report.layers)
     rows = [
         ["float (PyTorch)", f"{100 * float_acc:.2f}%", str(len(data.test)), f"{t_float:.2f} s", "-"],
@@ -518,12 +717,29 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     ]
     click.echo("")
     _echo_table(rows, ["model", "accuracy", "samples", "time", "spike match"])
-    click.echo(f"train {t_train:.1f} s, export {t_export:.1f} s; artifacts in {out}/ (last.pt, model.net)")
+    _demo_plots(out, spec, data, runs, golden_pred, model, checkpoint, report, float_acc, golden_acc)
+    click.echo(f"train {t_train:.1f} s, export {t_export:.1f} s; artifacts in {out}/ (last.pt, model.net, curves.png, confusion.png, raster.png, *.manifest.json)")
     if report.first_mismatch is not None:
         click.echo(report.first_mismatch.line())
     if not report.exact:
         raise click.ClickException("golden model and Lava disagree")
     click.echo(f"test accuracy: float {100 * float_acc:.2f}%, fixed point {100 * golden_acc:.2f}%, Lava {100 * report.accuracy['lava']:.2f}% ({n} samples, bit-exact)")
+
+
+def _demo_plots(out: Path, spec: Any, data: Any, runs: dict[str, Any], golden_pred: np.ndarray, model: Any, checkpoint: Path, report: Any, float_acc: float, golden_acc: float) -> None:
+    """The demo's confusion matrix (golden model, whole test split) and rasters (float vs Lava,
+    test sample 0), each with its manifest."""
+    from . import plots
+    from .analysis import confusion_counts
+
+    config = spec.metadata.get("config")
+    counts = confusion_counts(data.test.labels.numpy(), golden_pred, int(spec.metadata["n_class"]))
+    png = plots.confusion_matrix(counts, out / "confusion.png", title=f"fixed point (golden), {data.name} test")
+    _manifest(png, inputs=[out / "model.net"], config=config, figures={"golden_accuracy": golden_acc, "n_samples": len(golden_pred), "confusion": counts})
+    title = f"{data.name} test sample 0 (label {int(data.test.labels[0])})"
+    png = _write_raster(spec, data.test.images, runs, (model, None, checkpoint), out / "raster.png", title)
+    figures = {"float_accuracy": float_acc, "golden_accuracy": golden_acc, "lava_accuracy": report.accuracy.get("lava"), "lava_exact": report.exact}
+    _manifest(png, inputs=[out / "model.net", checkpoint], config=config, figures=figures)
 
 
 @main.command("nir-export")

@@ -147,6 +147,10 @@ def write_manifest(
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; a manifest is as readable as the artifact beside it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

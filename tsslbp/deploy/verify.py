@@ -5,6 +5,7 @@ This is the one place where the two integer executions are compared (``tsslbp ve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +121,13 @@ def verify_spec(
     inputs: np.ndarray,
     labels: np.ndarray | None = None,
     progress: bool = False,
+    on_runs: Callable[[Any, Any], None] | None = None,
 ) -> VerifyReport:
     """Run golden and Lava on ``inputs`` (B, *input shape in Lava order, S) and compare everything.
 
     With ``labels`` and a spec exported by tsslbp (readout metadata), also scores both runs.
+    ``on_runs(golden, lava)``, when given, receives both recorded runs (e.g. to plot spike rasters
+    of the very runs that were compared).
     """
     import time
 
@@ -135,6 +139,8 @@ def verify_spec(
     lava = run_lava(spec, inputs, record=True, progress=progress)
     t2 = time.perf_counter()
     layers, first = compare_runs(golden, lava)
+    if on_runs is not None:
+        on_runs(golden, lava)
     accuracy = {}
     if labels is not None and "readout_offset" in spec.metadata:
         for name, run in (("golden", golden), ("lava", lava)):
