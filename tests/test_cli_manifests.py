@@ -136,6 +136,7 @@ def test_quant_health(run, tmp_path):
         outputs=[out / "quant_health.png", out / "model_w8.net", out / "model_w4.net"],
     )
     assert rec["figures"]["golden_accuracy_w8"] == health["widths"][0]["accuracy"] and rec["seed"] == 4
+    assert rec["command"][rec["command"].index("--bits") + 1] == "8,4", "the command as it can be typed again"
     check_png(out / "quant_health.png")
     bad = CliRunner().invoke(main, ["quant-health", str(run / "last.pt"), "--bits", "8,1", "--out", str(out)])
     assert bad.exit_code == 2 and "widths in 2..8" in bad.stderr

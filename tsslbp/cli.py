@@ -74,7 +74,8 @@ def _command_line() -> list[str]:
         elif value is not None and isinstance(param, click.Option):
             name = max(param.opts, key=len)
             for v in value if param.multiple else (value,):
-                words += [name, str(v)]
+                # A list parsed from one comma-separated word (--bits 8,6,4) goes back to that word.
+                words += [name, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
     return words
 
 

@@ -174,6 +174,6 @@ def write_quant_health(result: QuantHealth, out_dir: str | Path) -> tuple[Path, 
         result.float_rates,
         [w.layer_rates for w in result.widths],
         out_dir / "quant_health.png",
-        title=f"{Path(result.checkpoint).name}: {result.dataset}, {result.n_samples} test samples, {result.input_bits}-bit input",
+        title=f"{Path(result.checkpoint).parent.name}/{Path(result.checkpoint).name}: {result.dataset}, {result.n_samples} test samples, {result.input_bits}-bit input",
     )
     return json_path, png
