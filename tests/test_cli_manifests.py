@@ -130,6 +130,8 @@ def test_quant_health(run, tmp_path):
         pred = predict_counts(run_golden(spec, encode_for_spec(test.images[:60].numpy(), spec), record=False).output, spec.metadata)
         assert width["accuracy"] == pytest.approx(float((pred == test.labels[:60].numpy()).mean()))
         assert len(width["layer_rates"]) == 2 and all(0 < r < 1 for r in width["layer_rates"])
+        rec = check_manifest(width["netx"], ["tsslbp", "quant-health"], inputs=[run / "last.pt"])
+        assert rec["figures"]["weight_bits"] == width["weight_bits"] and rec["figures"]["accuracy"] == width["accuracy"]
     assert health["widths"][1]["weight_rmse"][0] > health["widths"][0]["weight_rmse"][0]
     rec = check_manifest(
         out / "quant_health.json", ["tsslbp", "quant-health"], inputs=[run / "last.pt"],

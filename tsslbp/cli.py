@@ -651,6 +651,10 @@ def quant_health_cmd(checkpoint: Path, weight_bits: tuple[int, ...], samples: in
         config=result.config,
         figures=result.figures(),
     )
+    for w in result.widths:
+        if w.netx:
+            figures = {"weight_bits": w.weight_bits, "input_bits": result.input_bits, "accuracy": w.accuracy, "n_samples": result.n_samples, "weight_rmse": w.weight_rmse, "clipped": w.clipped}
+            _manifest(Path(w.netx), inputs=[checkpoint, data_dir], config=result.config, figures=figures)
 
 
 @main.command()
