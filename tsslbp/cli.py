@@ -1,4 +1,4 @@
-"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | quant-health | demo | nir-export | nir-import``.
+"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy | quant-health | demo | nir-export | nir-import | lint | report``.
 
 A thin click layer: each command loads its inputs, calls one library function and prints a short
 summary. Errors the user can fix (bad config, missing data, foreign checkpoint) end with one line
@@ -785,6 +785,124 @@ def nir_import(graph_path: Path, output: Path, dt: float | None, input_bits: int
     write_manifest(output, inputs=[graph_path], figures={"layers": len(spec.layers), "exact": exact, "layer_scales": spec.metadata.get("layer_scales")})
     how = "exact (tsslbp metadata)" if exact else f"quantized from floats (dt {dt:g} s, {'graded ' + str(input_bits) + '-bit' if input_bits else 'binary'} input)"
     click.echo(f"wrote {output}: {len(spec.layers)} layers from {len(graph.nodes)} NIR nodes of {graph_path}, {how}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the findings as JSON (+ manifest).")
+@_user_errors
+def lint(model: Path, json_path: Path | None) -> None:
+    """Check MODEL against Loihi 2's limits and what lava-dl's netx loader reads.
+
+    Prints one line per finding; exits with code 1 when any is an error.
+    """
+    from .export.lint import Severity, lint_file
+    from .manifest import write_manifest
+
+    findings, spec = lint_file(model)
+    for f in findings:
+        click.echo(f.line())
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = len(findings) - errors
+    layers = f"{len(spec.layers)} layers" if spec is not None else "not readable by tsslbp"
+    click.echo(f"{model}: {layers}, {errors} error(s), {warnings} warning(s)")
+    if json_path is not None:
+        json_path.write_text(json.dumps({"model": str(model), "findings": [f.to_dict() for f in findings]}, indent=2))
+        write_manifest(json_path, inputs=[model], figures={"errors": errors, "warnings": warnings})
+    if errors:
+        raise click.ClickException(f"{errors} design-rule error(s)")
+
+
+def _report_inputs(spec: Any, samples: int, data_dir: Path | None, input_path: Path | None) -> tuple[np.ndarray | None, Any, str]:
+    """(encoded inputs or None, float-model images or None, a description) for ``tsslbp report``."""
+    from .hwmodels.spec import lava_shape
+
+    if input_path is not None:
+        x = np.load(input_path, allow_pickle=False)
+        expected = lava_shape(tuple(getattr(spec.layers[0], "shape", spec.input_shape)))
+        if x.ndim == len(expected) + 1:
+            x = x[None]
+        if x.ndim != len(expected) + 2 or tuple(x.shape[1:-1]) != expected:
+            raise click.ClickException(f"{input_path}: expected shape ([B,] {', '.join(map(str, expected))}, S), found {x.shape}")
+        return x[:samples].astype(np.int64), None, f"{min(len(x), samples)} samples from {input_path}"
+    if "config" not in spec.metadata:
+        return None, None, "no tsslbp metadata and no --input: counts only"
+    data = _test_data(spec, data_dir)
+    inputs, _ = _test_inputs(spec, data, samples)
+    return inputs, data.test.images[: len(inputs)], f"{len(inputs)} {data.name} test samples"
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples run on the golden model.")
+@_data_dir_option
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="X.npy: ([B,] *input shape in Lava order, S) input spikes, for files without tsslbp metadata.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the report as JSON (+ manifest).")
+@_user_errors
+def report(model: Path, samples: int, data_dir: Path | None, input_path: Path | None, json_path: Path | None) -> None:
+    """Per layer on Loihi 2: neurons, synapses, cores, spikes, synops; energy and latency per inference."""
+    from .export.netx import read_netx
+    from .hwmodels.resources import CORES_PER_CHIP
+    from .manifest import write_manifest
+    from .report import hardware_report, load_source_model
+
+    spec = read_netx(model)
+    inputs, images, source = _report_inputs(spec, samples, data_dir, input_path)
+    float_model = load_source_model(spec) if images is not None else None
+    result = hardware_report(spec, inputs, images, float_model)
+    data = result.to_dict()
+    rows = []
+    for entry in data["layers"]:
+        if not entry["neurons"]:
+            continue
+        rows.append([
+            str(entry["layer"]), entry["name"], str(entry["neurons"]), str(entry["synapses"]), str(entry["cores"]), entry["limited_by"],
+            f"{entry['spikes_per_sample']:.1f}" if "spikes_per_sample" in entry else "-",
+            f"{entry['synops_per_sample']:.0f}" if "synops_per_sample" in entry else "-",
+            f"{100 * entry['silent_fraction']:.1f}%" if "silent_fraction" in entry else "-",
+            f"{100 * entry['v_saturated']:.2f}%/{100 * entry['u_near_wrap']:.2f}%" if "v_saturated" in entry else "-",
+        ])
+    _echo_table(rows, ["#", "layer", "neurons", "synapses", "cores", "core limited by", "spikes/sample", "synops/sample", "silent", "v sat/u wrap"])
+    totals = data["totals"]
+    click.echo(
+        f"{model}: {totals['neurons']} neurons, {totals['synapses']} synapses, {totals['cores']} cores "
+        f"({totals['chips']} chip(s) of {CORES_PER_CHIP}); {source}"
+    )
+    if totals["latency_ns_per_inference"] is not None:
+        energy = totals["energy_pj_per_inference"]
+        parts = ", ".join(f"{k} {v / 1e3:.2f}" for k, v in energy.items() if k != "total")
+        click.echo(
+            f"per inference ({data['steps_per_sample']} steps): {totals['spikes_per_sample']:.1f} spikes, "
+            f"{totals['synops_per_sample']:.0f} synops; energy {energy['total'] / 1e3:.2f} nJ ({parts} nJ), "
+            f"latency {totals['latency_ns_per_inference'] / 1e3:.2f} us (Loihi 1 per-op figures, docs/energy.md)"
+        )
+    for entry in data["float_vs_fixed"]:
+        ratio = "-" if entry["fixed_over_float"] is None else f"{entry['fixed_over_float']:.3f}"
+        click.echo(f"  {entry['name']}: float {entry['float_spikes_per_sample']:.1f} vs fixed {entry['fixed_spikes_per_sample']:.1f} spikes/sample (x{ratio})")
+    if json_path is not None:
+        json_path.write_text(json.dumps({"model": str(model), **data}, indent=2))
+        figures = {"cores": totals["cores"], "synops_per_sample": totals["synops_per_sample"], "spikes_per_sample": totals["spikes_per_sample"],
+                   "energy_pj_per_inference": totals["energy_pj_per_inference"].get("total"), "latency_ns_per_inference": totals["latency_ns_per_inference"]}
+        write_manifest(json_path, inputs=[model, *([input_path] if input_path else [])], config=spec.metadata.get("config"), figures=figures)
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Short version: fewer repeats, samples, epochs and seeds (minutes on 2 CPU cores).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench"), show_default=True, help="Results folder: results.json, results.md, PNG plots, manifest.")
+@click.option("--suite", "suites", multiple=True, type=click.Choice(["throughput", "scaling", "deploy", "accuracy"]), help="Run only these suites (repeatable) [default: all].")
+@_user_errors
+def bench(quick: bool, out: Path, suites: tuple[str, ...]) -> None:
+    """Benchmarks: training step vs the step-by-step baseline and snnTorch, scaling in T and width,
+    golden model vs Lava, accuracy vs BPTT. Prints the tables and writes them to OUT."""
+    import time
+
+    from .bench import SUITES, markdown_report, run_bench
+
+    t0 = time.perf_counter()
+    results = run_bench(out, quick=quick, suites=suites or SUITES, log=click.echo)
+    click.echo("")
+    click.echo(markdown_report(results))
+    click.echo(f"wrote {out}/results.json, results.md and plots in {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,67 @@
+"""``tsslbp report`` / ``lint`` on a trained and exported digits MLP: float vs fixed activity."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tsslbp.cli import main
+from tsslbp.export.netx import read_netx
+from tsslbp.hwmodels.golden import run_golden
+from tsslbp.hwmodels.readout import encode_for_spec
+from tsslbp.report import fixed_window_spikes, float_layer_spikes, float_vs_fixed, load_source_model
+
+from test_config import CONFIGS
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A 2-epoch digits MLP and its netx export (files only read by the tests)."""
+    out = tmp_path_factory.mktemp("run")
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", str(CONFIGS / "digits_mlp.yaml"), "--epochs", "2", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["export", str(out / "last.pt"), "-o", str(out / "model.net")])
+    assert result.exit_code == 0, result.output
+    return out / "model.net"
+
+
+def test_report_prints_synops_spikes_cores_energy(exported, tmp_path):
+    result = CliRunner().invoke(main, ["report", str(exported), "--samples", "20", "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["#", "layer", "neurons"]
+    assert lines[1].split()[1:3] == ["hidden", "200"] and lines[2].split()[1:3] == ["output", "10"]
+    assert "210 neurons, 14800 synapses, 2 cores (1 chip(s) of 128); 20 digits test samples" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    totals = report["totals"]
+    assert totals["cores"] == 2 and totals["synops_per_sample"] > 0 and totals["spikes_per_sample"] > 0
+    assert f"{totals['synops_per_sample']:.0f} synops" in result.output
+    assert f"energy {totals['energy_pj_per_inference']['total'] / 1e3:.2f} nJ" in result.output
+    assert [e["name"] for e in report["float_vs_fixed"]] == ["hidden", "output"]
+    assert "hidden: float" in result.output
+
+
+def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
+    spec = read_netx(exported)
+    model = load_source_model(spec)
+    assert model is not None, "the checkpoint beside the export is unchanged"
+    from tsslbp.cli import _test_data
+
+    data = _test_data(spec, None)
+    images = data.test.images[:30]
+    run = run_golden(spec, encode_for_spec(images.numpy(), spec), record=True)
+    flt = float_layer_spikes(model, images)
+    fixed = fixed_window_spikes(spec, run.spikes)
+    rows = float_vs_fixed(spec, run.spikes, flt)
+    assert [r["float_spikes_per_sample"] for r in rows] == flt and [r["fixed_spikes_per_sample"] for r in rows] == fixed
+    json.dumps(rows)  # plain data
+    # The hidden layer's spikes in its window: steps 1..T of the (T + 2)-step run.
+    assert fixed[0] == run.spikes[0][..., 1:6].sum() / 30
+    # The quantized network fires close to the float one (within 10% on the hidden layer here).
+    assert abs(rows[0]["fixed_over_float"] - 1) < 0.1, rows
+
+
+def test_lint_passes_on_an_export(exported):
+    result = CliRunner().invoke(main, ["lint", str(exported)])
+    assert result.exit_code == 0 and "2 layers, 0 error(s), 0 warning(s)" in result.output, result.output
