@@ -18,6 +18,8 @@ LAVA_NC_PIN := lava-nc==0.10.0
 # lava-dl 0.6.0 is the newest release and matches lava-nc 0.10; its declared torch<2.4 and
 # torchvision pins cannot be met here, so it is installed the same way as lava-nc.
 LAVA_DL_PIN := lava-dl==0.6.0
+# The peer library of `tsslbp bench`, kept in step with pyproject.toml's `bench` extra.
+SNNTORCH_PIN := snntorch==1.0.0
 
 # Debian's Fashion-MNIST package: the four IDX .gz files, no download at run time.
 FASHION_MNIST_DEB := dataset-fashion-mnist
@@ -33,6 +35,9 @@ $(SETUP_STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet '$(TORCH_PIN)'
 	$(PIP) install --quiet -e '.[lava,test]'
 	$(PIP) install --quiet --no-deps --ignore-requires-python '$(LAVA_NC_PIN)' '$(LAVA_DL_PIN)'
+	@# snnTorch, the peer `tsslbp bench` compares with (the `bench` extra); --no-deps so it cannot
+	@# pull another torch if a release ever declares one (1.0.0 declares no dependencies).
+	$(PIP) install --quiet --no-deps '$(SNNTORCH_PIN)'
 	@# numpy<2 (pinned in pyproject.toml): lava-nc/lava-dl are built against numpy 1.x, and
 	@# other packages can silently pull numpy 2. Checked here, after the last install.
 	$(PY) -c 'import numpy as np, sys; ok = int(np.__version__.split(".")[0]) < 2; \

@@ -1,0 +1,130 @@
+"""``tsslbp bench``: training and deployment speed, scaling and accuracy, measured side by side.
+
+:func:`run_bench` runs the suites of :mod:`tsslbp.bench.suites`, then writes into ``out``:
+``results.json`` (every figure, the machine, the versions), ``results.md`` (the tables, also
+printed), ``scaling_T.png``, ``scaling_width.png``, ``throughput.png`` and a run manifest.
+``quick`` shortens every suite (fewer repeats, samples, epochs and seeds) to fit in a few minutes
+on 2 CPU cores; the full run is what BENCHMARKS.md records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["SUITES", "run_bench", "markdown_report"]
+
+SUITES = ("throughput", "scaling", "deploy", "accuracy")
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def run_bench(out: str | Path, quick: bool = False, suites: Sequence[str] = SUITES, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the chosen suites and write the results folder; returns the results dict."""
+    from ..manifest import write_manifest
+    from . import plots, suites as s
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        raise ValueError(f"unknown benchmark suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    results: dict[str, Any] = {"quick": quick, "machine": _machine(), "seconds": {}}
+    runners = {
+        "throughput": lambda: s.train_throughput(quick, log=log),
+        "scaling": lambda: s.scaling(quick, log=log),
+        "deploy": lambda: s.deploy_speed(quick, log=log),
+        "accuracy": lambda: s.accuracy_vs_bptt(quick, log=log),
+    }
+    for name in SUITES:
+        if name not in suites:
+            continue
+        log(f"[{name}]")
+        t0 = time.perf_counter()
+        results[name] = runners[name]()
+        results["seconds"][name] = round(time.perf_counter() - t0, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown_report(results)
+    (out / "results.md").write_text(report)
+    pngs = plots.write_plots(results, out)
+    write_manifest(out / "results.json", outputs=[out / "results.md", *pngs], figures={"seconds": results["seconds"], "quick": quick})
+    return results
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "-"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The results as markdown tables (what ``tsslbp bench`` prints and writes to results.md)."""
+    m = results["machine"]
+    lines = [
+        f"# tsslbp bench{' --quick' if results.get('quick') else ''}",
+        "",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.",
+        "Times are medians of interleaved repeats in one process; ratios come from the same run.",
+        "",
+    ]
+    if "throughput" in results:
+        lines += ["## Training step (forward + backward + Adam), batch 64, T = 5", "",
+                  "| network | implementation | ms/step | samples/s | time vs tsslbp | peak RSS MiB | step RSS MiB |", "|---|---|---|---|---|---|---|"]
+        for r in results["throughput"]:
+            if "unavailable" in r:
+                lines.append(f"| {r['network']} | {r['implementation']} | {r['unavailable']} | | | | |")
+                continue
+            lines.append(f"| {r['network']} | {r['implementation']} | {_f(r['ms_per_step'], 2)} | {_f(r['samples_per_s'], 0)} | "
+                         f"{_f(r.get('time_vs_tsslbp'), 2)}x | {_f(r.get('peak_rss_mb'))} | {_f(r.get('step_rss_mb'))} |")
+        lines.append("")
+    if "scaling" in results:
+        for key, label in (("T", "time steps T (hidden 400)"), ("width", "hidden width (T = 5)")):
+            rows = results["scaling"][key]
+            impls = list(dict.fromkeys(r["implementation"] for r in rows))
+            xs = list(dict.fromkeys(r["T" if key == "T" else "hidden"] for r in rows))
+            lines += [f"## Step time (ms) vs {label}, Fashion-MNIST MLP, batch 64", "",
+                      f"| {'T' if key == 'T' else 'hidden'} | " + " | ".join(impls) + (" | tsslbp ms per time step |" if key == "T" else " |"),
+                      "|---" * (len(impls) + 1 + (key == "T")) + "|"]
+            for x in xs:
+                cells = {r["implementation"]: r["ms_per_step"] for r in rows if r["T" if key == "T" else "hidden"] == x}
+                extra = f" | {_f(cells.get('tsslbp', float('nan')) / x, 3)}" if key == "T" else ""
+                lines.append(f"| {x} | " + " | ".join(_f(cells.get(i), 2) for i in impls) + extra + " |")
+            lines.append("")
+    if "deploy" in results:
+        lines += ["## Deployment: golden model vs Lava's fixed-point CPU simulator", "",
+                  "| network | steps/sample | Lava samples/s (N) | Lava before step 1 | golden samples/s, same N | ratio | golden samples/s, whole test set | ratio | outputs identical |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in results["deploy"]:
+            if "unavailable" in r:
+                lines.append(f"| {r['network']} | {r['unavailable']} | | | | | | | |")
+                continue
+            lines.append(f"| {r['network']} | {r['steps_per_sample']} | {_f(r['lava_samples_per_s'])} ({r['lava_samples']}) | {_f(r['lava_before_first_step_s'], 2)} s | "
+                         f"{_f(r['golden_samples_per_s_same_samples'], 0)} | {_f(r['ratio_same_samples'], 0)}x | {_f(r['golden_samples_per_s_batched'], 0)} ({r['golden_samples']}) | "
+                         f"{_f(r['ratio_batched'], 0)}x | {'yes' if r['outputs_identical'] else 'NO'} |")
+        lines.append("")
+    if "accuracy" in results:
+        lines += ["## Fashion-MNIST MLP 784-400-400-10, T = 5: test accuracy after equal epochs", "",
+                  "| seed | epochs | TSSL-BP (tsslbp) | snnTorch BPTT |", "|---|---|---|---|"]
+        for r in results["accuracy"]:
+            if "unavailable" in r:
+                lines.append(f"| - | - | {r['unavailable']} | |")
+                continue
+            peer = f"{100 * r['snntorch']:.2f}%" if "snntorch" in r else r.get("snntorch_unavailable", "-")
+            lines.append(f"| {r['seed']} | {r['epochs']} | {100 * r['tsslbp']:.2f}% | {peer} |")
+        lines.append("")
+    lines.append("Suite times: " + ", ".join(f"{k} {v} s" for k, v in results["seconds"].items()))
+    return "\n".join(lines) + "\n"
