@@ -269,7 +269,7 @@ def test_fast_cuba_step_matches_cuba_step_at_the_edges(rng) -> None:
         for params in (CubaParams(1365, 819, 100), CubaParams(0, 4096, 0), CubaParams(4096, 0, 131071)):
             bias = rng.integers(-(1 << 15), 1 << 15, u.shape)
             s_ref, st_ref = cuba_step(a_in, bias, CubaState(u, v), params)
-            s_fast, st_fast = _cuba_step_f64(a_in.astype(float), (bias << 6).astype(float),
-                                             _StateF64(u.astype(float), v.astype(float)), params)
+            s_fast, st_fast = _cuba_step_f64(a_in.astype(float), float(np.abs(a_in).max()), (bias << 6).astype(float),
+                                             _StateF64(u.astype(float), v.astype(float), float(np.abs(u).max())), params)
             assert np.array_equal(s_ref, s_fast), f"spikes differ (a up to {a_scale}, {params})"
             assert np.array_equal(st_ref.u, st_fast.u) and np.array_equal(st_ref.v, st_fast.v), f"state differs (a up to {a_scale}, {params})"

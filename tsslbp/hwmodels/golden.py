@@ -330,17 +330,20 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
 # int64 reference (cuba_step, dense_synapse, conv_synapse) instead. Tests compare both paths on
 # states at the wrap and clip edges, and the whole model against Lava.
 _FAST_STATE_LIMIT = (1 << 31) - (1 << 23) - (1 << 22)
+#: Samples per chunk in run_golden: small enough that a layer's state stays in the CPU caches.
+_CHUNK_SAMPLES = 256
 
 
 class _StateF64(NamedTuple):
-    """CubaState with float64 arrays holding the same integers."""
+    """CubaState with float64 arrays holding the same integers, and a bound on ``|u|``."""
 
     u: np.ndarray
     v: np.ndarray
+    u_abs_max: float = 0.0
 
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> _StateF64:
-        return cls(np.zeros(shape), np.zeros(shape))
+        return cls(np.zeros(shape), np.zeros(shape), 0.0)
 
 
 def _abs_max(x: np.ndarray) -> float:
@@ -354,17 +357,27 @@ def _decay_f64(x: np.ndarray, decay_constant: int) -> np.ndarray:
 
 
 def _cuba_step_f64(
-    a_in: np.ndarray, bias: np.ndarray | float, state: _StateF64, params: CubaParams
+    a_in: np.ndarray, a_in_bound: float, bias: np.ndarray | float, state: _StateF64, params: CubaParams
 ) -> tuple[np.ndarray, _StateF64]:
-    """:func:`cuba_step` on float64-held integers; returns (spikes as bool, new state)."""
-    if _abs_max(state.u) + _abs_max(a_in) * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
+    """:func:`cuba_step` on float-held integers; returns (spikes as bool, new state).
+
+    Args:
+        a_in: synaptic input (float32 or float64 integers).
+        a_in_bound: a bound on ``|a_in|`` (a static one from the synapse, or measured).
+    """
+    if state.u_abs_max + a_in_bound * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
+        a_in_bound = _abs_max(a_in)  # the static bound may be loose: measure before giving up
+    if state.u_abs_max + a_in_bound * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
         spikes, exact = cuba_step(a_in.astype(np.int64), np.asarray(bias, dtype=np.int64) >> BIAS_EXP,
                                   CubaState(state.u.astype(np.int64), state.v.astype(np.int64)), params)
-        return spikes, _StateF64(exact.u.astype(np.float64), exact.v.astype(np.float64))
+        u = exact.u.astype(np.float64)
+        return spikes, _StateF64(u, exact.v.astype(np.float64), _abs_max(u))
     u = _decay_f64(state.u, params.i_decay)
-    u += a_in * (1 << ACT_SHIFT)
-    if _abs_max(u) >= STATE_HALF_RANGE:
+    u += a_in * (1 << ACT_SHIFT)  # exact: |a_in| << 6 stays far below float32's and float64's 2**24, 2**53
+    u_abs_max = _abs_max(u)
+    if u_abs_max >= STATE_HALF_RANGE:
         u = wrap_current(u)
+        u_abs_max = _abs_max(u)
     v = _decay_f64(state.v, params.v_decay)
     v += u
     if not isinstance(bias, float) or bias:
@@ -372,24 +385,24 @@ def _cuba_step_f64(
     np.clip(v, -V_LIMIT, V_LIMIT, out=v)
     spikes = v > (params.v_th_mant << VTH_SHIFT)
     v[spikes] = 0.0
-    return spikes, _StateF64(u, v)
+    return spikes, _StateF64(u, v, u_abs_max)
 
 
-def _input_step_flags(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per step of the network input (B, ..., S): (same as the step before, all zero)."""
-    n_steps = x.shape[-1]
-    flat = x.reshape(-1, n_steps)
-    silent = ~flat.any(axis=0)
-    same = np.zeros(n_steps, dtype=bool)
-    same[1:] = (flat[:, 1:] == flat[:, :-1]).all(axis=0)
+def _input_step_flags(x_tf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step of a time-first input (S, B, ...): (same as the step before, all zero)."""
+    n_steps = x_tf.shape[0]
+    silent = np.array([not x_tf[t].any() for t in range(n_steps)], dtype=bool)
+    same = np.array([t > 0 and np.array_equal(x_tf[t], x_tf[t - 1]) for t in range(n_steps)], dtype=bool)
     return same, silent
 
 
-def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) -> np.ndarray:
-    """The message of a dense or conv synapse for presynaptic ``pre`` (bool spikes or int payloads).
+def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) -> tuple[np.ndarray, float]:
+    """The message of a dense or conv synapse for presynaptic ``pre`` (bool spikes or int payloads),
+    and a bound on its magnitude.
 
     float32 BLAS where every partial sum provably stays below 2**24 and no int32/24-bit wrap can
-    apply; otherwise the int64 reference functions.
+    apply (the message is then a float32 array of exact integers); otherwise the int64 reference
+    functions (a float64 array).
     """
     x = pre if plan.graded_input else (pre != 0)
     x_max = 1 if x.dtype == np.bool_ else int(np.abs(x).max(initial=0))
@@ -398,16 +411,22 @@ def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) ->
         bound = x_max * plan.weight_abs_max * k
         exp = plan.weight_exp
         if bound < _FLOAT32_EXACT_LIMIT and (bound << max(exp, 0)) < (1 << (INT32_BITS - 1)):
-            out = np.matmul(x.astype(np.float32), plan.weight_f32).astype(np.float64)
-            return out * (1 << exp) if exp > 0 else (np.floor(out / (1 << -exp)) if exp < 0 else out)
-        return dense_synapse(pre.astype(np.int64), plan.applied_weight, plan.weight_exp, plan.graded_input).astype(np.float64)
+            out = np.matmul(x.astype(np.float32), plan.weight_f32)
+            if exp > 0:
+                out *= 1 << exp
+            elif exp < 0:
+                out = np.floor(out / (1 << -exp))
+            return out, float(bound << max(exp, 0))
+        message = dense_synapse(pre.astype(np.int64), plan.applied_weight, plan.weight_exp, plan.graded_input)
+        return message.astype(np.float64), float(1 << (INT32_BITS - 1))
     k = layer.weight[0].size
-    if x_max * plan.weight_abs_max * k < _FLOAT32_EXACT_LIMIT:
+    bound = x_max * plan.weight_abs_max * k
+    if bound < _FLOAT32_EXACT_LIMIT:
         batch, c_out = x.shape[0], layer.weight.shape[0]
         cols = _im2col(x.astype(np.float32), layer).reshape(batch, layer.groups, -1, layer.shape[1] * layer.shape[2])
         out = np.matmul(plan.weight_f32, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
-        return out.astype(np.float64)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
-    return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64)
+        return out, float(bound)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
+    return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64), float(1 << (CONV_OUT_BITS - 1))
 
 
 def _reset_due(step: int, neuron_index: int, reset_interval: int | None, reset_offset: int) -> bool:
@@ -416,6 +435,68 @@ def _reset_due(step: int, neuron_index: int, reset_interval: int | None, reset_o
     if reset_interval is None:
         return False
     return (step + 1) % reset_interval == (reset_offset + 1 + neuron_index) % reset_interval
+
+
+def _run_chunk(
+    spec: NetworkSpec,
+    plans: list[_Plan],
+    x: np.ndarray,
+    rows: slice,
+    spikes_rec: list[np.ndarray],
+    u_rec: list[np.ndarray | None],
+    v_rec: list[np.ndarray | None],
+    record: bool,
+    reset_interval: int | None,
+    reset_offset: int,
+) -> None:
+    """Run samples ``x`` (netx order, time last) from zero state; write their rows of the records."""
+    batch, n_steps = x.shape[0], x.shape[-1]
+    states: list[_StateF64 | None] = []
+    buffers: list[tuple[np.ndarray, float] | None] = []
+    for layer in spec.layers:
+        shape = (batch, *layer.shape)
+        states.append(None if isinstance(layer, FlattenLayer) else _StateF64.zeros(shape))
+        # Synapses start with an empty buffer: the first message each sends is zero.
+        buffers.append((np.zeros(shape, dtype=np.float32), 0.0) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
+
+    x_tf = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # contiguous per-step slices
+    same_as_before, silent = _input_step_flags(x_tf)
+    last_message: list[tuple[np.ndarray, float] | None] = [None] * len(spec.layers)
+    for t in range(n_steps):
+        pre: np.ndarray = x_tf[t]
+        pre_is_input = True
+        neuron_index = 0
+        for i, (layer, plan) in enumerate(zip(spec.layers, plans)):
+            if isinstance(layer, FlattenLayer):
+                pre = pre.reshape(batch, -1)
+                spikes_rec[i][rows, ..., t] = pre
+                continue
+            if isinstance(layer, InputLayer):
+                # The input layer's a_in is never connected; the inputs drive its bias_mant.
+                a_in, a_in_bound = np.zeros((batch, *layer.shape)), 0.0
+                bias = shift_left(wrap_signed(pre, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
+            else:
+                (a_in, a_in_bound), bias = buffers[i], plan.bias_f64
+                # A synapse's message is a function of its input alone: zero for no input, the same
+                # as before for the same input (a static image repeated over T).
+                if pre_is_input and silent[t]:
+                    buffers[i] = (np.zeros_like(a_in), 0.0)
+                elif pre_is_input and same_as_before[t] and last_message[i] is not None:
+                    buffers[i] = last_message[i]
+                else:
+                    buffers[i] = _synapse_f64(pre, layer, plan)
+                if pre_is_input:
+                    last_message[i] = buffers[i]
+            if _reset_due(t, neuron_index, reset_interval, reset_offset):
+                states[i] = _StateF64.zeros(states[i].u.shape)
+            spikes, states[i] = _cuba_step_f64(a_in, a_in_bound, bias, states[i], plan.params)
+            pre = spikes
+            pre_is_input = False
+            spikes_rec[i][rows, ..., t] = spikes
+            if record:
+                u_rec[i][rows, ..., t] = states[i].u
+                v_rec[i][rows, ..., t] = states[i].v
+            neuron_index += 1
 
 
 def run_golden(
@@ -453,59 +534,20 @@ def run_golden(
     batch, n_steps = x.shape[0], x.shape[-1]
     plans = _plan(spec)
 
-    states: list[CubaState | None] = []
-    buffers: list[np.ndarray | None] = []
     spikes_rec: list[np.ndarray] = []
     u_rec: list[np.ndarray | None] = []
     v_rec: list[np.ndarray | None] = []
     for layer in spec.layers:
         shape = (batch, *layer.shape)
-        is_neuron = not isinstance(layer, FlattenLayer)
-        states.append(_StateF64.zeros(shape) if is_neuron else None)
-        # Synapses start with an empty buffer: the first message each sends is zero.
-        buffers.append(np.zeros(shape) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
+        keep_state = record and not isinstance(layer, FlattenLayer)
         spikes_rec.append(np.zeros(shape + (n_steps,), dtype=np.int8))
-        keep_state = record and is_neuron
         u_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
         v_rec.append(np.zeros(shape + (n_steps,), dtype=np.int32) if keep_state else None)
 
-    same_as_before, silent = _input_step_flags(x)
-    last_message: list[tuple[int, np.ndarray] | None] = [None] * len(spec.layers)
-    for t in range(n_steps):
-        pre: np.ndarray = x[..., t]
-        pre_is_input = True
-        neuron_index = 0
-        for i, (layer, plan) in enumerate(zip(spec.layers, plans)):
-            if isinstance(layer, FlattenLayer):
-                pre = pre.reshape(batch, -1)
-                spikes_rec[i][..., t] = pre
-                continue
-            if isinstance(layer, InputLayer):
-                # The input layer's a_in is never connected; the inputs drive its bias_mant.
-                a_in = np.zeros((batch, *layer.shape))
-                bias = shift_left(wrap_signed(pre, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
-            else:
-                a_in, bias = buffers[i], plan.bias_f64
-                # A synapse's message is a function of its input alone: zero for no input, the same
-                # as before for the same input (a static image repeated over T).
-                if pre_is_input and silent[t]:
-                    buffers[i] = np.zeros_like(a_in)
-                elif pre_is_input and same_as_before[t] and last_message[i] is not None:
-                    buffers[i] = last_message[i][1]
-                else:
-                    buffers[i] = _synapse_f64(pre, layer, plan)
-                if pre_is_input:
-                    last_message[i] = (t, buffers[i])
-            if _reset_due(t, neuron_index, reset_interval, reset_offset):
-                states[i] = _StateF64.zeros(states[i].u.shape)
-            spikes, states[i] = _cuba_step_f64(a_in, bias, states[i], plan.params)
-            pre = spikes
-            pre_is_input = False
-            spikes_rec[i][..., t] = spikes
-            if record:
-                u_rec[i][..., t] = states[i].u
-                v_rec[i][..., t] = states[i].v
-            neuron_index += 1
+    # Samples are independent: run them in chunks whose state stays in the CPU caches.
+    for first in range(0, batch, _CHUNK_SAMPLES):
+        rows = slice(first, min(first + _CHUNK_SAMPLES, batch))
+        _run_chunk(spec, plans, x[rows], rows, spikes_rec, u_rec, v_rec, record, reset_interval, reset_offset)
 
     def lava(a: np.ndarray | None, layer: Layer) -> np.ndarray | None:
         return to_lava_order(a) if a is not None and len(layer.shape) == 3 else a
