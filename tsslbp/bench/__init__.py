@@ -25,7 +25,10 @@ SUITES = ("throughput", "scaling", "deploy", "accuracy")
 
 
 def _machine() -> dict[str, Any]:
+    from .._malloc import retain_freed_memory
+
     return {
+        "glibc_retain_freed_memory": retain_freed_memory(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -77,7 +80,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# tsslbp bench{' --quick' if results.get('quick') else ''}",
         "",
-        f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}.",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}"
+        f"{', glibc keeps freed memory (tsslbp/_malloc.py)' if m.get('glibc_retain_freed_memory') else ''}.",
         "Times are medians of interleaved repeats in one process; ratios come from the same run.",
         "",
     ]

@@ -27,7 +27,10 @@ def memory_mb(field: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .._malloc import retain_freed_memory
     from .suites import bench_config, make_steppers
+
+    retain_freed_memory()  # as the tsslbp command line does
 
     config, impl, n_steps, batch = (argv or sys.argv[1:])[:4]
     cfg = bench_config(config, int(n_steps))
