@@ -100,3 +100,16 @@ def test_backward_silent_neuron_uses_sigmoid_surrogate():
 def test_psp_passes_gradcheck(rng):
     x = torch.from_numpy(rng.normal(size=(2, 3, 5))).requires_grad_()
     assert torch.autograd.gradcheck(lambda v: psp(v, 3.0), (x,))
+
+
+def test_psp_backward_is_its_adjoint_gradcheck():
+    x = torch.rand(3, 2, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: psp(v, 3.0), (x,))
+    # The same filter as the lower-triangular Toeplitz matrix, on time-last and time-first memory.
+    from tsslbp.train.functional import psp_matrix
+
+    k = psp_matrix(6, 3.0, dtype=torch.float64)
+    expected = torch.einsum("ts,ncs->nct", k, x.detach())
+    assert torch.allclose(psp(x.detach(), 3.0), expected, rtol=1e-12)
+    time_first = x.detach().movedim(-1, 0).contiguous().movedim(0, -1)
+    assert torch.allclose(psp(time_first, 3.0), expected, rtol=1e-12)

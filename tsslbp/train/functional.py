@@ -32,7 +32,7 @@ and dtype-agnostic.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -148,13 +148,39 @@ def psp(spikes: torch.Tensor, tau_syn: float) -> torch.Tensor:
     >>> psp(torch.tensor([1.0, 0.0, 1.0]), 2.0)
     tensor([0.5000, 0.2500, 0.6250])
     """
-    n_steps = spikes.shape[-1]
-    kernel = psp_matrix(n_steps, tau_syn, dtype=spikes.dtype, device=spikes.device)
-    # One (T, T) @ (T, rest) product on the time-first view: no copy when the memory is already
-    # time-first, which is how this module's functions lay out what they return.
-    spikes_tf = spikes.movedim(-1, 0)
-    out_tf = (kernel @ spikes_tf.reshape(n_steps, -1)).reshape(spikes_tf.shape)
-    return out_tf.movedim(0, -1)
+    return _Psp.apply(spikes, 1.0 / tau_syn)
+
+
+def _psp_recursion_tf(x_tf: torch.Tensor, theta: float, reverse: bool = False) -> torch.Tensor:
+    """``y[t] = theta x[t] + (1 - theta) y[t -/+ 1]`` over the first (time) axis, forward or reverse.
+
+    Forward it is the PSP filter; reversed it is the filter's adjoint ``sum_k eps[k] x[t + k]``.
+    Two passes over the data (one scaling, one accumulation), on contiguous per-step slices: cheaper
+    than the equivalent (T, T) matrix product, whose small inner dimension makes it memory-bound.
+    """
+    out = torch.mul(x_tf.contiguous(), theta)
+    steps = range(out.shape[0] - 2, -1, -1) if reverse else range(1, out.shape[0])
+    for t in steps:
+        out[t].add_(out[t + 1] if reverse else out[t - 1], alpha=1.0 - theta)
+    return out
+
+
+class _Psp(torch.autograd.Function):
+    """The PSP filter along the last axis, with its adjoint as the backward (time-first memory)."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, theta: float) -> torch.Tensor:
+        return _psp_recursion_tf(x.movedim(-1, 0), theta).movedim(0, -1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.theta = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        return _psp_recursion_tf(grad.movedim(-1, 0), ctx.theta, reverse=True).movedim(0, -1), None
 
 
 @functools.lru_cache(maxsize=64)
