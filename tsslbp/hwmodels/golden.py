@@ -267,7 +267,7 @@ def _check_inputs(spec: NetworkSpec, inputs: np.ndarray) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
         if not np.array_equal(x, np.round(x)):
             raise ValueError(f"inputs must be integers, got dtype {x.dtype} with fractional values")
-    x = x.astype(np.int64)
+    x = x.astype(np.int64, copy=False)  # no copy of an int64 input (it can be large)
     return from_lava_order(x) if len(expected) == 3 else x
 
 
