@@ -38,4 +38,6 @@ def test_tsslbp_steps_stop_faulting_in_fresh_pages():
     env = {**os.environ, "TSSLBP_MALLOPT": "0"}
     on = int(subprocess.run([sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True).stdout)
     off = int(subprocess.run([sys.executable, "-c", code, "off"], capture_output=True, text=True, check=True, env=env).stdout)
-    assert on < off / 5, f"expected far fewer page faults with freed memory kept: {on} vs {off}"
+    # Quiet machine: about 7x fewer; under load about 5x. A third leaves room and still fails
+    # without the setting (the two counts are then equal within noise).
+    assert on < off / 3, f"expected far fewer page faults with freed memory kept: {on} vs {off}"
