@@ -21,6 +21,10 @@ settings.load_profile(os.environ.get("TSSLBP_HYPOTHESIS_PROFILE", "ci"))
 
 _FUZZ_COUNTS = pytest.StashKey[collections.Counter]()
 
+# tests/data holds generator scripts (run by hand; make_nir_snntorch.py needs snntorch and nirtorch,
+# which only the `nirgen` extra installs), not test modules: pytest must not import them.
+collect_ignore_glob = ["data/*.py"]
+
 
 @pytest.fixture
 def rng():
