@@ -480,19 +480,10 @@ def _test_inputs(spec: Any, data: Any, samples: int) -> tuple[np.ndarray, np.nda
 
 
 def _source_model(spec: Any) -> tuple[Any, Any, Path] | None:
-    """(model, config, path) of the checkpoint the spec was exported from, when that file is still
-    there unchanged (same SHA-256); None otherwise."""
-    from .export.quantize import file_sha256
-    from .train.loop import CheckpointError, model_from_checkpoint
+    """(model, config, path) of the unchanged source checkpoint, or None (tsslbp.report)."""
+    from .report import load_source_checkpoint
 
-    path = spec.metadata.get("source_checkpoint")
-    if not path or not Path(path).is_file() or file_sha256(path) != spec.metadata.get("source_sha256"):
-        return None
-    try:
-        model, cfg, _ = model_from_checkpoint(path)
-    except CheckpointError:
-        return None
-    return model, cfg, Path(path)
+    return load_source_checkpoint(spec)
 
 
 def _float_accuracy(source: tuple[Any, Any, Path] | None, data: Any, n: int) -> float | None:

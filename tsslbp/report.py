@@ -22,7 +22,7 @@ from .hwmodels.health import LayerHealth, state_health
 from .hwmodels.resources import CoreLimits, ResourceReport, resource_report
 from .hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, NetworkSpec
 
-__all__ = ["HardwareReport", "float_layer_spikes", "fixed_window_spikes", "float_vs_fixed", "load_source_model", "hardware_report"]
+__all__ = ["HardwareReport", "float_layer_spikes", "fixed_window_spikes", "float_vs_fixed", "load_source_checkpoint", "load_source_model", "hardware_report"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,9 @@ def float_vs_fixed(spec: NetworkSpec, spikes: list[np.ndarray], float_spikes: li
     ]
 
 
-def load_source_model(spec: NetworkSpec) -> Any | None:
-    """The float model the spec was exported from, when its checkpoint is still the same file
-    (SHA-256 in the metadata); None otherwise."""
+def load_source_checkpoint(spec: NetworkSpec) -> tuple[Any, Any, Path] | None:
+    """(model, config, path) of the checkpoint the spec was exported from, when that file is still
+    there unchanged (SHA-256 in the metadata); None otherwise."""
     from .export.quantize import file_sha256
     from .train.loop import CheckpointError, model_from_checkpoint
 
@@ -119,10 +119,16 @@ def load_source_model(spec: NetworkSpec) -> Any | None:
     if not path or not Path(path).is_file() or file_sha256(path) != spec.metadata.get("source_sha256"):
         return None
     try:
-        model, _, _ = model_from_checkpoint(path)
+        model, cfg, _ = model_from_checkpoint(path)
     except CheckpointError:
         return None
-    return model
+    return model, cfg, Path(path)
+
+
+def load_source_model(spec: NetworkSpec) -> Any | None:
+    """The float model of :func:`load_source_checkpoint`, or None."""
+    source = load_source_checkpoint(spec)
+    return None if source is None else source[0]
 
 
 def hardware_report(
