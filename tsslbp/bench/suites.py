@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-IMPLEMENTATIONS = ("tsslbp", "step-by-step", "snntorch")
+#: The tests' independent numpy loop (tests/reference_tsslbp.py), present in a source checkout.
+NUMPY_LOOP = Path(__file__).resolve().parents[2] / "tests" / "reference_tsslbp.py"
+IMPLEMENTATIONS = ("tsslbp", "step-by-step", "numpy loop (tests)", "snntorch")
 
 
 def bench_config(name: str, n_steps: int = 5, hidden: int | None = None) -> ExperimentConfig:
@@ -99,6 +101,8 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
             ref_opt.step()
 
         steppers["step-by-step"] = step_reference
+    if "numpy loop (tests)" in implementations:
+        steppers["numpy loop (tests)"] = _numpy_loop_stepper(cfg, model, x, y)
     if "snntorch" in implementations:
         if not snntorch_available():
             steppers["snntorch"] = SNNTORCH_MISSING
@@ -115,6 +119,39 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
 
             steppers["snntorch"] = step_snntorch
     return steppers
+
+
+def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None] | str:
+    """A training step whose gradients come from the tests' plain numpy loop (MLPs only)."""
+    import importlib.util
+
+    if any(layer.type is not LayerKind.LINEAR for layer in cfg.layers):
+        return "the tests' numpy loop covers linear layers only"
+    if not NUMPY_LOOP.is_file():
+        return f"{NUMPY_LOOP} not found (a source checkout has it)"
+    spec = importlib.util.spec_from_file_location("reference_tsslbp", NUMPY_LOOP)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    from ..train.functional import psp
+    from ..train.losses import desired_spike_pattern
+
+    loop_model = TsslbpNetwork(cfg)
+    loop_model.load_state_dict(model.state_dict())
+    params = list(loop_model.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.train.lr)
+    x_np = x.numpy()
+    desired = torch.nn.functional.one_hot(y, cfg.data.n_class).float()[..., None] * desired_spike_pattern(cfg.n_steps)
+    target = psp(desired, cfg.neuron.tau_s).numpy()
+    thresholds = [layer.neuron.v_th for layer in loop_model.layers]
+
+    def step_numpy_loop() -> None:
+        weights = [w.detach().numpy() for w in params]
+        _, grads = ref.network_grads(x_np, weights, target, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds)
+        for w, g in zip(params, grads):
+            w.grad = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
+        opt.step()
+
+    return step_numpy_loop
 
 
 def time_interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
