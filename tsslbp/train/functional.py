@@ -232,18 +232,17 @@ def lif_forward(current: torch.Tensor, p: LIFParameters) -> LIFTrace:
     """
     current_tf = current.movedim(-1, 0).contiguous()
     u_tf = torch.empty_like(current_tf)
-    u_reset_tf = torch.empty_like(current_tf)
-    leak = 1.0 - 1.0 / p.tau_mem
+    du_tf = torch.empty_like(current_tf)
+    fired_tf = torch.empty(current_tf.shape, dtype=torch.bool, device=current.device)
     zero = torch.zeros((), dtype=current.dtype, device=current.device)
-    u_reset = torch.zeros_like(current_tf[0])
+    u_reset = torch.zeros_like(current_tf[0])  # u'[t-1], overwritten in place each step
     for t in range(current_tf.shape[0]):
-        # u[t] = (1 - theta_m) u'[t-1] + I[t];  u'[t] = 0 where u[t] > v_th (spike), else u[t].
-        torch.add(current_tf[t], u_reset, alpha=leak, out=u_tf[t])
-        u_reset = torch.where(u_tf[t] > p.v_th, zero, u_tf[t], out=u_reset_tf[t])
-    spikes_tf = (u_tf > p.v_th).to(current.dtype)
-    # du[t] = I[t] - theta_m u'[t-1], with u'[-1] = 0.
-    du_tf = current_tf.clone()
-    du_tf[1:].sub_(u_reset_tf[:-1], alpha=1.0 / p.tau_mem)
+        # du[t] = I[t] - theta_m u'[t-1];  u[t] = u'[t-1] + du[t];  u'[t] = 0 where u[t] > v_th.
+        torch.sub(current_tf[t], u_reset, alpha=1.0 / p.tau_mem, out=du_tf[t])
+        torch.add(u_reset, du_tf[t], out=u_tf[t])
+        torch.gt(u_tf[t], p.v_th, out=fired_tf[t])
+        torch.where(fired_tf[t], zero, u_tf[t], out=u_reset)
+    spikes_tf = fired_tf.to(current.dtype)
     return LIFTrace(*(x.movedim(0, -1) for x in (spikes_tf, u_tf, du_tf)))
 
 
@@ -267,8 +266,10 @@ def surrogate_derivative(u: torch.Tensor, v_th: float, alpha: float, clamp: floa
     >>> surrogate_derivative(torch.tensor([1.0]), 1.0, 0.2, 8.0)
     tensor([1.2500])
     """
-    sig = torch.sub(u, v_th).mul_(1.0 / alpha).clamp_(-clamp, clamp).sigmoid_()
-    return sig.mul(-1.0 / alpha).add_(1.0 / alpha).mul_(sig)
+    # x = u / alpha - v_th / alpha in one pass, then sig - sig**2 in one more.
+    x = torch.add(u.new_tensor(-v_th / alpha), u, alpha=1.0 / alpha).clamp_(-clamp, clamp)
+    sig = x.sigmoid_()
+    return torch.addcmul(sig, sig, sig, value=-1.0).mul_(1.0 / alpha)
 
 
 def tsslbp_backward(
