@@ -20,14 +20,14 @@ def test_applied_once_per_process_and_can_be_turned_off():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-fault counts from getrusage")
 def test_tsslbp_steps_stop_faulting_in_fresh_pages():
-    """A LIF forward + TSSL-BP backward on a conv-sized layer, repeated: page faults per repeat."""
+    """A LIF forward + TSSL-BP backward on the Fashion-MNIST CNN's first layer, repeated: page faults."""
     code = (
         "import resource, sys, torch\n"
         "from tsslbp._malloc import retain_freed_memory\n"
         "from tsslbp.train.functional import LIFParameters, lif_forward, psp, tsslbp_backward\n"
         "sys.argv[1] == 'on' and retain_freed_memory()\n"
         "p = LIFParameters(5.0, 3.0, 1.0)\n"
-        "cur = (torch.randn(5, 32, 16, 24, 24) * 0.8 + 0.5).movedim(0, -1)  # time-first memory\n"
+        "cur = (torch.randn(5, 64, 32, 24, 24) * 0.8 + 0.5).movedim(0, -1)  # the Fashion-MNIST CNN's first layer\n"
         "def step(): tr = lif_forward(cur, p); tsslbp_backward(psp(tr.spikes, 3.0), tr, p)\n"
         "def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "for _ in range(3): step()\n"
@@ -38,6 +38,7 @@ def test_tsslbp_steps_stop_faulting_in_fresh_pages():
     env = {**os.environ, "TSSLBP_MALLOPT": "0"}
     on = int(subprocess.run([sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True).stdout)
     off = int(subprocess.run([sys.executable, "-c", code, "off"], capture_output=True, text=True, check=True, env=env).stdout)
-    # Quiet machine: about 7x fewer; under load about 5x. A third leaves room and still fails
-    # without the setting (the two counts are then equal within noise).
-    assert on < off / 3, f"expected far fewer page faults with freed memory kept: {on} vs {off}"
+    # At this size (24 MB per tensor, as on the CNN's first layer) measured: 0-5,761 faults with the
+    # setting vs 152,837-204,038 without. Smaller tensors show much less difference: glibc's own
+    # dynamic threshold then already keeps some of them.
+    assert on < off / 5, f"expected far fewer page faults with freed memory kept: {on} vs {off}"
