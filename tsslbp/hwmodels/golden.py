@@ -274,15 +274,13 @@ def _check_inputs(spec: NetworkSpec, inputs: np.ndarray) -> np.ndarray:
 class _Plan(NamedTuple):
     """What each layer needs at run time, computed once per run."""
 
-    applied_weight: np.ndarray | None
+    applied_weight: np.ndarray | None  # int64, for the int64 reference functions
+    weight_f32: np.ndarray | None  # float32 copy: (n_in, n_out) dense, (G, Og, K) conv
+    weight_abs_max: int
     weight_exp: int
     graded_input: bool
-    bias: np.ndarray | None
+    bias_f64: np.ndarray | float  # (int16(bias_mant) << 6) as float64
     params: CubaParams | None
-    # The same, prepared for the float64 fast path (see _cuba_step_f64).
-    weight_f32: np.ndarray | None = None  # (n_in, n_out) dense / (G, Og, K) conv, float32 copy
-    weight_abs_max: int = 0
-    bias_f64: np.ndarray | float = 0.0  # (int16(bias_mant) << 6) as float64
 
 
 def _plan(spec: NetworkSpec) -> list[_Plan]:
@@ -292,30 +290,25 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
         if isinstance(layer, InputLayer) and i > 0:
             raise ValueError(f"layer {i}: an input layer can only be the first layer")
         if isinstance(layer, FlattenLayer):
-            plans.append(_Plan(None, 0, graded, None, None))
+            plans.append(_Plan(None, None, 0, 0, graded, 0.0, None))
             continue
-        params = CubaParams.from_neuron(layer.neuron)
         bias = None
-        weight, weight_exp = None, 0
+        weight, weight_f32, weight_exp = None, None, 0
         if isinstance(layer, DenseLayer):
             packed = pack_dense_weights(layer.weight)
             weight, weight_exp = applied_dense_weights(packed), packed.weight_exp
+            weight_f32 = np.ascontiguousarray(weight.T, dtype=np.float32)
             if layer.bias is not None:
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
         elif isinstance(layer, ConvLayer):
             weight = np.asarray(layer.weight, dtype=np.int64)
+            weight_f32 = weight.reshape(layer.groups, weight.shape[0] // layer.groups, -1).astype(np.float32)
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
-        weight_f32 = None
-        if isinstance(layer, ConvLayer):
-            groups, c_out = layer.groups, weight.shape[0]
-            weight_f32 = weight.reshape(groups, c_out // groups, -1).astype(np.float32)
-        elif weight is not None:
-            weight_f32 = np.ascontiguousarray(weight.T, dtype=np.float32)
         bias_f64 = 0.0 if bias is None else shift_left(wrap_signed(bias, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
         weight_abs_max = 0 if weight is None else int(np.abs(weight).max(initial=0))
-        plans.append(_Plan(weight, weight_exp, graded, bias, params, weight_f32, weight_abs_max, bias_f64))
+        plans.append(_Plan(weight, weight_f32, weight_abs_max, weight_exp, graded, bias_f64, CubaParams.from_neuron(layer.neuron)))
         # LIF neurons emit binary spikes (netx ignores gradedSpike for CUBA/LOIHI neurons).
         graded = False
     return plans
