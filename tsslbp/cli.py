@@ -479,15 +479,8 @@ def _test_inputs(spec: Any, data: Any, samples: int) -> tuple[np.ndarray, np.nda
     return encode_for_spec(data.test.images[:n].numpy(), spec), data.test.labels[:n].numpy()
 
 
-def _source_model(spec: Any) -> tuple[Any, Any, Path] | None:
-    """(model, config, path) of the unchanged source checkpoint, or None (tsslbp.report)."""
-    from .report import load_source_checkpoint
-
-    return load_source_checkpoint(spec)
-
-
 def _float_accuracy(source: tuple[Any, Any, Path] | None, data: Any, n: int) -> float | None:
-    """Float accuracy of the source checkpoint (:func:`_source_model`) on the first n test samples."""
+    """Float accuracy of the source checkpoint (``report.load_source_checkpoint``) on the first n test samples."""
     from .train.data import Split
     from .train.loop import evaluate
 
@@ -516,13 +509,14 @@ def _write_raster(spec: Any, images: Any, runs: dict[str, Any], source: tuple[An
 def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool, plots_dir: Path | None = None) -> Any:
     from .deploy.verify import verify_spec
     from .export.netx import read_netx
+    from .report import load_source_checkpoint
 
     spec = read_netx(model)
     data = _test_data(spec, data_dir)
     inputs, labels = _test_inputs(spec, data, samples)
     runs: dict[str, Any] = {}
     report = verify_spec(spec, inputs, labels, progress=progress, on_runs=lambda g, lv: runs.update(golden=g, lava=lv))
-    source = _source_model(spec)
+    source = load_source_checkpoint(spec)
     raster = None
     if plots_dir is not None:
         title = f"{model.name}: {data.name} test sample 0 (label {int(labels[0])})"
