@@ -105,10 +105,10 @@ def test_psp_passes_gradcheck(rng):
 def test_psp_backward_is_its_adjoint_gradcheck():
     x = torch.rand(3, 2, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: psp(v, 3.0), (x,))
-    # The same filter as the lower-triangular Toeplitz matrix, on time-last and time-first memory.
-    from tsslbp.train.functional import psp_matrix
-
-    k = psp_matrix(6, 3.0, dtype=torch.float64)
+    # The same filter as the lower-triangular Toeplitz matrix K[t, s] = eps[t - s], on time-last and
+    # time-first memory.
+    eps = psp_kernel(6, 3.0, dtype=torch.float64)
+    k = torch.stack([torch.cat([eps[: t + 1].flip(0), eps.new_zeros(5 - t)]) for t in range(6)])
     expected = torch.einsum("ts,ncs->nct", k, x.detach())
     assert torch.allclose(psp(x.detach(), 3.0), expected, rtol=1e-12)
     time_first = x.detach().movedim(-1, 0).contiguous().movedim(0, -1)

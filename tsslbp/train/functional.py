@@ -42,7 +42,6 @@ __all__ = [
     "LIFState",
     "LIFTrace",
     "psp_kernel",
-    "psp_matrix",
     "psp",
     "static_psp_coefficients",
     "lif_step",
@@ -117,22 +116,6 @@ def psp_kernel(
     theta_s = 1.0 / tau_syn
     k = torch.arange(n_steps, dtype=dtype, device=device)
     return theta_s * (1.0 - theta_s) ** k
-
-
-@functools.lru_cache(maxsize=64)
-def psp_matrix(
-    n_steps: int, tau_syn: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Lower-triangular Toeplitz matrix ``K[t, s] = eps[t - s]`` (s <= t), shape (T, T).
-
-    ``a = K @ o`` along time is the PSP filter; ``K.T @ g`` is its adjoint
-    ``sum_k eps[k] g[t + k]``, which is what the TSSL-BP backward needs. Cached per arguments:
-    treat the result as read-only.
-    """
-    eps = psp_kernel(n_steps, tau_syn, dtype=dtype, device=device)
-    t = torch.arange(n_steps, device=device)
-    lag = t[:, None] - t[None, :]
-    return torch.where(lag >= 0, eps[lag.clamp(min=0)], torch.zeros((), dtype=dtype, device=device))
 
 
 def psp(spikes: torch.Tensor, tau_syn: float) -> torch.Tensor:
