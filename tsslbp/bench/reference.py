@@ -2,7 +2,7 @@
 
 The same equations as :mod:`tsslbp.train.functional` (../shared/notes/tsslbp.md), in the form they are
 usually written down and first implemented: an explicit loop over the T time steps in every layer,
-one synaptic operation per step, and the backward walk from the last step to the first with the
+one synaptic operation and one :func:`~tsslbp.train.functional.lif_step` per step, and the backward walk from the last step to the first with the
 inter-neuron sum over later steps (the term over pairs of time steps, O(T^2)), the intra-neuron
 carried state and the silent-neuron surrogate. No custom autograd: the gradients are computed
 explicitly, the synaptic ones per step with :mod:`torch.nn.grad`.
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
-from ..train.functional import TsslbpGradParameters, psp
+from ..train.functional import LIFState, TsslbpGradParameters, lif_step
 from ..train.layers import SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout
-from ..train.losses import desired_spike_pattern
+from ..train.losses import desired_psp
 from ..train.network import TsslbpNetwork
 
 __all__ = ["step_by_step_grads"]
@@ -53,14 +53,6 @@ def _neuron_backward(
         silent = rec["a"][t] < 1.0 / (p.silent_psp_divisor * tau_s)
         grad_current[t] = torch.where(silent, surrogate, d)
     return grad_current
-
-
-def _neuron_forward(current: torch.Tensor, u_prev: torch.Tensor, a_prev: torch.Tensor, tau_m: float, tau_s: float, v_th: float):
-    du = -u_prev / tau_m + current
-    u = u_prev + du
-    o = (u > v_th).to(u.dtype)
-    a = (1.0 - 1.0 / tau_s) * a_prev + o / tau_s
-    return du, u, o, u * (1.0 - o), a
 
 
 def step_by_step_grads(model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -96,24 +88,24 @@ def step_by_step_grads(model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tens
             a_in = [a.reshape(a.shape[0], -1) for a in a_in]
         n = layer.neuron
         rec: dict[str, list[torch.Tensor]] = {"du": [], "u": [], "o": [], "a": []}
-        u_prev = a_prev = None
+        state = a_prev = None
         for a_t in a_in:
             if isinstance(layer, SpikingLinear):
                 current = a_t @ layer.weight.T
             else:
                 current = F.conv2d(a_t, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
-            if u_prev is None:
-                u_prev, a_prev = torch.zeros_like(current), torch.zeros_like(current)
-            du, u, o, u_prev, a_prev = _neuron_forward(current, u_prev, a_prev, n.tau_mem, n.tau_syn, n.v_th)
-            for key, value in (("du", du), ("u", u), ("o", o), ("a", a_prev)):
+            if state is None:
+                state, a_prev = LIFState(torch.zeros_like(current)), torch.zeros_like(current)
+            step, state = lif_step(current, state, n)
+            a_prev = (1.0 - 1.0 / n.tau_syn) * a_prev + step.spikes / n.tau_syn
+            for key, value in (("du", step.du), ("u", step.u), ("o", step.spikes), ("a", a_prev)):
                 rec[key].append(value)
         tape.append((layer, a_in, rec))
         a_in = rec["a"]
 
     # Kernel loss: E = 1/2 sum_t (a_L[t] - y[t])^2, y the PSP of the desired spike train.
     out = torch.stack(a_in, dim=-1)
-    onehot = F.one_hot(labels, out.shape[1]).to(out.dtype)
-    target = psp(onehot[..., None] * desired_spike_pattern(n_steps, dtype=out.dtype, device=out.device), tau_s)
+    target = desired_psp(labels, out.shape[1], n_steps, tau_s, dtype=out.dtype, device=out.device)
     loss = 0.5 * ((out - target) ** 2).sum()
     grad_a = [a_in[t] - target[..., t] for t in range(n_steps)]
 

@@ -132,16 +132,14 @@ def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Te
     spec = importlib.util.spec_from_file_location("reference_tsslbp", NUMPY_LOOP)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
-    from ..train.functional import psp
-    from ..train.losses import desired_spike_pattern
+    from ..train.losses import desired_psp
 
     loop_model = TsslbpNetwork(cfg)
     loop_model.load_state_dict(model.state_dict())
     params = list(loop_model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.train.lr)
     x_np = x.numpy()
-    desired = torch.nn.functional.one_hot(y, cfg.data.n_class).float()[..., None] * desired_spike_pattern(cfg.n_steps)
-    target = psp(desired, cfg.neuron.tau_s).numpy()
+    target = desired_psp(y, cfg.data.n_class, cfg.n_steps, cfg.neuron.tau_s).numpy()
     thresholds = [layer.neuron.v_th for layer in loop_model.layers]
 
     def step_numpy_loop() -> None:

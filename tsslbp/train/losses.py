@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .autograd import straight_through
 from .functional import psp
 
-__all__ = ["desired_spike_pattern", "kernel_loss", "count_loss", "softmax_loss", "predict"]
+__all__ = ["desired_spike_pattern", "desired_psp", "kernel_loss", "count_loss", "softmax_loss", "predict"]
 
 
 def desired_spike_pattern(
@@ -45,10 +45,28 @@ def kernel_loss(spikes: torch.Tensor, labels: torch.Tensor, tau_syn: float) -> t
     Returns:
         scalar ``1/2 * sum_{n,i,t} (a - y)**2``.
     """
-    n_class, n_steps = spikes.shape[-2], spikes.shape[-1]
-    onehot = F.one_hot(labels, n_class).to(spikes.dtype)
-    desired = onehot[..., None] * desired_spike_pattern(n_steps, dtype=spikes.dtype, device=spikes.device)
-    return 0.5 * ((psp(spikes, tau_syn) - psp(desired, tau_syn)) ** 2).sum()
+    target = desired_psp(labels, spikes.shape[-2], spikes.shape[-1], tau_syn, dtype=spikes.dtype, device=spikes.device)
+    return 0.5 * ((psp(spikes, tau_syn) - target) ** 2).sum()
+
+
+def desired_psp(
+    labels: torch.Tensor,
+    n_class: int,
+    n_steps: int,
+    tau_syn: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The kernel loss's target: the PSP of the desired spike train on each label neuron and of
+    silence elsewhere, shape (N, n_class, T).
+
+    >>> desired_psp(torch.tensor([1]), 2, 5, 2.0)
+    tensor([[[0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
+             [0.0000, 0.5000, 0.7500, 0.8750, 0.9375]]])
+    """
+    onehot = F.one_hot(labels, n_class).to(dtype)
+    return psp(onehot[..., None] * desired_spike_pattern(n_steps, dtype=dtype, device=device), tau_syn)
 
 
 def count_loss(spikes: torch.Tensor, labels: torch.Tensor, desired_count: int, undesired_count: int) -> torch.Tensor:
