@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from tsslbp.cli import main
 from tsslbp.config import ConfigError, load_config
-from tsslbp.export.netx import NetxError
+from tsslbp.export.netx import NetxError, read_netx
 from tsslbp.train.cifar10 import read_cifar_batch
 from tsslbp.train.data import DataError, read_idx
 from tsslbp.train.loop import CheckpointError, load_checkpoint, model_from_checkpoint
@@ -148,8 +148,6 @@ NETX_FILES = sorted(p.name for p in NETX_CORPUS.glob("*.net"))
 def test_netx_commands_on_a_malformed_file_are_one_line(command, name, tmp_path):
     path = NETX_CORPUS / name
     with pytest.raises(NetxError) as info:
-        from tsslbp.export.netx import read_netx
-
         read_netx(path)
     args = [command, str(path)]
     if command == "simulate":

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tsslbp.config import load_config
+from tsslbp.config import load_config, parse_config
 from tsslbp.train.data import load_digits
 from tsslbp.train.loop import CheckpointError, evaluate, fit, load_checkpoint, model_from_checkpoint
 
@@ -22,6 +22,16 @@ def cfg():
 
 def _weights(path):
     return load_checkpoint(path)["model"]
+
+
+def _maybe_with_dropout(cfg, with_dropout):
+    """The digits MLP, or the same with time-shared dropout (p 0.3) between its two layers."""
+    if not with_dropout:
+        return cfg
+    raw = cfg.to_dict()
+    layers = list(raw["Layers"].items())
+    raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
+    return parse_config(raw)
 
 
 def test_two_epochs_on_digits_beat_chance_clearly(tmp_path, digits, cfg):
@@ -46,13 +56,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, digits, cfg):
 
 @pytest.mark.parametrize("with_dropout", [False, True])
 def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, digits, cfg, with_dropout):
-    raw = cfg.to_dict()
-    if with_dropout:
-        layers = list(raw["Layers"].items())
-        raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
-    from tsslbp.config import parse_config
-
-    three = parse_config(raw).replace(epochs=3)
+    three = _maybe_with_dropout(cfg, with_dropout).replace(epochs=3)
     fit(three, digits, tmp_path / "full", progress=False)
     fit(three.replace(epochs=1), digits, tmp_path / "part", progress=False)
     resumed = fit(three, digits, tmp_path / "part", resume=True, progress=False)
@@ -118,14 +122,7 @@ class _Crash(BaseException):
 
 @pytest.mark.parametrize("with_dropout", [False, True])
 def test_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(tmp_path, digits, cfg, with_dropout, monkeypatch):
-    raw = cfg.to_dict()
-    if with_dropout:
-        layers = list(raw["Layers"].items())
-        raw["Layers"] = dict([layers[0], ("drop", {"type": "dropout", "p": 0.3}), layers[1]])
-    from tsslbp.config import parse_config
-    from tsslbp.train import loop
-
-    two = parse_config(raw).replace(epochs=2)
+    two = _maybe_with_dropout(cfg, with_dropout).replace(epochs=2)
     fit(two, digits, tmp_path / "full", progress=False)
 
     # Die during batch 17 of epoch 2 (after its forward pass, before its update), with a
