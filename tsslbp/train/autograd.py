@@ -6,53 +6,99 @@ from typing import Any
 
 import torch
 
-from .functional import LIFParameters, LIFTrace, TsslbpGradParameters, lif_forward, tsslbp_backward
+from . import kernels
+from .functional import LIFParameters, LIFTrace, TsslbpGradParameters, lif_forward, psp, psp_adjoint, tsslbp_backward
 
-__all__ = ["tsslbp_spike", "straight_through"]
-
-
-def _tsslbp_fwd(current: torch.Tensor, p: LIFParameters) -> LIFTrace:
-    return lif_forward(current, p)
-
-
-def _tsslbp_bwd(grad_spikes: torch.Tensor, trace: LIFTrace, p: LIFParameters, gp: TsslbpGradParameters) -> torch.Tensor:
-    return tsslbp_backward(grad_spikes, trace, p, gp)
+__all__ = ["tsslbp_spike", "tsslbp_spike_psp", "straight_through"]
 
 
 class _TsslbpSpike(torch.autograd.Function):
-    """Spikes of a LIF layer from its input current; backward is the TSSL-BP gradient."""
+    """Spikes and PSP of a LIF layer from its input current; the backward pass is TSSL-BP's.
+
+    Two implementations of the same equations: the fused CPU kernels of :mod:`.kernels` (saves
+    only ``u`` for the backward pass) and the torch functions of :mod:`.functional` (saves the
+    spikes, ``u`` and ``du``), chosen per call by :func:`_use_kernels`.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
         current: torch.Tensor,
+        fused: bool,
         tau_mem: float,
         tau_syn: float,
         v_th: float,
-        max_inv_slope: float,
-        surrogate_alpha: float,
-        surrogate_clamp: float,
-        silent_psp_divisor: float,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # u and du are returned (as non-differentiable outputs) only so that setup_context can
-        # save them for the backward pass.
-        return tuple(_tsslbp_fwd(current, LIFParameters(tau_mem, tau_syn, v_th)))
+        *grad_consts: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        # u and du are returned (as non-differentiable outputs) only so that setup_context can save
+        # them for the backward pass; the fused path rebuilds du and returns an empty placeholder.
+        p = LIFParameters(tau_mem, tau_syn, v_th)
+        if fused:
+            spikes, u, psp_out = (x.movedim(0, -1) for x in kernels.lif_psp_forward(current.movedim(-1, 0), p))
+            return spikes, psp_out, u, current.new_empty(0)
+        trace = lif_forward(current, p)
+        return trace.spikes, psp(trace.spikes, tau_syn), trace.u, trace.du
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        _, tau_mem, tau_syn, v_th, *grad_consts = inputs
+        _, ctx.fused, tau_mem, tau_syn, v_th, *grad_consts = inputs
         ctx.p = LIFParameters(tau_mem, tau_syn, v_th)
         ctx.gp = TsslbpGradParameters(*grad_consts)
-        ctx.mark_non_differentiable(output[1], output[2])
+        spikes, _, u, du = output
+        ctx.mark_non_differentiable(u, du)
+        # Unused outputs (u, du; often the spikes or the PSP) get None instead of zero-filled
+        # tensors of the layer's full size on every backward pass.
+        ctx.set_materialize_grads(False)
         if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(*output)
+            ctx.save_for_backward(*((u,) if ctx.fused else (spikes, u, du)))
 
     @staticmethod
-    def backward(ctx: Any, grad_spikes: torch.Tensor, _grad_u: Any, _grad_du: Any) -> tuple:  # type: ignore[override]
+    def backward(ctx: Any, grad_spikes: torch.Tensor | None, grad_psp: torch.Tensor | None, *_: Any) -> tuple:  # type: ignore[override]
         grad_current = None
-        if ctx.needs_input_grad[0]:
-            trace = LIFTrace(*ctx.saved_tensors)
-            grad_current = _tsslbp_bwd(grad_spikes, trace, ctx.p, ctx.gp)
-        return (grad_current,) + (None,) * 7
+        if ctx.needs_input_grad[0] and (grad_spikes is not None or grad_psp is not None):
+            if ctx.fused:
+                (u,) = ctx.saved_tensors
+                time_first = (None if g is None else g.movedim(-1, 0) for g in (grad_spikes, grad_psp, u))
+                grad_current = kernels.tsslbp_psp_backward(*time_first, ctx.p, ctx.gp).movedim(0, -1)
+            else:
+                spikes, u, du = ctx.saved_tensors
+                # dE/do over both uses of the spikes: directly, and through the PSP (its adjoint).
+                grad_o = psp_adjoint(grad_psp, ctx.p.tau_syn) if grad_psp is not None else None
+                grad_o = grad_spikes if grad_o is None else grad_o if grad_spikes is None else grad_o + grad_spikes
+                grad_current = tsslbp_backward(grad_o, LIFTrace(spikes, u, du), ctx.p, ctx.gp)
+        return (grad_current,) + (None,) * 8
+
+
+def _use_kernels(current: torch.Tensor, gp: TsslbpGradParameters) -> bool:
+    """Whether the fused kernels compute this layer (see :func:`.kernels.available`)."""
+    return kernels.available(current) and kernels.supports(gp)
+
+
+def tsslbp_spike_psp(
+    current: torch.Tensor, p: LIFParameters, gp: TsslbpGradParameters = TsslbpGradParameters()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spike trains of a LIF layer and their PSP, with the TSSL-BP gradient.
+
+    One call computes what ``psp(tsslbp_spike(current, p, gp), p.tau_syn)`` does, in one pass over
+    the layer's state where the fused kernels apply; gradients may reach it through either output.
+
+    Args:
+        current: (..., T) input current ``I[t]`` (time last).
+        p: neuron parameters.
+        gp: constants of the backward pass.
+
+    Returns:
+        (spikes, psp), each (..., T) of ``current``'s dtype: spikes in {0, 1} and the PSP
+        ``a[t] = (1 - 1/tau_s) a[t-1] + o[t]/tau_s``.
+
+    >>> i = torch.tensor([[0.9, 0.9, 0.0]], requires_grad=True)
+    >>> spikes, a = tsslbp_spike_psp(i, LIFParameters(tau_mem=5.0, tau_syn=2.0, v_th=1.0))
+    >>> spikes.detach(), a.detach()
+    (tensor([[0., 1., 0.]]), tensor([[0.0000, 0.5000, 0.2500]]))
+    """
+    spikes, psp_out, _, _ = _TsslbpSpike.apply(
+        current, _use_kernels(current, gp), float(p.tau_mem), float(p.tau_syn), float(p.v_th), *map(float, gp)
+    )
+    return spikes, psp_out
 
 
 def tsslbp_spike(
@@ -72,8 +118,7 @@ def tsslbp_spike(
     >>> tsslbp_spike(i, LIFParameters(tau_mem=5.0, tau_syn=3.0, v_th=1.0))
     tensor([[0., 1., 0.]], grad_fn=<_TsslbpSpikeBackward>)
     """
-    spikes, _, _ = _TsslbpSpike.apply(current, float(p.tau_mem), float(p.tau_syn), float(p.v_th), *map(float, gp))
-    return spikes
+    return tsslbp_spike_psp(current, p, gp)[0]
 
 
 class _StraightThrough(torch.autograd.Function):

@@ -43,6 +43,7 @@ __all__ = [
     "LIFTrace",
     "psp_kernel",
     "psp",
+    "psp_adjoint",
     "static_psp_coefficients",
     "lif_step",
     "lif_forward",
@@ -131,7 +132,18 @@ def psp(spikes: torch.Tensor, tau_syn: float) -> torch.Tensor:
     >>> psp(torch.tensor([1.0, 0.0, 1.0]), 2.0)
     tensor([0.5000, 0.2500, 0.6250])
     """
-    return _Psp.apply(spikes, 1.0 / tau_syn)
+    return _Psp.apply(spikes, tau_syn)
+
+
+def psp_adjoint(grad: torch.Tensor, tau_syn: float) -> torch.Tensor:
+    """Adjoint of :func:`psp` along the last axis: ``g[t] = sum_k eps[k] grad[t + k]``.
+
+    Maps ``dE/da`` to the ``dE/do`` it implies (what ``psp``'s backward pass computes).
+
+    >>> psp_adjoint(torch.tensor([1.0, 0.0, 1.0]), 2.0)
+    tensor([0.6250, 0.2500, 0.5000])
+    """
+    return _psp_recursion_tf(grad.movedim(-1, 0), 1.0 / tau_syn, reverse=True).movedim(0, -1)
 
 
 def _psp_recursion_tf(x_tf: torch.Tensor, theta: float, reverse: bool = False) -> torch.Tensor:
@@ -152,18 +164,18 @@ class _Psp(torch.autograd.Function):
     """The PSP filter along the last axis, with its adjoint as the backward (time-first memory)."""
 
     @staticmethod
-    def forward(x: torch.Tensor, theta: float) -> torch.Tensor:
-        return _psp_recursion_tf(x.movedim(-1, 0), theta).movedim(0, -1)
+    def forward(x: torch.Tensor, tau_syn: float) -> torch.Tensor:
+        return _psp_recursion_tf(x.movedim(-1, 0), 1.0 / tau_syn).movedim(0, -1)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        ctx.theta = inputs[1]
+        ctx.tau_syn = inputs[1]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None
-        return _psp_recursion_tf(grad.movedim(-1, 0), ctx.theta, reverse=True).movedim(0, -1), None
+        return psp_adjoint(grad, ctx.tau_syn), None
 
 
 @functools.lru_cache(maxsize=64)

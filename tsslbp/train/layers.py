@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autograd import tsslbp_spike
+from .autograd import tsslbp_spike, tsslbp_spike_psp
 from .functional import LIFParameters, TsslbpGradParameters
 
 __all__ = [
@@ -92,6 +92,10 @@ class SpikingLinear(nn.Module):
         """Spikes (N, n_outputs, T) of the layer's neurons given the presynaptic PSP."""
         return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
 
+    def spikes_and_psp(self, psp_in: Trace) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes, their PSP), each (N, n_outputs, T): what feeds the next layer, in one pass."""
+        return tsslbp_spike_psp(self.current(psp_in), self.neuron, self.grad)
+
     def extra_repr(self) -> str:
         n_out, n_in = self.weight.shape
         return f"{n_in} -> {n_out}, tau_mem={self.neuron.tau_mem}, tau_syn={self.neuron.tau_syn}, v_th={self.neuron.v_th}"
@@ -158,6 +162,10 @@ class SpikingConv2d(nn.Module):
     def forward(self, psp_in: Trace) -> torch.Tensor:
         """Spikes (N, C_out, H', W', T)."""
         return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
+
+    def spikes_and_psp(self, psp_in: Trace) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes, their PSP), each (N, C_out, H', W', T), in one pass."""
+        return tsslbp_spike_psp(self.current(psp_in), self.neuron, self.grad)
 
     def extra_repr(self) -> str:
         c_out, c_in, kh, kw = self.weight.shape

@@ -87,8 +87,8 @@ class TsslbpNetwork(nn.Module):
             if isinstance(layer, SpikingLinear):
                 trace = flatten_trace(trace)
             if isinstance(layer, (SpikingLinear, SpikingConv2d)):
-                spikes.append(layer(trace))
-                trace = psp(spikes[-1], self.tau_syn)
+                layer_spikes, trace = layer.spikes_and_psp(trace)
+                spikes.append(layer_spikes)
             else:
                 trace = layer(trace)
         return NetworkOutput(spikes[-1], tuple(spikes[:-1]))
