@@ -21,7 +21,7 @@ def test_bench_config_drops_dropout_and_resizes_hidden_layers():
 def test_every_implementation_takes_a_step_that_changes_its_weights():
     cfg = bench_config("digits_mlp.yaml")
     steppers = make_steppers(cfg, 8)
-    assert set(steppers) == {"tsslbp", "step-by-step", "numpy loop (tests)", "snntorch"}
+    assert set(steppers) == {"tsslbp", "tsslbp (torch ops)", "step-by-step", "numpy loop (tests)", "snntorch"}
     for name, step in steppers.items():
         if isinstance(step, str):
             assert name == "snntorch" and "not installed" in step, f"{name}: {step}"
@@ -69,3 +69,21 @@ def test_run_bench_writes_results_markdown_plots_and_manifest(tmp_path, monkeypa
     manifest = read_manifest(tmp_path / "results.json")
     assert {o["path"].split("/")[-1] for o in manifest["outputs"]} >= {"results.json", "results.md", "throughput.png"}
 
+
+
+def test_torch_ops_implementation_never_calls_the_fused_kernels(monkeypatch):
+    from tsslbp.train import kernels
+
+    if not kernels.enabled():
+        pytest.skip("fused kernels unavailable")
+    calls = []
+    real_forward = kernels.lif_psp_forward
+    monkeypatch.setattr(kernels, "lif_psp_forward", lambda *a: calls.append(1) or real_forward(*a))
+    steppers = make_steppers(bench_config("digits_mlp.yaml"), 8, ("tsslbp", "tsslbp (torch ops)"))
+    steppers["tsslbp (torch ops)"]()
+    assert calls == []
+    steppers["tsslbp"]()
+    assert calls, "the tsslbp stepper should use the fused kernels"
+    import os
+
+    assert "TSSLBP_KERNELS" not in os.environ or os.environ["TSSLBP_KERNELS"] != "torch"

@@ -26,8 +26,10 @@ SUITES = ("throughput", "scaling", "deploy", "accuracy")
 
 def _machine() -> dict[str, Any]:
     from .._malloc import retain_freed_memory
+    from ..train import kernels
 
     return {
+        "tsslbp_kernels": f"numba {kernels.numba.__version__}" if kernels.enabled() else "off (torch ops)",
         "glibc_retain_freed_memory": retain_freed_memory(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -81,7 +83,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"# tsslbp bench{' --quick' if results.get('quick') else ''}",
         "",
         f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, Python {m['python']}"
-        f"{', glibc keeps freed memory (tsslbp/_malloc.py)' if m.get('glibc_retain_freed_memory') else ''}.",
+        f"{', glibc keeps freed memory (tsslbp/_malloc.py)' if m.get('glibc_retain_freed_memory') else ''}"
+        f"{', tsslbp kernels: ' + m['tsslbp_kernels'] if 'tsslbp_kernels' in m else ''}.",
         "Times are medians of interleaved repeats in one process; ratios come from the same run.",
         "",
     ]

@@ -1,9 +1,10 @@
 """The benchmark suites behind ``tsslbp bench``: each returns plain dicts (JSON-ready).
 
 * :func:`train_throughput`: one training step (forward, backward, Adam) of the Fashion-MNIST MLP
-  and CNN at batch 64, T=5: tsslbp vs the step-by-step baseline (:mod:`.reference`) vs snnTorch
-  BPTT (:mod:`.peers`), timed interleaved in this process (median), plus each one's peak RSS from
-  a fresh subprocess (:mod:`.rss`).
+  and CNN at batch 64, T=5: tsslbp (fused kernels) vs tsslbp on plain torch ops vs the
+  step-by-step baseline (:mod:`.reference`) vs the tests' numpy loop vs snnTorch BPTT
+  (:mod:`.peers`), timed interleaved in this process (median), plus each one's peak RSS from a
+  fresh subprocess (:mod:`.rss`).
 * :func:`scaling`: the same step as T grows (5, 10, 20, 50) and as the hidden width grows.
 * :func:`deploy_speed`: golden model vs Lava's fixed-point CPU simulator on exported networks.
 * :func:`accuracy_vs_bptt`: Fashion-MNIST MLP test accuracy after equal epochs, several seeds.
@@ -13,13 +14,15 @@ Ratios are only ever formed from figures measured side by side in one run.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ __all__ = [
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 #: The tests' independent numpy loop (tests/reference_tsslbp.py), present in a source checkout.
 NUMPY_LOOP = Path(__file__).resolve().parents[2] / "tests" / "reference_tsslbp.py"
-IMPLEMENTATIONS = ("tsslbp", "step-by-step", "numpy loop (tests)", "snntorch")
+IMPLEMENTATIONS = ("tsslbp", "tsslbp (torch ops)", "step-by-step", "numpy loop (tests)", "snntorch")
 
 
 def bench_config(name: str, n_steps: int = 5, hidden: int | None = None) -> ExperimentConfig:
@@ -87,6 +90,22 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
             opt.step()
 
         steppers["tsslbp"] = step_tsslbp
+    if "tsslbp (torch ops)" in implementations:
+        # The same network and equations without the fused kernels (TSSLBP_KERNELS=torch during
+        # its steps): the torch implementation that GPUs and other dtypes use.
+        torch_model = TsslbpNetwork(cfg)
+        torch_model.load_state_dict(model.state_dict())
+        torch_opt = torch.optim.Adam(torch_model.parameters(), lr=cfg.train.lr)
+        torch_loss_fn = loss_function(cfg)
+
+        def step_torch_ops() -> None:
+            with _kernels_off():
+                loss = torch_loss_fn(torch_model(x).spikes, y)
+                torch_opt.zero_grad(set_to_none=True)
+                loss.backward()
+            torch_opt.step()
+
+        steppers["tsslbp (torch ops)"] = step_torch_ops
     if "step-by-step" in implementations:
         ref_model = TsslbpNetwork(cfg)
         ref_model.load_state_dict(model.state_dict())
@@ -119,6 +138,20 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
 
             steppers["snntorch"] = step_snntorch
     return steppers
+
+
+@contextlib.contextmanager
+def _kernels_off() -> Iterator[None]:
+    """Run the block with ``TSSLBP_KERNELS=torch`` (the previous value restored after)."""
+    old = os.environ.get("TSSLBP_KERNELS")
+    os.environ["TSSLBP_KERNELS"] = "torch"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TSSLBP_KERNELS"]
+        else:
+            os.environ["TSSLBP_KERNELS"] = old
 
 
 def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None] | str:
