@@ -62,8 +62,10 @@ class _TsslbpSpike(torch.autograd.Function):
             else:
                 spikes, u, du = ctx.saved_tensors
                 # dE/do over both uses of the spikes: directly, and through the PSP (its adjoint).
-                grad_o = psp_adjoint(grad_psp, ctx.p.tau_syn) if grad_psp is not None else None
-                grad_o = grad_spikes if grad_o is None else grad_o if grad_spikes is None else grad_o + grad_spikes
+                grad_o = grad_spikes
+                if grad_psp is not None:
+                    through_psp = psp_adjoint(grad_psp, ctx.p.tau_syn)
+                    grad_o = through_psp if grad_o is None else through_psp + grad_o
                 grad_current = tsslbp_backward(grad_o, LIFTrace(spikes, u, du), ctx.p, ctx.gp)
         return (grad_current,) + (None,) * 8
 
