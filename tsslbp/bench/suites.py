@@ -80,32 +80,17 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
     torch.manual_seed(seed)
     model = TsslbpNetwork(cfg)
     if "tsslbp" in implementations:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
         loss_fn = loss_function(cfg)
-
-        def step_tsslbp() -> None:
-            loss = loss_fn(model(x).spikes, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        steppers["tsslbp"] = step_tsslbp
+        steppers["tsslbp"] = _adam_stepper(model, cfg.train.lr, lambda: loss_fn(model(x).spikes, y))
     if "tsslbp (torch ops)" in implementations:
         # The same network and equations without the fused kernels (TSSLBP_KERNELS=torch during
         # its steps): the torch implementation that GPUs and other dtypes use.
         torch_model = TsslbpNetwork(cfg)
         torch_model.load_state_dict(model.state_dict())
-        torch_opt = torch.optim.Adam(torch_model.parameters(), lr=cfg.train.lr)
         torch_loss_fn = loss_function(cfg)
-
-        def step_torch_ops() -> None:
-            with _kernels_off():
-                loss = torch_loss_fn(torch_model(x).spikes, y)
-                torch_opt.zero_grad(set_to_none=True)
-                loss.backward()
-            torch_opt.step()
-
-        steppers["tsslbp (torch ops)"] = step_torch_ops
+        steppers["tsslbp (torch ops)"] = _adam_stepper(
+            torch_model, cfg.train.lr, lambda: torch_loss_fn(torch_model(x).spikes, y), context=_kernels_off
+        )
     if "step-by-step" in implementations:
         ref_model = TsslbpNetwork(cfg)
         ref_model.load_state_dict(model.state_dict())
@@ -127,17 +112,28 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
             steppers["snntorch"] = SNNTORCH_MISSING
         else:
             peer = SnnTorchNet(cfg)
-            peer_opt = torch.optim.Adam(peer.parameters(), lr=cfg.train.lr)
             peer_loss = snntorch_loss()
-
-            def step_snntorch() -> None:
-                loss = peer_loss(peer(x, cfg.n_steps), y)
-                peer_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                peer_opt.step()
-
-            steppers["snntorch"] = step_snntorch
+            steppers["snntorch"] = _adam_stepper(peer, cfg.train.lr, lambda: peer_loss(peer(x, cfg.n_steps), y))
     return steppers
+
+
+def _adam_stepper(
+    module: torch.nn.Module,
+    lr: float,
+    loss_of: Callable[[], torch.Tensor],
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> Callable[[], None]:
+    """A step function: ``loss_of()`` and its backward pass inside ``context()``, then an Adam update."""
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+
+    def step() -> None:
+        with context():
+            loss = loss_of()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        opt.step()
+
+    return step
 
 
 @contextlib.contextmanager

@@ -51,7 +51,26 @@ def materialize(trace: Trace) -> torch.Tensor:
     return trace
 
 
-class SpikingLinear(nn.Module):
+class _SpikingLayer(nn.Module):
+    """Synapses (a subclass's ``current``) followed by TSSL-BP LIF neurons with ``neuron``/``grad``."""
+
+    neuron: LIFParameters
+    grad: TsslbpGradParameters
+
+    def current(self, psp_in: Trace) -> torch.Tensor:
+        """Synaptic current, shape (N, neurons..., T)."""
+        raise NotImplementedError
+
+    def forward(self, psp_in: Trace) -> torch.Tensor:
+        """Spikes (N, neurons..., T) of the layer's neurons given the presynaptic PSP."""
+        return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
+
+    def spikes_and_psp(self, psp_in: Trace) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes, their PSP), each (N, neurons..., T): what feeds the next layer, in one pass."""
+        return tsslbp_spike_psp(self.current(psp_in), self.neuron, self.grad)
+
+
+class SpikingLinear(_SpikingLayer):
     """Bias-free dense synapses followed by TSSL-BP LIF neurons.
 
     Args:
@@ -88,14 +107,6 @@ class SpikingLinear(nn.Module):
             current_tf = F.linear(psp_in.movedim(-1, 0), self.weight)
         return current_tf.movedim(0, -1)
 
-    def forward(self, psp_in: Trace) -> torch.Tensor:
-        """Spikes (N, n_outputs, T) of the layer's neurons given the presynaptic PSP."""
-        return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
-
-    def spikes_and_psp(self, psp_in: Trace) -> tuple[torch.Tensor, torch.Tensor]:
-        """(spikes, their PSP), each (N, n_outputs, T): what feeds the next layer, in one pass."""
-        return tsslbp_spike_psp(self.current(psp_in), self.neuron, self.grad)
-
     def extra_repr(self) -> str:
         n_out, n_in = self.weight.shape
         return f"{n_in} -> {n_out}, tau_mem={self.neuron.tau_mem}, tau_syn={self.neuron.tau_syn}, v_th={self.neuron.v_th}"
@@ -123,7 +134,7 @@ def _apply_spatial(trace: Trace, fn) -> torch.Tensor:
     return out_tf.movedim(0, -1)
 
 
-class SpikingConv2d(nn.Module):
+class SpikingConv2d(_SpikingLayer):
     """2-D convolution synapses (no bias) followed by TSSL-BP LIF neurons.
 
     Args:
@@ -158,14 +169,6 @@ class SpikingConv2d(nn.Module):
         return _apply_spatial(
             psp_in, lambda x: F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
         )
-
-    def forward(self, psp_in: Trace) -> torch.Tensor:
-        """Spikes (N, C_out, H', W', T)."""
-        return tsslbp_spike(self.current(psp_in), self.neuron, self.grad)
-
-    def spikes_and_psp(self, psp_in: Trace) -> tuple[torch.Tensor, torch.Tensor]:
-        """(spikes, their PSP), each (N, C_out, H', W', T), in one pass."""
-        return tsslbp_spike_psp(self.current(psp_in), self.neuron, self.grad)
 
     def extra_repr(self) -> str:
         c_out, c_in, kh, kw = self.weight.shape
