@@ -242,3 +242,50 @@ def _child_grad(current, grad_spikes):
     grad = _run(True, current, grad_spikes, None)[2]
     assert calls, "the threaded path was not taken in the child"
     return grad
+
+
+_NO_CACHE_CHILD = """
+import os
+import tempfile
+
+def read_only(*args, **kwargs):  # every place numba could cache in is unwritable
+    raise PermissionError(13, "Read-only file system")
+
+tempfile.TemporaryFile = read_only
+
+import torch
+from tsslbp.train import kernels
+from tsslbp.train.autograd import tsslbp_spike_psp
+from tsslbp.train.functional import LIFParameters, TsslbpGradParameters, lif_forward
+
+p, gp = LIFParameters(), TsslbpGradParameters()
+current = 1.6 * torch.rand(3, 40, 6, generator=torch.Generator().manual_seed(0))
+spikes_tf, _, _ = kernels.lif_psp_forward(current.movedim(-1, 0).contiguous(), p)
+assert spikes_tf.sum() > 0
+assert torch.equal(spikes_tf.movedim(0, -1), lif_forward(current, p).spikes)
+grads = []
+for setting in ("", "torch"):  # the fused backward against the torch path
+    os.environ["TSSLBP_KERNELS"] = setting
+    x = current.clone().requires_grad_()
+    tsslbp_spike_psp(x, p, gp)[1].sin().sum().backward()
+    grads.append(x.grad)
+assert grads[0].abs().sum() > 0
+torch.testing.assert_close(grads[0], grads[1])
+print("kernels ran")
+"""
+
+
+def test_kernels_compile_without_a_writable_cache():
+    """A read-only install whose user has no writable cache directory still gets the kernels
+    (numba refuses ``cache=True`` there), with a warning naming NUMBA_CACHE_DIR."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "TSSLBP_KERNELS")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_CACHE_CHILD], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "kernels ran" in proc.stdout
+    assert "NUMBA_CACHE_DIR" in proc.stderr

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import logging
 import math
 import os
 import threading
@@ -76,9 +77,37 @@ def supports(gp: TsslbpGradParameters) -> bool:
     return gp.surrogate_clamp <= 16.0
 
 
+_log = logging.getLogger(__name__)
+
+
+def _compiler(**options):
+    """``numba.njit(cache=True, **options)``, or without the on-disk cache where numba finds no
+    writable place for it (a read-only install with an unwritable home and no ``NUMBA_CACHE_DIR``):
+    numba refuses the decoration then, and the kernels would be lost for want of a cache."""
+
+    def decorate(fn):
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        except RuntimeError as err:  # "cannot cache function ...: no locator available ..."
+            if "cannot cache" not in str(err):
+                raise
+            _warn_no_cache()
+            return numba.njit(**options)(fn)
+
+    return decorate
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_cache() -> None:
+    _log.warning(
+        "numba has no writable cache directory: the TSSL-BP kernels compile in every process "
+        "(a few seconds); set NUMBA_CACHE_DIR to a writable directory to keep them"
+    )
+
+
 if numba is not None:
-    _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
-    _inline = numba.njit(inline="always", cache=True, error_model="numpy")
+    _jit = _compiler(error_model="numpy", nogil=True)
+    _inline = _compiler(inline="always", error_model="numpy")
 
     @_inline
     def _sigmoid_slope(x, k):  # pragma: no cover - compiled
