@@ -67,7 +67,7 @@ class _TsslbpSpike(torch.autograd.Function):
                     through_psp = psp_adjoint(grad_psp, ctx.p.tau_syn)
                     grad_o = through_psp if grad_o is None else through_psp + grad_o
                 grad_current = tsslbp_backward(grad_o, LIFTrace(spikes, u, du), ctx.p, ctx.gp)
-        return (grad_current,) + (None,) * 8
+        return (grad_current,) + (None,) * (len(ctx.needs_input_grad) - 1)  # no gradient for the constants
 
 
 def _use_kernels(current: torch.Tensor, gp: TsslbpGradParameters) -> bool:
