@@ -337,6 +337,7 @@ def _export_manifest(result: Any, checkpoint: Path, data_dir: Path | None, json_
         "input_bits": result.spec.input_message_bits,
         "weight_bits": result.report.config.weight_bits,
         "input_bits_agreement": result.input_bits_agreement,
+        "input_bits_skipped": result.input_bits_skipped,
         "calibration_samples": result.report.calibration_samples,
         "steps_per_sample": meta.get("steps_per_sample"),
         "layers": [
@@ -361,6 +362,8 @@ def _echo_export_summary(result: Any, output: Path) -> None:
     kinds = "/".join(sorted({type(layer).__name__.replace("Layer", "").lower() for layer in result.spec.layers}))
     agreement = ", ".join(f"{b} bits {100 * a:.1f}%" for b, a in result.input_bits_agreement.items())
     click.echo(f"input width: golden vs float predictions on the calibration batch: {agreement}")
+    for bits, why in result.input_bits_skipped.items():
+        click.echo(f"input width {bits} bits not usable: {why}")
     click.echo(
         f"wrote {output}: {len(result.spec.layers)} layers ({kinds}), T={meta['n_steps']}, "
         f"{meta['steps_per_sample']} steps/sample, "

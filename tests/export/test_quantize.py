@@ -11,6 +11,7 @@ from tsslbp.export.quantize import (
     WEIGHT_INT_MAX,
     WEIGHT_INT_MIN,
     QuantConfig,
+    QuantizationError,
     decay_constant,
     quantize_network,
     quantize_weights,
@@ -91,7 +92,7 @@ def test_each_bound_can_be_the_limit(rng):
     _, (_, report) = _quantize(_cfg(), rng, QuantConfig(headroom=0.1, input_bits=4))
     assert report.layers[0].limited_by == "state range"
     # A tiny one leaves no weight bits at all: refused rather than exported as zeros.
-    with pytest.raises(ValueError, match="layer hidden: its quantized weights are not applied exactly"):
+    with pytest.raises(QuantizationError, match="layer hidden: every weight rounds to 0 .* limited by the state range"):
         _quantize(_cfg(), rng, QuantConfig(headroom=1e-6))
 
 

@@ -24,7 +24,7 @@ from ..hwmodels.spec import FlattenLayer, NetworkSpec
 from ..train.data import DataSplits, load_experiment_data
 from ..train.loop import model_from_checkpoint
 from .netx import write_netx
-from .quantize import QuantConfig, QuantReport, file_sha256, quantize_network
+from .quantize import QuantConfig, QuantizationError, QuantReport, file_sha256, quantize_network
 
 __all__ = ["AUTO_INPUT_BITS", "ExportResult", "calibration_batch", "golden_agreement", "export_checkpoint"]
 
@@ -32,12 +32,14 @@ __all__ = ["AUTO_INPUT_BITS", "ExportResult", "calibration_batch", "golden_agree
 @dataclass(frozen=True)
 class ExportResult:
     """What was written. ``input_bits_agreement`` maps each input width tried to the fraction of
-    calibration samples where the golden model predicts what the float model predicts."""
+    calibration samples where the golden model predicts what the float model predicts;
+    ``input_bits_skipped`` the widths ``auto`` could not use, with the reason."""
 
     spec: NetworkSpec
     report: QuantReport
     path: Path
     input_bits_agreement: dict[int, float]
+    input_bits_skipped: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 #: Input widths tried by ``--input-bits auto``: wider input leaves fewer bits to the first layer's
@@ -90,15 +92,26 @@ def export_checkpoint(
     with torch.no_grad():
         float_pred = predict(model(calib).spikes).numpy()
     agreement: dict[int, float] = {}
+    skipped: dict[int, str] = {}
     best = None
     events = cfg.data.dataset is Dataset.NMNIST  # binary event input: no width to choose
-    for bits in (input_bits,) if input_bits is not None or events else AUTO_INPUT_BITS:
+    auto = input_bits is None and not events
+    for bits in AUTO_INPUT_BITS if auto else (input_bits,):
         trial_cfg = dataclasses.replace(qcfg, input_bits=bits)
-        spec, report = quantize_network(model, cfg, calib, trial_cfg, metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)})
-        agreement[bits if not events else 0], golden = golden_agreement(spec, calib, float_pred)
+        try:
+            spec, report = quantize_network(model, cfg, calib, trial_cfg, metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)})
+        except QuantizationError as err:
+            if not auto:
+                raise
+            skipped[bits] = str(err)  # e.g. a wide input leaves the first layer's weights no bits
+            continue
         key = bits if not events else 0
+        agreement[key], golden = golden_agreement(spec, calib, float_pred)
         if best is None or agreement[key] > agreement[best[0]]:
             best = (key, spec, report, golden)
+    if best is None:
+        tried = "; ".join(f"{b} bits: {why}" for b, why in skipped.items())
+        raise QuantizationError(f"{checkpoint}: no input width quantizes this network ({tried})")
     bits, spec, report, golden = best
     meta = spec.metadata
     # The report has one entry per neuron layer; the spec also holds flatten layers.
@@ -121,8 +134,9 @@ def export_checkpoint(
             **meta,
             "quantization_report": report.to_dict(),
             "input_bits_agreement": {str(k): v for k, v in agreement.items()},
+            **({"input_bits_skipped": {str(k): v for k, v in skipped.items()}} if skipped else {}),
         },
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_netx(spec, out_path)
-    return ExportResult(spec, report, out_path, agreement)
+    return ExportResult(spec, report, out_path, agreement, skipped)

@@ -48,6 +48,7 @@ __all__ = [
     "QuantConfig",
     "LayerQuant",
     "QuantReport",
+    "QuantizationError",
     "decay_constant",
     "quantize_weights",
     "quantize_network",
@@ -71,6 +72,11 @@ WEIGHT_BITS_MIN = 2
 WEIGHT_BITS_MAX = 8
 # Bits of the signed weight mantissa (8-bit magnitude plus the sign).
 _SIGNED_MANTISSA_BITS = 9
+
+
+class QuantizationError(ValueError):
+    """A layer cannot be put on Loihi's integer grids with these choices (e.g. its weights all
+    round to zero, or its threshold does); another input or weight width may still work."""
 
 
 def weight_grid(bits: int) -> tuple[int, int, int]:
@@ -269,8 +275,8 @@ def quantize_network(
         max_current, max_u = float(current.abs().max()), float(lif.u.abs().max())
         weight, v_th = item.weight, item.neuron.v_th
         # Integer input per float input unit: graded input codes x in [0, 1] as x * input_max.
-        input_gain = float(qcfg.input_max) if first and not events else 1.0
-        first = False
+        first_layer, first = first, False
+        input_gain = float(qcfg.input_max) if first_layer and not events else 1.0
         # w_int = W * S / (tau_s * 2**ACT_SHIFT * input_gain): see docs/fixed-point.md, "The map".
         per_scale = 1.0 / (tau_s * (1 << ACT_SHIFT) * input_gain)
         max_w = float(np.abs(weight).max()) or 1.0
@@ -285,14 +291,20 @@ def quantize_network(
         scale = bounds[limited_by]
         gain = scale * per_scale
         w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
+        why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max |u| {max_u:.3g}, v_th {v_th:g}"
+        if not np.any(w_int):
+            hint = ", use fewer input bits" if first_layer and limited_by == "state range" and not events else ""
+            raise QuantizationError(
+                f"layer {name}: every weight rounds to 0 at weight gain {gain:.3g} (max |w| {max_w:.3g}; {why}{hint})"
+            )
         if not representable_weights(w_int):
-            raise ValueError(
+            raise QuantizationError(
                 f"layer {name}: its quantized weights are not applied exactly by netx + Lava "
                 f"(range {int(w_int.min())}..{int(w_int.max())}; see tsslbp.export.schema.representable_weights)"
             )
         v_th_mant = int(round(v_th * scale / (1 << ACT_SHIFT)))
         if v_th_mant < 1:
-            raise ValueError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g})")
+            raise QuantizationError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g}; {why})")
         neuron = CubaNeuron(i_decay=i_decay, v_decay=v_decay, v_th_mant=v_th_mant)
         if isinstance(item, FoldedConv):
             layers.append(
