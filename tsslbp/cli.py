@@ -291,13 +291,13 @@ def _quant_rows(report: Any) -> list[list[str]]:
                 str(q.v_th_mant),
                 f"{q.i_decay}/{q.v_decay}",
                 f"{q.max_abs_u_int / STATE_LIMIT:.1%}",
-                f"{q.max_abs_v_int / STATE_LIMIT:.1%}",
+                f"{q.v_floor:.2%}",
             ]
         )
     return rows
 
 
-_QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", "vThMant", "iDecay/vDecay", "max|u|/2^23", "max|v|/2^23"]
+_QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", "vThMant", "iDecay/vDecay", "max|u|/2^23", "v at floor"]
 
 
 @main.command()
@@ -341,7 +341,7 @@ def _export_manifest(result: Any, checkpoint: Path, data_dir: Path | None, json_
         "calibration_samples": result.report.calibration_samples,
         "steps_per_sample": meta.get("steps_per_sample"),
         "layers": [
-            {k: getattr(q, k) for k in ("name", "scale", "limited_by", "weight_bits_used", "n_clipped", "n_weights", "weight_rmse", "v_th_mant", "max_abs_u_int", "max_abs_v_int")}
+            {k: getattr(q, k) for k in ("name", "scale", "limited_by", "weight_bits_used", "n_clipped", "n_weights", "weight_rmse", "v_th_mant", "max_abs_u_int", "max_abs_v_int", "v_floor")}
             for q in result.report.layers
         ],
         "warnings": result.report.warnings(),

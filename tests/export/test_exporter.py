@@ -16,14 +16,14 @@ from tsslbp.train.network import TsslbpNetwork
 
 
 def _wide_state_checkpoint(path: Path) -> Path:
-    """A digits MLP whose first layer's membrane reaches hundreds of thresholds (every pixel
-    inhibits three quarters of the hidden neurons over 20 slow steps) while its largest weight
-    is 1: the 24-bit state leaves 8- and 7-bit input no weight bits in that layer."""
+    """A digits MLP whose first layer's membrane climbs to 200 times its largest weight (every
+    pixel excites every hidden neuron, threshold 200, 20 slow steps): the 24-bit state leaves 8- and
+    7-bit input no weight bits in that layer."""
     cfg = parse_config(
         {
             "Network": {"dataset": "digits", "n_steps": 20, "tau_m": 20, "tau_s": 3},
             "Layers": {
-                "hidden": {"type": "linear", "n_inputs": 64, "n_outputs": 40, "threshold": 1},
+                "hidden": {"type": "linear", "n_inputs": 64, "n_outputs": 40, "threshold": 200},
                 "output": {"type": "linear", "n_inputs": 40, "n_outputs": 10, "threshold": 1},
             },
         }
@@ -32,8 +32,8 @@ def _wide_state_checkpoint(path: Path) -> Path:
     model = TsslbpNetwork(cfg)
     with torch.no_grad():
         hidden = model.layers[0].weight
-        hidden.fill_(-1.0)
-        hidden[:10] = 1.0
+        hidden.fill_(1.0)
+        hidden[:, :4] = -1.0  # mixed signs: any integer in [-256, 254] is representable
     state = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,

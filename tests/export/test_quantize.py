@@ -76,7 +76,9 @@ def test_spec_matches_the_model_and_documented_map(rng):
         assert np.abs(layer.weight - expected).max() <= 1.0 + 1e-6
         assert layer.neuron.v_th_mant == round(1.0 * q.scale / 64)
         assert layer.neuron.v_th_mant <= V_TH_MANT_MAX
-        assert q.scale * max(q.float_max_abs_current, q.float_max_abs_u) <= 0.5 * STATE_LIMIT * (1 + 1e-9)
+        # The bound covers the current and the membrane's positive side; inhibition may go lower.
+        assert q.scale * max(q.float_max_abs_current, q.float_max_u) <= 0.5 * STATE_LIMIT * (1 + 1e-9)
+        assert 0 < q.float_max_u <= q.float_max_abs_u
     assert report.layers[0].name == "hidden" and report.layers[1].name == "output"
 
 
@@ -143,3 +145,21 @@ def test_bad_weight_bits():
     for bits in (1, 9):
         with pytest.raises(ValueError, match="weight_bits must be in 2..8"):
             QuantConfig(weight_bits=bits)
+
+
+def test_inhibition_does_not_set_the_scale(rng):
+    """A hidden layer driven far below zero (most neurons inhibited by every pixel): the state
+    bound uses the current and the membrane's positive side, so the deep negative membrane (held
+    at Lava's voltage floor if it gets there) costs the weights no resolution."""
+    cfg = _cfg(n_hidden=20)
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        model.layers[0].weight.fill_(-0.5)
+        model.layers[0].weight[:5] = 0.5
+    x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64)).astype(np.float32))
+    _, report = quantize_network(model, cfg, x, QuantConfig(input_bits=4, headroom=0.5))
+    q = report.layers[0]
+    assert q.limited_by == "state range"
+    assert q.float_max_abs_u > 2 * max(q.float_max_u, q.float_max_abs_current), "the test needs deep inhibition"
+    assert q.scale == pytest.approx(0.5 * STATE_LIMIT / max(q.float_max_abs_current, q.float_max_u, 1.0))

@@ -11,12 +11,25 @@ def test_state_health_counts_saturated_v_and_near_wrap_u():
     v = np.zeros((2, 5, 4), np.int32)
     v[0, 1, 2] = STATE_LIMIT - 1
     v[1, 3, 0] = -(STATE_LIMIT - 1)
+    v[1, 3, 1] = -(STATE_LIMIT - 1)
+    v[1, 4, 1] = -(STATE_LIMIT - 2)  # just above the floor
     u[0, 0, 0] = int(0.995 * STATE_LIMIT)
     u[1, 0, 1] = int(0.98 * STATE_LIMIT)  # below the edge
     health = state_health([u, None], [v, None])
     assert len(health) == 1, "layers without state (flatten) are skipped"
-    assert health[0].v_saturated == 2 / 40 and health[0].u_near_wrap == 1 / 40 and not health[0].healthy
+    assert health[0].v_saturated == 1 / 40, "the top of v only"
+    assert health[0].v_floor == 2 / 40, "the floor of v counted apart"
+    assert health[0].u_near_wrap == 1 / 40 and not health[0].healthy
     assert state_health([np.zeros((1, 2, 3))], [np.zeros((1, 2, 3))])[0].healthy
+
+
+def test_voltage_at_the_floor_alone_is_healthy():
+    """Deep inhibition held at -(2**23 - 1) is what the export allows (its scale bounds the
+    current and the membrane's positive side): counted, not a problem."""
+    v = np.zeros((1, 3, 2), np.int32)
+    v[0, 0, :] = -(STATE_LIMIT - 1)
+    (health,) = state_health([np.zeros_like(v)], [v])
+    assert health.v_floor == 2 / 6 and health.v_saturated == 0.0 and health.healthy
 
 
 def test_quantization_warnings_name_the_layer_and_fraction():

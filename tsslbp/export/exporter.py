@@ -124,6 +124,7 @@ def export_checkpoint(
             max_abs_v_int=int(np.abs(golden.v[i]).max()),
             v_saturated=health[i].v_saturated,
             u_near_wrap=health[i].u_near_wrap,
+            v_floor=health[i].v_floor,
         )
         for i, layer in zip(neuron_layers, report.layers)
     )

@@ -102,7 +102,8 @@ class QuantConfig:
 
     Attributes:
         input_bits: graded input spike payload: ``x`` in [0, 1] is sent as ``round(x * (2**bits - 1))``.
-        headroom: calibrated max |u| and |v| must stay below ``headroom * 2**23``.
+        headroom: the calibrated max |current| and max membrane (positive side; deep inhibition
+            may reach the voltage floor) must stay below ``headroom * 2**23``.
         calibration_samples: how many training samples set the state-range bound.
         weight_bits: synaptic weight width, 2..8 (:func:`weight_grid`): weights are multiples of
             ``2**(9 - weight_bits)`` in [-256, 256 - 2**(9 - weight_bits)].
@@ -142,9 +143,12 @@ class LayerQuant:
         weight_rmse: RMS error of the realized weights, relative to max |W|.
         v_th_mant: threshold mantissa; ``v_th_error``: relative threshold rounding error.
         i_decay, v_decay: 12-bit decays; ``tau_syn_realized``, ``tau_mem_realized``: 4096 / decay.
-        float_max_abs_current, float_max_abs_u: calibration maxima of the float model.
+        float_max_abs_current, float_max_abs_u, float_max_u: calibration maxima of the float model
+            (current, membrane magnitude, membrane; the scale bounds the current and ``float_max_u``).
         max_abs_u_int, max_abs_v_int: calibration maxima of the golden model (filled by the caller
             when a golden run is made; -1 otherwise).
+        v_saturated, v_floor, u_near_wrap: fractions of the golden run's values at the voltage's
+            top, at its floor, and near the current's wrap (:mod:`tsslbp.hwmodels.health`).
     """
 
     name: str
@@ -168,6 +172,8 @@ class LayerQuant:
     v_saturated: float = 0.0
     u_near_wrap: float = 0.0
     weight_bits: int = WEIGHT_BITS_MAX
+    float_max_u: float = 0.0
+    v_floor: float = 0.0
 
     def warnings(self) -> list[str]:
         """One line per quantization problem of this layer (empty when healthy)."""
@@ -272,7 +278,12 @@ def quantize_network(
             continue
         name = next(names)
         current, lif = next(traces)
-        max_current, max_u = float(current.abs().max()), float(lif.u.abs().max())
+        # The scale bounds what must not overflow: the current (it wraps) and the membrane's positive
+        # side (up to and past threshold). Deep inhibition (membrane far below zero, hundreds of
+        # thresholds in a trained first layer) may reach Lava's voltage floor, where it is held; it
+        # would otherwise set the scale and cost the weights 1-2 bits (docs/fixed-point.md).
+        max_current, max_u = float(current.abs().max()), float(lif.u.max())
+        max_abs_u = float(lif.u.abs().max())
         weight, v_th = item.weight, item.neuron.v_th
         # Integer input per float input unit: graded input codes x in [0, 1] as x * input_max.
         first_layer, first = first, False
@@ -291,7 +302,7 @@ def quantize_network(
         scale = bounds[limited_by]
         gain = scale * per_scale
         w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
-        why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max |u| {max_u:.3g}, v_th {v_th:g}"
+        why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max u {max_u:.3g}, v_th {v_th:g}"
         if not np.any(w_int):
             hint = ", use fewer input bits" if first_layer and limited_by == "state range" and not events else ""
             raise QuantizationError(
@@ -338,7 +349,8 @@ def quantize_network(
                 tau_syn_realized=DECAY_UNITY / i_decay,
                 tau_mem_realized=DECAY_UNITY / v_decay,
                 float_max_abs_current=max_current,
-                float_max_abs_u=max_u,
+                float_max_abs_u=max_abs_u,
+                float_max_u=max_u,
                 weight_bits=qcfg.weight_bits,
             )
         )

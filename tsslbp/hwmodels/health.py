@@ -1,7 +1,12 @@
 """Saturation health of an integer run: where the 24-bit state hit its limits.
 
 Loihi's current ``u`` wraps at 24 bits (a wrapped value is wrong, silently) and the voltage ``v``
-saturates at +-(2**23 - 1). These counts turn both into figures a user sees.
+saturates at +-(2**23 - 1). These counts turn both into figures a user sees. The two ends of ``v``
+differ: at the top a spike is due anyway and the saturation is a sign of a too large scale; at the
+bottom (the floor) sits deep inhibition, which the export lets reach the floor by design (its scale
+bounds the current and the membrane's positive side only; docs/fixed-point.md, "The map"). The
+float membrane keeps falling there; the two differ in spikes only if the neuron later climbs back
+through the whole range.
 """
 
 from __future__ import annotations
@@ -24,16 +29,19 @@ class LayerHealth:
 
     Attributes:
         layer: index in the spec.
-        v_saturated: fraction with |v| == 2**23 - 1 (saturated voltage).
+        v_saturated: fraction with v == 2**23 - 1 (voltage saturated at the top).
         u_near_wrap: fraction with |u| >= 0.99 * 2**23 (a wrap is due or has happened nearby).
+        v_floor: fraction with v == -(2**23 - 1) (deep inhibition held at the floor).
     """
 
     layer: int
     v_saturated: float
     u_near_wrap: float
+    v_floor: float = 0.0
 
     @property
     def healthy(self) -> bool:
+        """No saturation at the top and no wrap (the floor is expected: see the module docstring)."""
         return self.v_saturated == 0.0 and self.u_near_wrap == 0.0
 
 
@@ -43,7 +51,9 @@ def state_health(u: list[np.ndarray | None], v: list[np.ndarray | None]) -> list
     for i, (ui, vi) in enumerate(zip(u, v)):
         if ui is None or vi is None:
             continue
-        v_sat = float(np.mean(np.abs(vi.astype(np.int64)) >= STATE_LIMIT - 1))
+        v64 = vi.astype(np.int64)
+        v_top = float(np.mean(v64 >= STATE_LIMIT - 1))
+        v_floor = float(np.mean(v64 <= -(STATE_LIMIT - 1)))
         u_edge = float(np.mean(np.abs(ui.astype(np.int64)) >= NEAR_WRAP_FRACTION * STATE_LIMIT))
-        out.append(LayerHealth(i, v_sat, u_edge))
+        out.append(LayerHealth(i, v_top, u_edge, v_floor))
     return out
