@@ -40,6 +40,8 @@ def test_report_prints_synops_spikes_cores_energy(exported, tmp_path):
     assert f"energy {totals['energy_pj_per_inference']['total'] / 1e3:.2f} nJ" in result.output
     assert [e["name"] for e in report["float_vs_fixed"]] == ["hidden", "output"]
     assert "hidden: float" in result.output
+    for entry in (e for e in report["layers"] if e["neurons"]):
+        assert 0.0 <= entry["v_saturated"] <= 1 and 0.0 <= entry["v_floor"] <= 1 and 0.0 <= entry["u_near_wrap"] <= 1
 
 
 def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):

@@ -50,6 +50,7 @@ class HardwareReport:
             if entry["layer"] in health:
                 entry["v_saturated"] = health[entry["layer"]].v_saturated
                 entry["u_near_wrap"] = health[entry["layer"]].u_near_wrap
+                entry["v_floor"] = health[entry["layer"]].v_floor
         out["float_vs_fixed"] = self.float_vs_fixed
         return out
 
