@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
@@ -136,18 +137,9 @@ def _adam_stepper(
     return step
 
 
-@contextlib.contextmanager
-def _kernels_off() -> Iterator[None]:
-    """Run the block with ``TSSLBP_KERNELS=torch`` (the previous value restored after)."""
-    old = os.environ.get("TSSLBP_KERNELS")
-    os.environ["TSSLBP_KERNELS"] = "torch"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["TSSLBP_KERNELS"]
-        else:
-            os.environ["TSSLBP_KERNELS"] = old
+def _kernels_off() -> contextlib.AbstractContextManager:
+    """A context with ``TSSLBP_KERNELS=torch`` set (the environment restored after)."""
+    return mock.patch.dict(os.environ, {"TSSLBP_KERNELS": "torch"})
 
 
 def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None] | str:
