@@ -281,7 +281,8 @@ def quantize_network(
         # The scale bounds what must not overflow: the current (it wraps) and the membrane's positive
         # side (up to and past threshold). Deep inhibition (membrane far below zero, hundreds of
         # thresholds in a trained first layer) may reach Lava's voltage floor, where it is held; it
-        # would otherwise set the scale and cost the weights 1-2 bits (docs/fixed-point.md).
+        # would otherwise set the scale and cost the weights 1-2 bits (docs/fixed-point.md,
+        # "Choosing the scale").
         max_current, max_u = float(current.abs().max()), float(lif.u.max())
         max_abs_u = float(lif.u.abs().max())
         weight, v_th = item.weight, item.neuron.v_th

@@ -4,9 +4,9 @@ Loihi's current ``u`` wraps at 24 bits (a wrapped value is wrong, silently) and 
 saturates at +-(2**23 - 1). These counts turn both into figures a user sees. The two ends of ``v``
 differ: at the top a spike is due anyway and the saturation is a sign of a too large scale; at the
 bottom (the floor) sits deep inhibition, which the export lets reach the floor by design (its scale
-bounds the current and the membrane's positive side only; docs/fixed-point.md, "The map"). The
-float membrane keeps falling there; the two differ in spikes only if the neuron later climbs back
-through the whole range.
+bounds the current and the membrane's positive side only; docs/fixed-point.md, "Choosing the
+scale"). The float membrane keeps falling there; the two differ in spikes only if the neuron later
+climbs back through the whole range.
 """
 
 from __future__ import annotations
