@@ -25,7 +25,7 @@ SNNTORCH_PIN := snntorch==1.0.0
 FASHION_MNIST_DEB := dataset-fashion-mnist
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test format clean
 
 setup: $(SETUP_STAMP)
 
@@ -62,8 +62,16 @@ $(SETUP_STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/tsslbp demo --out runs/demo
 
+# Lint and format checks first (ruff, configured in pyproject.toml), then the test suite.
 test: setup
+	$(VENV)/bin/ruff check tsslbp tests benchmarks
+	$(VENV)/bin/ruff format --check tsslbp tests benchmarks
 	$(PY) -m pytest -q
+
+# Rewrite the tree in the project's style (ruff format + the import order and safe lint fixes).
+format: setup
+	$(VENV)/bin/ruff check --fix tsslbp tests benchmarks
+	$(VENV)/bin/ruff format tsslbp tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs

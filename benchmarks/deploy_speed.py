@@ -48,9 +48,13 @@ def main() -> None:
         assert np.array_equal(golden.output, lava.output), "golden and Lava outputs differ"
     g, l = statistics.median(golden_s), statistics.median(lava_s)
     sizes = "-".join(str(int(np.prod(layer.shape))) for layer in spec.layers)
-    print(f"{args.model}: {sizes}, {n} samples x {inputs.shape[-1]} steps, median of {args.repeats} (outputs identical)")
+    print(
+        f"{args.model}: {sizes}, {n} samples x {inputs.shape[-1]} steps, median of {args.repeats} (outputs identical)"
+    )
     print(f"  golden  {n / g:10.1f} samples/s  ({g:.3f} s)")
-    print(f"  lava    {n / l:10.1f} samples/s  ({l:.2f} s, of which {statistics.median(lava_start):.2f} s before the first step)")
+    print(
+        f"  lava    {n / l:10.1f} samples/s  ({l:.2f} s, of which {statistics.median(lava_start):.2f} s before the first step)"
+    )
     print(f"  ratio   {l / g:10.1f}x")
 
 

@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--steps", type=int, default=5, help="T: input steps per sample")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="also record spikes, u, v of every layer")
+    parser.add_argument(
+        "--record", action="store_true", help="also record spikes, u, v of every layer"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -44,7 +46,9 @@ def main() -> None:
     # Inputs are sent for T steps; each synaptic layer adds one step of delay.
     steps = args.steps + len(spec.layers)
     x = rng.integers(0, 256, (args.samples, sizes[0], args.steps))
-    print(f"{'-'.join(map(str, sizes))}, {args.samples} samples x ({args.steps} + {len(spec.layers)}) steps, record={args.record}")
+    print(
+        f"{'-'.join(map(str, sizes))}, {args.samples} samples x ({args.steps} + {len(spec.layers)}) steps, record={args.record}"
+    )
     rates = []
     for repeat in range(args.repeats):
         result = run_lava(spec, x, record=args.record, steps_per_sample=steps)
@@ -57,7 +61,9 @@ def main() -> None:
             f"{t.samples_per_s:.0f} samples/s; read-out + stop {t.readout_s:.2f} s; "
             f"total {t.total_s:.2f} s; {int(result.output.sum())} output spikes"
         )
-    print(f"median {statistics.median(rates):.0f} steps/s = {statistics.median(rates) / steps:.0f} samples/s")
+    print(
+        f"median {statistics.median(rates):.0f} steps/s = {statistics.median(rates) / steps:.0f} samples/s"
+    )
 
 
 if __name__ == "__main__":

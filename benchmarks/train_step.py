@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import reference_tsslbp as ref  # noqa: E402
+
 from tsslbp.config import load_config  # noqa: E402
 from tsslbp.train.functional import psp  # noqa: E402
 from tsslbp.train.losses import desired_spike_pattern, kernel_loss  # noqa: E402
@@ -45,7 +46,10 @@ def main() -> None:
     x_t, labels_t = torch.from_numpy(x), torch.from_numpy(labels)
     weights = [layer.weight.detach().numpy() for layer in model.layers if hasattr(layer, "weight")]
     thresholds = [layer.neuron.v_th for layer in model.layers if hasattr(layer, "neuron")]
-    desired = np.eye(cfg.data.n_class, dtype=np.float32)[labels][..., None] * desired_spike_pattern(cfg.n_steps).numpy()
+    desired = (
+        np.eye(cfg.data.n_class, dtype=np.float32)[labels][..., None]
+        * desired_spike_pattern(cfg.n_steps).numpy()
+    )
     target_psp = psp(torch.from_numpy(desired), cfg.neuron.tau_s).numpy()
 
     def ours() -> None:
@@ -53,7 +57,9 @@ def main() -> None:
         kernel_loss(model(x_t).spikes, labels_t, cfg.neuron.tau_s).backward()
 
     def plain() -> None:
-        ref.network_grads(x, weights, target_psp, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds)
+        ref.network_grads(
+            x, weights, target_psp, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds
+        )
 
     for fn in (ours, plain):  # warm-up
         fn()
@@ -65,8 +71,10 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     sizes = "-".join(str(w.shape[0]) for w in weights)
-    print(f"training step (forward + backward), {cfg.input_size}-{sizes}, T={cfg.n_steps}, batch {args.batch}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats}:")
+    print(
+        f"training step (forward + backward), {cfg.input_size}-{sizes}, T={cfg.n_steps}, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads, median of {args.repeats}:"
+    )
     for name, ms in med.items():
         print(f"  {name:<11} {ms:8.2f} ms/step   {args.batch / ms * 1e3:9.0f} samples/s")
     print(f"  speed-up    {med['plain loop'] / med['tsslbp']:8.2f}x")

@@ -10,11 +10,19 @@ from hypothesis import HealthCheck, settings
 # "deep" multiplies the example counts for a local fuzzing session:
 #   TSSLBP_HYPOTHESIS_PROFILE=deep pytest tests/export/test_netx_fuzz.py tests/test_config_fuzz.py
 settings.register_profile(
-    "ci", derandomize=True, database=None, deadline=None, print_blob=False,
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "deep", derandomize=False, database=None, deadline=None, max_examples=5000,
+    "deep",
+    derandomize=False,
+    database=None,
+    deadline=None,
+    max_examples=5000,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("TSSLBP_HYPOTHESIS_PROFILE", "ci"))
@@ -42,5 +50,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     counts = config.stash.get(_FUZZ_COUNTS, None)
     if counts:
         hyp = f"hypothesis: {counts['netx']} netx examples, {counts['config']} config examples"
-        mutated = ", ".join(f"{counts[k]} {k}" for k in sorted(counts) if k not in ("netx", "config"))
-        terminalreporter.write_line(hyp + (f"; seeded byte mutations: {mutated}" if mutated else ""))
+        mutated = ", ".join(
+            f"{counts[k]} {k}" for k in sorted(counts) if k not in ("netx", "config")
+        )
+        terminalreporter.write_line(
+            hyp + (f"; seeded byte mutations: {mutated}" if mutated else "")
+        )

@@ -7,11 +7,10 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+from test_config import CONFIGS
 
 from tsslbp import __version__
 from tsslbp.cli import main
-
-from test_config import CONFIGS
 
 DIGITS = str(CONFIGS / "digits_mlp.yaml")
 
@@ -32,10 +31,15 @@ def test_version_and_help(runner):
 
 def test_train_then_eval(runner, tmp_path):
     out = tmp_path / "run"
-    result = runner.invoke(main, ["train", DIGITS, "--epochs", "2", "--out", str(out), "--no-progress", "--device", "cpu"])
+    result = runner.invoke(
+        main,
+        ["train", DIGITS, "--epochs", "2", "--out", str(out), "--no-progress", "--device", "cpu"],
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("training digits_mlp.yaml: digits (1438 train / 359 test), 64-200-10, T=5")
+    assert lines[0].startswith(
+        "training digits_mlp.yaml: digits (1438 train / 359 test), 64-200-10, T=5"
+    )
     assert [line.split()[1] for line in lines[1:3]] == ["1/2", "2/2"]
     assert "test acc" in lines[1] and lines[-1].startswith("done: final test accuracy")
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
@@ -50,8 +54,15 @@ def test_train_then_eval(runner, tmp_path):
 
 def test_resume_continues_after_the_last_epoch(runner, tmp_path):
     out = str(tmp_path / "run")
-    assert runner.invoke(main, ["train", DIGITS, "--epochs", "1", "--out", out, "--no-progress"]).exit_code == 0
-    result = runner.invoke(main, ["train", DIGITS, "--epochs", "2", "--out", out, "--no-progress", "--resume"])
+    assert (
+        runner.invoke(
+            main, ["train", DIGITS, "--epochs", "1", "--out", out, "--no-progress"]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        main, ["train", DIGITS, "--epochs", "2", "--out", out, "--no-progress", "--resume"]
+    )
     assert result.exit_code == 0, result.output
     assert "epoch 2/2" in result.output and "epoch 1/2" not in result.output
 
@@ -63,12 +74,18 @@ def test_bad_config_is_one_line_and_exit_1(runner, tmp_path):
     bad.write_text(yaml.safe_dump(raw))
     result = runner.invoke(main, ["train", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {bad}: Network.loss: expected one of kernel, count, softmax, found 'mse'"
+    assert (
+        result.output.strip()
+        == f"Error: {bad}: Network.loss: expected one of kernel, count, softmax, found 'mse'"
+    )
 
 
 def test_missing_data_dir_is_a_clear_error(runner, tmp_path):
     cfg = CONFIGS / "fmnist_mlp_400_400.yaml"
-    result = runner.invoke(main, ["train", str(cfg), "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        main,
+        ["train", str(cfg), "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+    )
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'none'}: data directory not found"
 
@@ -81,23 +98,43 @@ def test_bad_option_values_exit_2(runner):
 
 def test_real_subprocess_train_and_eval(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "1", "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tsslbp",
+        "train",
+        DIGITS,
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "epoch 1/1" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "tsslbp", "eval", str(out / "best.pt")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tsslbp", "eval", str(out / "best.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("test accuracy ") and "359 digits samples" in done.stdout
 
 
 def test_sigint_saves_and_resume_finishes_identically(tmp_path):
     import signal
-    import time
 
     import torch
 
     base = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "40", "--no-progress"]
-    proc = subprocess.Popen(base + ["--out", str(tmp_path / "a")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        base + ["--out", str(tmp_path / "a")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()  # the 'training ...' line
         assert first.startswith("training"), first
@@ -108,14 +145,23 @@ def test_sigint_saves_and_resume_finishes_identically(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert "continue with --resume" in err
-    done = subprocess.run(base + ["--out", str(tmp_path / "a"), "--resume"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        base + ["--out", str(tmp_path / "a"), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "epoch 40/40" in done.stdout and "epoch 1/40" not in done.stdout
-    ref = subprocess.run(base + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    ref = subprocess.run(
+        base + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300
+    )
     assert ref.returncode == 0, ref.stderr
     wa = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     wb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa), "an interrupted and resumed run must end with the same weights"
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), (
+        "an interrupted and resumed run must end with the same weights"
+    )
 
 
 def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
@@ -125,13 +171,29 @@ def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tm
 
     import torch
 
-    base = [sys.executable, "-m", "tsslbp", "train", DIGITS, "--epochs", "12", "--no-progress", "--checkpoint-every", "0"]
+    base = [
+        sys.executable,
+        "-m",
+        "tsslbp",
+        "train",
+        DIGITS,
+        "--epochs",
+        "12",
+        "--no-progress",
+        "--checkpoint-every",
+        "0",
+    ]
     run = tmp_path / "killed"
     states = []
     # Delays after the first epoch line: early, mid-run and late kills land at different batches
     # (and may land in the middle of a checkpoint write, which the atomic rename must survive).
     for delay in (0.0, 0.35, 0.9):
-        proc = subprocess.Popen(base + ["--out", str(run), "--resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            base + ["--out", str(run), "--resume"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             while line and not line.startswith("epoch"):
@@ -142,14 +204,26 @@ def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tm
         finally:
             proc.kill()
         assert proc.returncode in (-signal.SIGKILL, 0), f"unexpected exit {proc.returncode}"
-        saved = torch.load(run / "last.pt", weights_only=True)  # never truncated: written atomically
-        states.append((proc.returncode, saved["epoch"], (saved.get("partial") or {}).get("batches_done")))
-    assert any(code == -signal.SIGKILL and batches for code, _, batches in states), f"no kill landed mid-epoch: {states}"
-    done = subprocess.run(base + ["--out", str(run), "--resume"], capture_output=True, text=True, timeout=300)
+        saved = torch.load(
+            run / "last.pt", weights_only=True
+        )  # never truncated: written atomically
+        states.append(
+            (proc.returncode, saved["epoch"], (saved.get("partial") or {}).get("batches_done"))
+        )
+    assert any(code == -signal.SIGKILL and batches for code, _, batches in states), (
+        f"no kill landed mid-epoch: {states}"
+    )
+    done = subprocess.run(
+        base + ["--out", str(run), "--resume"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert "epoch 12/12" in done.stdout or "already holds all 12 epochs" in done.stdout
-    ref = subprocess.run(base + ["--out", str(tmp_path / "ref")], capture_output=True, text=True, timeout=300)
+    ref = subprocess.run(
+        base + ["--out", str(tmp_path / "ref")], capture_output=True, text=True, timeout=300
+    )
     assert ref.returncode == 0, ref.stderr
     wa = torch.load(run / "last.pt", weights_only=True)["model"]
     wb = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa), "a run killed with SIGKILL and resumed must end with the same weights"
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), (
+        "a run killed with SIGKILL and resumed must end with the same weights"
+    )

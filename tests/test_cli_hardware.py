@@ -1,17 +1,14 @@
 """export / info / simulate / verify / deploy through the CLI on a small trained digits model."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from tsslbp.cli import main
-
+from paths import LAVA_DL_FIXTURES as SHARED
 from test_config import CONFIGS
 
-from paths import LAVA_DL_FIXTURES as SHARED
+from tsslbp.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +16,30 @@ def trained(tmp_path_factory):
     """A 3-epoch digits MLP and its netx export (files only read by the tests)."""
     out = tmp_path_factory.mktemp("run")
     runner = CliRunner()
-    result = runner.invoke(main, ["train", str(CONFIGS / "digits_mlp.yaml"), "--epochs", "3", "--out", str(out), "--no-progress"])
+    result = runner.invoke(
+        main,
+        [
+            "train",
+            str(CONFIGS / "digits_mlp.yaml"),
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["export", str(out / "last.pt"), "-o", str(out / "model.net"), "--json", str(out / "q.json")])
+    result = runner.invoke(
+        main,
+        [
+            "export",
+            str(out / "last.pt"),
+            "-o",
+            str(out / "model.net"),
+            "--json",
+            str(out / "q.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -47,13 +65,14 @@ def test_info(trained):
 
 
 def test_golden_agrees_with_float_within_quantization_error(trained):
+    import torch
+
     from tsslbp.export.netx import read_netx
     from tsslbp.hwmodels.golden import run_golden
     from tsslbp.hwmodels.readout import encode_for_spec, predict_counts
     from tsslbp.train.data import load_digits
     from tsslbp.train.loop import model_from_checkpoint
     from tsslbp.train.losses import predict
-    import torch
 
     out, _ = trained
     spec = read_netx(out / "model.net")
@@ -61,9 +80,14 @@ def test_golden_agrees_with_float_within_quantization_error(trained):
     test = load_digits().test
     with torch.no_grad():
         float_pred = predict(model(test.images).spikes).numpy()
-    golden_pred = predict_counts(run_golden(spec, encode_for_spec(test.images.numpy(), spec), record=False).output, spec.metadata)
+    golden_pred = predict_counts(
+        run_golden(spec, encode_for_spec(test.images.numpy(), spec), record=False).output,
+        spec.metadata,
+    )
     agree = float((golden_pred == float_pred).mean())
-    assert agree >= 0.95, f"golden and float predictions agree on {agree:.3f} of the test set, expected >= 0.95"
+    assert agree >= 0.95, (
+        f"golden and float predictions agree on {agree:.3f} of the test set, expected >= 0.95"
+    )
 
 
 def _simulate_on_both_backends(model, x, tmp_path):
@@ -73,7 +97,17 @@ def _simulate_on_both_backends(model, x, tmp_path):
     for backend in ("golden", "lava"):
         out = tmp_path / f"{backend}.npy"
         result = CliRunner().invoke(
-            main, ["simulate", str(model), "--input", str(tmp_path / "x.npy"), "--output", str(out), "--backend", backend]
+            main,
+            [
+                "simulate",
+                str(model),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "--output",
+                str(out),
+                "--backend",
+                backend,
+            ],
         )
         assert result.exit_code == 0, result.output
         ys[backend] = np.load(out)
@@ -94,7 +128,17 @@ def test_simulate_golden_and_lava_give_the_same_output(trained, tmp_path):
 def test_simulate_rejects_a_wrong_input_shape(trained, tmp_path):
     out, _ = trained
     np.save(tmp_path / "x.npy", np.zeros((63, 5), dtype=np.int64))
-    result = CliRunner().invoke(main, ["simulate", str(out / "model.net"), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            str(out / "model.net"),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "y.npy"),
+        ],
+    )
     assert result.exit_code == 1
     assert "expected shape (64, S), found (63, 5)" in result.output
 
@@ -112,7 +156,18 @@ def test_simulate_lava_dl_tiny_net_on_both_backends(tmp_path):
 def test_verify_is_bit_exact_and_reports_accuracies(trained, tmp_path):
     pytest.importorskip("lava")
     out, _ = trained
-    result = CliRunner().invoke(main, ["verify", str(out / "model.net"), "--samples", "40", "--no-progress", "--json", str(tmp_path / "v.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "verify",
+            str(out / "model.net"),
+            "--samples",
+            "40",
+            "--no-progress",
+            "--json",
+            str(tmp_path / "v.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "40 digits samples x 7 steps: accuracy float" in result.output
     assert "bit-exact: golden model and Lava agree on every spike, u and v" in result.output
@@ -123,7 +178,9 @@ def test_verify_is_bit_exact_and_reports_accuracies(trained, tmp_path):
 def test_deploy_sim_and_the_loihi2_message(trained):
     pytest.importorskip("lava")
     out, _ = trained
-    result = CliRunner().invoke(main, ["deploy", str(out / "model.net"), "--samples", "20", "--no-progress"])
+    result = CliRunner().invoke(
+        main, ["deploy", str(out / "model.net"), "--samples", "20", "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("sim: 20 digits samples, accuracy ")
     result = CliRunner().invoke(main, ["deploy", str(out / "model.net"), "--target", "loihi2"])
@@ -135,10 +192,22 @@ def test_export_strict_passes_when_healthy_and_fails_on_warnings(trained, monkey
     from tsslbp.export.quantize import QuantReport
 
     out, _ = trained
-    args = ["export", str(out / "last.pt"), "-o", str(out / "strict.net"), "--input-bits", "5", "--strict"]
+    args = [
+        "export",
+        str(out / "last.pt"),
+        "-o",
+        str(out / "strict.net"),
+        "--input-bits",
+        "5",
+        "--strict",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    monkeypatch.setattr(QuantReport, "warnings", lambda self: ["layer hidden: v saturated at 2**23 - 1 in 1.000% of the calibration values"])
+    monkeypatch.setattr(
+        QuantReport,
+        "warnings",
+        lambda self: ["layer hidden: v saturated at 2**23 - 1 in 1.000% of the calibration values"],
+    )
     result = CliRunner().invoke(main, args)  # click 8.2+: result.stderr holds stderr alone
     assert result.exit_code == 1
     assert "warning: layer hidden: v saturated" in result.stderr

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from test_config import CONFIGS
 
 from tsslbp.cli import main
 from tsslbp.export.netx import read_netx
@@ -11,15 +12,24 @@ from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
 from tsslbp.report import fixed_window_spikes, float_layer_spikes, float_vs_fixed, load_source_model
 
-from test_config import CONFIGS
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A 2-epoch digits MLP and its netx export (files only read by the tests)."""
     out = tmp_path_factory.mktemp("run")
     runner = CliRunner()
-    result = runner.invoke(main, ["train", str(CONFIGS / "digits_mlp.yaml"), "--epochs", "2", "--out", str(out), "--no-progress"])
+    result = runner.invoke(
+        main,
+        [
+            "train",
+            str(CONFIGS / "digits_mlp.yaml"),
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["export", str(out / "last.pt"), "-o", str(out / "model.net")])
     assert result.exit_code == 0, result.output
@@ -27,21 +37,32 @@ def exported(tmp_path_factory):
 
 
 def test_report_prints_synops_spikes_cores_energy(exported, tmp_path):
-    result = CliRunner().invoke(main, ["report", str(exported), "--samples", "20", "--json", str(tmp_path / "r.json")])
+    result = CliRunner().invoke(
+        main, ["report", str(exported), "--samples", "20", "--json", str(tmp_path / "r.json")]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:3] == ["#", "layer", "neurons"]
     assert lines[1].split()[1:3] == ["hidden", "200"] and lines[2].split()[1:3] == ["output", "10"]
-    assert "210 neurons, 14800 synapses, 2 cores (1 chip(s) of 128); 20 digits test samples" in result.output
+    assert (
+        "210 neurons, 14800 synapses, 2 cores (1 chip(s) of 128); 20 digits test samples"
+        in result.output
+    )
     report = json.loads((tmp_path / "r.json").read_text())
     totals = report["totals"]
-    assert totals["cores"] == 2 and totals["synops_per_sample"] > 0 and totals["spikes_per_sample"] > 0
+    assert (
+        totals["cores"] == 2 and totals["synops_per_sample"] > 0 and totals["spikes_per_sample"] > 0
+    )
     assert f"{totals['synops_per_sample']:.0f} synops" in result.output
     assert f"energy {totals['energy_pj_per_inference']['total'] / 1e3:.2f} nJ" in result.output
     assert [e["name"] for e in report["float_vs_fixed"]] == ["hidden", "output"]
     assert "hidden: float" in result.output
     for entry in (e for e in report["layers"] if e["neurons"]):
-        assert 0.0 <= entry["v_saturated"] <= 1 and 0.0 <= entry["v_floor"] <= 1 and 0.0 <= entry["u_near_wrap"] <= 1
+        assert (
+            0.0 <= entry["v_saturated"] <= 1
+            and 0.0 <= entry["v_floor"] <= 1
+            and 0.0 <= entry["u_near_wrap"] <= 1
+        )
 
 
 def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
@@ -56,7 +77,9 @@ def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
     flt = float_layer_spikes(model, images)
     fixed = fixed_window_spikes(spec, run.spikes)
     rows = float_vs_fixed(spec, run.spikes, flt)
-    assert [r["float_spikes_per_sample"] for r in rows] == flt and [r["fixed_spikes_per_sample"] for r in rows] == fixed
+    assert [r["float_spikes_per_sample"] for r in rows] == flt and [
+        r["fixed_spikes_per_sample"] for r in rows
+    ] == fixed
     json.dumps(rows)  # plain data
     # The hidden layer's spikes in its window: steps 1..T of the (T + 2)-step run.
     assert fixed[0] == run.spikes[0][..., 1:6].sum() / 30
@@ -66,4 +89,6 @@ def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
 
 def test_lint_passes_on_an_export(exported):
     result = CliRunner().invoke(main, ["lint", str(exported)])
-    assert result.exit_code == 0 and "2 layers, 0 error(s), 0 warning(s)" in result.output, result.output
+    assert result.exit_code == 0 and "2 layers, 0 error(s), 0 warning(s)" in result.output, (
+        result.output
+    )

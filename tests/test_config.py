@@ -10,9 +10,22 @@ from tsslbp.config import ConfigError, Dataset, LayerKind, LossKind, load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 GOOD = {
-    "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "lr": 0.001, "loss": "kernel"},
+    "Network": {
+        "dataset": "digits",
+        "n_steps": 5,
+        "tau_m": 5,
+        "tau_s": 3,
+        "lr": 0.001,
+        "loss": "kernel",
+    },
     "Layers": {
-        "hidden": {"type": "linear", "n_inputs": 64, "n_outputs": 32, "weight_scale": 1, "threshold": 1},
+        "hidden": {
+            "type": "linear",
+            "n_inputs": 64,
+            "n_outputs": 32,
+            "weight_scale": 1,
+            "threshold": 1,
+        },
         "drop": {"type": "dropout", "p": 0.2},
         "output": {"type": "linear", "n_inputs": 32, "n_outputs": 10, "threshold": 1},
     },
@@ -68,10 +81,20 @@ def _mutate(path, value):
         (("Network", "n_steps"), 2.5, "Network.n_steps", "an integer >= 1"),
         (("Network", "epochs"), True, "Network.epochs", "an integer >= 1"),
         (("Network", "loss"), "mse", "Network.loss", "one of kernel, count, softmax"),
-        (("Network", "dataset"), "imagenet", "Network.dataset", "one of digits, mnist, fashion_mnist"),
+        (
+            ("Network", "dataset"),
+            "imagenet",
+            "Network.dataset",
+            "one of digits, mnist, fashion_mnist",
+        ),
         (("Network", "learning_rate"), 0.1, "Network.learning_rate", "one of the keys"),
         (("Network", "tau_m"), 1, "Network.tau_m", "a number > 1"),
-        (("Layers", "hidden", "type"), "conv3d", "Layers.hidden.type", "one of linear, conv, pooling, dropout"),
+        (
+            ("Layers", "hidden", "type"),
+            "conv3d",
+            "Layers.hidden.type",
+            "one of linear, conv, pooling, dropout",
+        ),
         (("Layers", "hidden", "n_inputs"), 63, "Layers.hidden.n_inputs", "64"),
         (("Layers", "hidden", "n_outputs"), KeyError, "Layers.hidden.n_outputs", "an integer >= 1"),
         (("Layers", "hidden", "kernel"), 3, "Layers.hidden.kernel", "one of the keys"),
@@ -90,7 +113,9 @@ def test_invalid_config_names_file_key_and_expectation(tmp_path, path, value, ke
         load_config(f)
     message = str(err.value)
     assert "\n" not in message, f"expected one line, found {message!r}"
-    assert message.startswith(f"{f}: {key}: expected "), f"expected file and key first, found {message!r}"
+    assert message.startswith(f"{f}: {key}: expected "), (
+        f"expected file and key first, found {message!r}"
+    )
     assert expected in message, f"expected {expected!r} in {message!r}"
 
 

@@ -25,19 +25,54 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paths import REPO
 
 from tsslbp.config import ConfigError, ExperimentConfig, load_config, parse_config
-from paths import REPO
 
 SOURCE = "fuzz.yaml"
 CONFIG_PATHS = sorted((REPO / "configs").glob("*.yaml"))
 # Key names of the schema (for renames into a real but wrong place) and layer type names.
 KNOWN_KEYS = [
-    "Network", "Layers", "n_steps", "tau_m", "tau_s", "lr", "loss", "dataset", "n_class", "type",
-    "n_inputs", "n_outputs", "kernel_size", "stride", "padding", "dilation", "groups", "p", "scale",
-    "in_channels", "out_channels", "threshold", "weight_scale", "augment", "data_path", "seed",
+    "Network",
+    "Layers",
+    "n_steps",
+    "tau_m",
+    "tau_s",
+    "lr",
+    "loss",
+    "dataset",
+    "n_class",
+    "type",
+    "n_inputs",
+    "n_outputs",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "p",
+    "scale",
+    "in_channels",
+    "out_channels",
+    "threshold",
+    "weight_scale",
+    "augment",
+    "data_path",
+    "seed",
 ]
-KNOWN_WORDS = ["linear", "conv", "pooling", "dropout", "lstm", "kernel", "count", "digits", "LIF", "TSSLBP", ""]
+KNOWN_WORDS = [
+    "linear",
+    "conv",
+    "pooling",
+    "dropout",
+    "lstm",
+    "kernel",
+    "count",
+    "digits",
+    "LIF",
+    "TSSLBP",
+    "",
+]
 
 
 def _examples(ci_count: int) -> int:
@@ -45,7 +80,7 @@ def _examples(ci_count: int) -> int:
     return ci_count if settings.get_current_profile_name() == "ci" else settings().max_examples
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shipped_cached(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
@@ -74,11 +109,15 @@ VALUES = st.recursive(
     SCALARS,
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
-        st.dictionaries(st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=6)), inner, max_size=3),
+        st.dictionaries(
+            st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=6)), inner, max_size=3
+        ),
     ),
     max_leaves=6,
 )
-KEY_NAMES = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=8), st.integers(-2, 2), st.none(), st.booleans())
+KEY_NAMES = st.one_of(
+    st.sampled_from(KNOWN_KEYS), st.text(max_size=8), st.integers(-2, 2), st.none(), st.booleans()
+)
 
 
 def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -105,7 +144,11 @@ def mutated_configs(draw: st.DrawFn) -> Any:
     raw: Any = _shipped(draw(st.sampled_from(CONFIG_PATHS)))
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(raw)))
-        op = draw(st.sampled_from(["number", "replace", "drop", "rename", "add", "wrap_list", "wrap_dict", "empty"]))
+        op = draw(
+            st.sampled_from(
+                ["number", "replace", "drop", "rename", "add", "wrap_list", "wrap_dict", "empty"]
+            )
+        )
         if not path:
             if op in ("number", "replace", "drop"):
                 raw = draw(VALUES)
@@ -140,9 +183,13 @@ def _assert_config_error_line(err: ConfigError, source: str, names_key: bool = T
     """One line, starting with the file; with ``names_key``, of the form ``<file>: <key>: expected ...``."""
     message = str(err)
     assert "\n" not in message, f"expected a one-line message, found {message!r}"
-    assert message.startswith(f"{source}: "), f"expected the message to start with {source!r}, found {message!r}"
+    assert message.startswith(f"{source}: "), (
+        f"expected the message to start with {source!r}, found {message!r}"
+    )
     if names_key:
-        assert ": expected " in message, f"expected '<key>: expected ...' in the message, found {message!r}"
+        assert ": expected " in message, (
+            f"expected '<key>: expected ...' in the message, found {message!r}"
+        )
 
 
 def _parses_or_config_error(raw: Any, source: str = SOURCE) -> ExperimentConfig | None:
@@ -203,7 +250,11 @@ def test_fuzz_valid_edits_parse(fuzz_counts: collections.Counter) -> None:
     n = _examples(60)
 
     @settings(max_examples=n)
-    @given(path=st.sampled_from(CONFIG_PATHS), edits=VALID_NETWORK_EDITS, n_steps_extra=st.integers(0, 1000))
+    @given(
+        path=st.sampled_from(CONFIG_PATHS),
+        edits=VALID_NETWORK_EDITS,
+        n_steps_extra=st.integers(0, 1000),
+    )
     def run(path: Path, edits: dict[str, Any], n_steps_extra: int) -> None:
         fuzz_counts["config"] += 1
         raw = _shipped(path)
@@ -211,7 +262,9 @@ def test_fuzz_valid_edits_parse(fuzz_counts: collections.Counter) -> None:
         raw["Network"]["n_steps"] += n_steps_extra
         cfg = _parses_or_config_error(raw)
         assert cfg is not None, f"{path.name} with in-range edits {edits} did not parse"
-        assert cfg.n_steps == raw["Network"]["n_steps"], f"n_steps {cfg.n_steps}, expected {raw['Network']['n_steps']}"
+        assert cfg.n_steps == raw["Network"]["n_steps"], (
+            f"n_steps {cfg.n_steps}, expected {raw['Network']['n_steps']}"
+        )
 
     run()
     ran = fuzz_counts["config"] - before
@@ -230,14 +283,44 @@ def config_files(draw: st.DrawFn) -> bytes:
     if kind == "text":
         return draw(st.text(max_size=200)).encode()
     if kind == "yaml_words":
-        words = st.sampled_from(["Network:", "Layers:", "  ", "- ", ": ", "\n", "{", "}", "[", "]", "&a ", "*a",
-                                 "!!python/object ", "? ", "%YAML 1.1\n", "---\n", "...\n", "'", '"', "#",
-                                 "n_steps: 5", "type: conv", "\t", "|", ">", "!!binary ", "~"])
+        words = st.sampled_from(
+            [
+                "Network:",
+                "Layers:",
+                "  ",
+                "- ",
+                ": ",
+                "\n",
+                "{",
+                "}",
+                "[",
+                "]",
+                "&a ",
+                "*a",
+                "!!python/object ",
+                "? ",
+                "%YAML 1.1\n",
+                "---\n",
+                "...\n",
+                "'",
+                '"',
+                "#",
+                "n_steps: 5",
+                "type: conv",
+                "\t",
+                "|",
+                ">",
+                "!!binary ",
+                "~",
+            ]
+        )
         return "".join(draw(st.lists(words, max_size=30))).encode()
     return draw(st.binary(max_size=200))
 
 
-def test_fuzz_config_files(tmp_path_factory: pytest.TempPathFactory, fuzz_counts: collections.Counter) -> None:
+def test_fuzz_config_files(
+    tmp_path_factory: pytest.TempPathFactory, fuzz_counts: collections.Counter
+) -> None:
     path = tmp_path_factory.mktemp("config_fuzz") / "fuzz.yaml"
     before = fuzz_counts["config"]
     n = _examples(200)
@@ -270,7 +353,9 @@ def test_integer_beyond_float_range_is_a_config_error() -> None:
     # Was OverflowError from math.isfinite(10**400).
     raw = _digits_mlp()
     raw["Network"]["tau_m"] = 10**400
-    with pytest.raises(ConfigError, match=r"^fuzz\.yaml: Network\.tau_m: expected a number > 1, found 1000"):
+    with pytest.raises(
+        ConfigError, match=r"^fuzz\.yaml: Network\.tau_m: expected a number > 1, found 1000"
+    ):
         parse_config(raw, SOURCE)
 
 
@@ -280,13 +365,18 @@ def test_newline_in_a_key_keeps_the_message_one_line() -> None:
     raw["Layers"]["bad\nname"] = None
     with pytest.raises(ConfigError) as info:
         parse_config(raw, SOURCE)
-    assert str(info.value) == r"fuzz.yaml: Layers.bad\nname: expected a mapping of layer keys, found None", str(info.value)
+    assert (
+        str(info.value)
+        == r"fuzz.yaml: Layers.bad\nname: expected a mapping of layer keys, found None"
+    ), str(info.value)
 
 
 def test_non_mapping_top_level_names_the_top_level() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(None, SOURCE)
-    assert str(info.value) == "fuzz.yaml: (top level): expected a mapping of keys, found None", str(info.value)
+    assert str(info.value) == "fuzz.yaml: (top level): expected a mapping of keys, found None", str(
+        info.value
+    )
 
 
 def test_long_found_value_is_cut_short() -> None:
@@ -295,7 +385,9 @@ def test_long_found_value_is_cut_short() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(raw, SOURCE)
     message = str(info.value)
-    assert message.endswith("...") and len(message) < 200, f"expected a short message ending in '...', found {message!r}"
+    assert message.endswith("...") and len(message) < 200, (
+        f"expected a short message ending in '...', found {message!r}"
+    )
 
 
 def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:

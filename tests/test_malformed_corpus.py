@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_config import CONFIGS
 
 from tsslbp.cli import main
 from tsslbp.config import ConfigError, load_config
@@ -24,8 +25,6 @@ from tsslbp.train.cifar10 import read_cifar_batch
 from tsslbp.train.data import DataError, read_idx
 from tsslbp.train.loop import CheckpointError, load_checkpoint, model_from_checkpoint
 from tsslbp.train.nmnist import read_events
-
-from test_config import CONFIGS
 
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed"
 NETX_CORPUS = Path(__file__).resolve().parent / "data" / "netx_malformed"
@@ -46,7 +45,9 @@ def test_corpus_covers_every_reader_and_matches_the_directory():
     assert set(EXPECTED) == set(READERS)
     for reader, files in EXPECTED.items():
         on_disk = {p.name for p in (CORPUS / reader).iterdir()}
-        assert on_disk == set(files), f"{reader}: corpus files and expected.json differ: {sorted(on_disk ^ set(files))}"
+        assert on_disk == set(files), (
+            f"{reader}: corpus files and expected.json differ: {sorted(on_disk ^ set(files))}"
+        )
         assert len(files) >= 6, f"{reader}: expected at least 6 malformed files, found {len(files)}"
 
 
@@ -54,14 +55,21 @@ def test_corpus_is_what_the_generator_writes(tmp_path, monkeypatch):
     """The committed files are exactly the generator's output (so the corpus can be rebuilt)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS.parent / "make_malformed_corpus.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_corpus", CORPUS.parent / "make_malformed_corpus.py"
+    )
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     monkeypatch.setattr(gen, "OUT", tmp_path / "malformed")
     gen.main()
     for reader, name in CASES:
-        fresh, committed = (tmp_path / "malformed" / reader / name).read_bytes(), (CORPUS / reader / name).read_bytes()
-        assert fresh == committed, f"{reader}/{name} differs from the generator's output: rerun the generator"
+        fresh, committed = (
+            (tmp_path / "malformed" / reader / name).read_bytes(),
+            (CORPUS / reader / name).read_bytes(),
+        )
+        assert fresh == committed, (
+            f"{reader}/{name} differs from the generator's output: rerun the generator"
+        )
     assert json.loads((tmp_path / "malformed" / "expected.json").read_text()) == EXPECTED
 
 
@@ -73,7 +81,9 @@ def test_reader_gives_its_one_line_error(reader, name, tmp_path, monkeypatch):
     with pytest.raises(error_type) as info:
         read(path)
     message = str(info.value)
-    assert message.startswith(str(path)), f"expected the message to start with the file name, found {message!r}"
+    assert message.startswith(str(path)), (
+        f"expected the message to start with the file name, found {message!r}"
+    )
     assert EXPECTED[reader][name] in message, f"expected {EXPECTED[reader][name]!r} in {message!r}"
     assert "\n" not in message, f"expected one line, found {message!r}"
     assert not (tmp_path / MARKER).exists(), f"{name}: loading it ran the code it carries"
@@ -85,8 +95,12 @@ def test_reader_gives_its_one_line_error(reader, name, tmp_path, monkeypatch):
 def _one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 1, f"expected exit 1, found {result.exit_code}: {result.output!r}"
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), f"expected one 'Error:' line, found {result.output!r}"
-    assert "Traceback" not in result.output and fragment in lines[0], f"expected {fragment!r} in {lines[0]!r}"
+    assert len(lines) == 1 and lines[0].startswith("Error: "), (
+        f"expected one 'Error:' line, found {result.output!r}"
+    )
+    assert "Traceback" not in result.output and fragment in lines[0], (
+        f"expected {fragment!r} in {lines[0]!r}"
+    )
 
 
 def _data_dir(reader: str, corpus_file: Path, root: Path) -> tuple[Path, Path]:
@@ -94,12 +108,24 @@ def _data_dir(reader: str, corpus_file: Path, root: Path) -> tuple[Path, Path]:
     root.mkdir()
     if reader == "idx":
         stem = "train-images-idx3-ubyte" + (".gz" if corpus_file.suffix == ".gz" else "")
-        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        for name in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ):
             target = root / (name + (".gz" if corpus_file.suffix == ".gz" else ""))
             shutil.copyfile(corpus_file, target)
         return root, root / stem
     if reader == "cifar10":
-        for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
+        for name in (
+            "data_batch_1",
+            "data_batch_2",
+            "data_batch_3",
+            "data_batch_4",
+            "data_batch_5",
+            "test_batch",
+        ):
             shutil.copyfile(corpus_file, root / name)
         return root, root / "data_batch_1"
     assert reader == "nmnist"
@@ -109,14 +135,26 @@ def _data_dir(reader: str, corpus_file: Path, root: Path) -> tuple[Path, Path]:
     return root, root / "Train" / "3" / "00001.bin"
 
 
-_DATA_CONFIGS = {"idx": "fmnist_mlp_400_400.yaml", "cifar10": "cifar10_cnn1.yaml", "nmnist": "nmnist_cnn_t30.yaml"}
+_DATA_CONFIGS = {
+    "idx": "fmnist_mlp_400_400.yaml",
+    "cifar10": "cifar10_cnn1.yaml",
+    "nmnist": "nmnist_cnn_t30.yaml",
+}
 
 
 @pytest.mark.parametrize("reader, name", [c for c in CASES if c[0] in _DATA_CONFIGS])
 def test_train_on_a_malformed_data_file_is_one_line(reader, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data_dir, bad_file = _data_dir(reader, CORPUS / reader / name, tmp_path / "data")
-    args = ["train", str(CONFIGS / _DATA_CONFIGS[reader]), "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), "--no-progress"]
+    args = [
+        "train",
+        str(CONFIGS / _DATA_CONFIGS[reader]),
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     result = CliRunner().invoke(main, args)
     _one_line_error(result, EXPECTED[reader][name])
     assert str(bad_file) in result.output, f"expected {bad_file} named in {result.output!r}"
@@ -125,15 +163,21 @@ def test_train_on_a_malformed_data_file_is_one_line(reader, name, tmp_path, monk
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["config"]))
 def test_train_on_a_malformed_config_is_one_line(name, tmp_path):
-    result = CliRunner().invoke(main, ["train", str(CORPUS / "config" / name), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        main, ["train", str(CORPUS / "config" / name), "--out", str(tmp_path / "run")]
+    )
     _one_line_error(result, EXPECTED["config"][name])
 
 
 @pytest.mark.parametrize("command", ["eval", "export"])
 @pytest.mark.parametrize("name", sorted(EXPECTED["checkpoint"]))
-def test_checkpoint_commands_on_a_malformed_checkpoint_are_one_line(command, name, tmp_path, monkeypatch):
+def test_checkpoint_commands_on_a_malformed_checkpoint_are_one_line(
+    command, name, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    args = [command, str(CORPUS / "checkpoint" / name)] + (["-o", str(tmp_path / "m.net")] if command == "export" else [])
+    args = [command, str(CORPUS / "checkpoint" / name)] + (
+        ["-o", str(tmp_path / "m.net")] if command == "export" else []
+    )
     result = CliRunner().invoke(main, args)
     _one_line_error(result, EXPECTED["checkpoint"][name])
     assert not (tmp_path / "m.net").exists(), "no netx file may be written from a bad checkpoint"
@@ -169,7 +213,6 @@ def test_verbose_flag_shows_the_traceback(tmp_path):
 
 def _valid_bytes(reader: str) -> bytes:
     """A small valid file for each byte-level reader (a corpus file with its defect undone)."""
-    import importlib.util
     import io
     import pickle
 
@@ -178,17 +221,30 @@ def _valid_bytes(reader: str) -> bytes:
     rng = np.random.default_rng(7)
     if reader == "idx":
         arr = rng.integers(0, 256, size=(3, 4, 4), dtype=np.uint8)
-        return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+        return (
+            bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+        )
     if reader == "cifar10":
-        return pickle.dumps({b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"labels": [1, 9]}, protocol=4)
+        return pickle.dumps(
+            {b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"labels": [1, 9]},
+            protocol=4,
+        )
     if reader == "nmnist":
         return bytes(rng.integers(0, 34, 50, dtype=np.uint8))
     buf = io.BytesIO()
-    torch.save({"format": "tsslbp-checkpoint", "format_version": 1, "epoch": 0, "config": {}, "model": {}}, buf)
+    torch.save(
+        {"format": "tsslbp-checkpoint", "format_version": 1, "epoch": 0, "config": {}, "model": {}},
+        buf,
+    )
     return buf.getvalue()
 
 
-_BYTE_READERS = {"idx": read_idx, "cifar10": read_cifar_batch, "nmnist": read_events, "checkpoint": load_checkpoint}
+_BYTE_READERS = {
+    "idx": read_idx,
+    "cifar10": read_cifar_batch,
+    "nmnist": read_events,
+    "checkpoint": load_checkpoint,
+}
 
 
 @pytest.mark.parametrize("reader", sorted(_BYTE_READERS))
@@ -218,7 +274,9 @@ def test_mutated_files_give_the_project_error_or_load(reader, tmp_path, monkeypa
             try:
                 _BYTE_READERS[reader](path)
             except (DataError, CheckpointError, ConfigError) as err:
-                assert str(err).startswith(str(path)) and "\n" not in str(err), f"mutation {i}: {err!r}"
+                assert str(err).startswith(str(path)) and "\n" not in str(err), (
+                    f"mutation {i}: {err!r}"
+                )
     fuzz_counts[reader] += n
 
 

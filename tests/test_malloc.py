@@ -14,7 +14,9 @@ def test_applied_once_per_process_and_can_be_turned_off():
     on = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True)
     assert on.stdout.split() == ["True", "True"], on.stdout
     env = {**os.environ, "TSSLBP_MALLOPT": "0"}
-    off = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True, env=env)
+    off = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, check=True, env=env
+    )
     assert off.stdout.split() == ["False", "False"], off.stdout
 
 
@@ -36,8 +38,16 @@ def test_tsslbp_steps_stop_faulting_in_fresh_pages():
         "print(faults() - before)\n"
     )
     env = {**os.environ, "TSSLBP_MALLOPT": "0"}
-    on = int(subprocess.run([sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True).stdout)
-    off = int(subprocess.run([sys.executable, "-c", code, "off"], capture_output=True, text=True, check=True, env=env).stdout)
+    on = int(
+        subprocess.run(
+            [sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    off = int(
+        subprocess.run(
+            [sys.executable, "-c", code, "off"], capture_output=True, text=True, check=True, env=env
+        ).stdout
+    )
     # At this size (24 MB per tensor, as on the CNN's first layer) measured: 0-5,761 faults with the
     # setting vs 152,837-204,038 without. Smaller tensors show much less difference: glibc's own
     # dynamic threshold then already keeps some of them.

@@ -23,7 +23,9 @@ def png_size(path):
 def check_png(path, min_bytes=8_000, max_bytes=150_000):
     width, height = png_size(path)
     size = path.stat().st_size
-    assert min_bytes < size < max_bytes, f"{path.name}: {size} bytes, expected {min_bytes}..{max_bytes}"
+    assert min_bytes < size < max_bytes, (
+        f"{path.name}: {size} bytes, expected {min_bytes}..{max_bytes}"
+    )
     assert width >= 300 and height >= 200, f"{path.name}: {width}x{height}"
     return width, height
 
@@ -42,7 +44,11 @@ def test_training_curves_from_metrics_or_dicts(tmp_path):
 def test_confusion_matrix(tmp_path, rng):
     labels = rng.integers(0, 10, 300)
     preds = np.where(rng.random(300) < 0.8, labels, rng.integers(0, 10, 300))
-    check_png(plots.confusion_matrix(confusion_counts(labels, preds, 10), tmp_path / "sub" / "cm.png", title="float"))
+    check_png(
+        plots.confusion_matrix(
+            confusion_counts(labels, preds, 10), tmp_path / "sub" / "cm.png", title="float"
+        )
+    )
     with pytest.raises(ValueError, match="square"):
         plots.confusion_matrix(np.zeros((2, 3)), tmp_path / "bad.png")
 
@@ -61,9 +67,17 @@ def test_spike_rasters(tmp_path, rng):
 
 def test_quant_health_with_a_failed_width(tmp_path):
     path = plots.quant_health(
-        [8, 6, 4, 2], [0.97, 0.96, 0.88, None], 0.98, ["hidden", "output"], [0.25, 0.08],
-        [[0.25, 0.08], [0.24, 0.08], [0.26, 0.06], None], tmp_path / "qh.png", title="digits",
+        [8, 6, 4, 2],
+        [0.97, 0.96, 0.88, None],
+        0.98,
+        ["hidden", "output"],
+        [0.25, 0.08],
+        [[0.25, 0.08], [0.24, 0.08], [0.26, 0.06], None],
+        tmp_path / "qh.png",
+        title="digits",
     )
     check_png(path)
     with pytest.raises(ValueError, match="3 rates for 2 layers"):
-        plots.quant_health([8], [0.9], 0.9, ["a", "b"], [0.1, 0.2], [[0.1, 0.2, 0.3]], tmp_path / "bad.png")
+        plots.quant_health(
+            [8], [0.9], 0.9, ["a", "b"], [0.1, 0.2], [[0.1, 0.2, 0.3]], tmp_path / "bad.png"
+        )

@@ -22,7 +22,13 @@ from .hwmodels.spec import FlattenLayer, NetworkSpec
 from .train.losses import predict
 from .train.network import TsslbpNetwork
 
-__all__ = ["confusion_counts", "float_layer_spikes", "float_predictions", "fixed_layer_spikes", "spike_rates"]
+__all__ = [
+    "confusion_counts",
+    "float_layer_spikes",
+    "float_predictions",
+    "fixed_layer_spikes",
+    "spike_rates",
+]
 
 
 def confusion_counts(labels: np.ndarray, predictions: np.ndarray, n_class: int) -> np.ndarray:
@@ -39,9 +45,14 @@ def confusion_counts(labels: np.ndarray, predictions: np.ndarray, n_class: int) 
     >>> confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3).tolist()
     [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     """
-    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    labels, predictions = (
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(predictions, dtype=np.int64),
+    )
     if labels.shape != predictions.shape:
-        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+        raise ValueError(
+            f"labels {labels.shape} and predictions {predictions.shape} differ in shape"
+        )
     for name, a in (("labels", labels), ("predictions", predictions)):
         if a.size and (a.min() < 0 or a.max() >= n_class):
             raise ValueError(f"{name} span {a.min()}..{a.max()}, outside 0..{n_class - 1}")
@@ -63,15 +74,23 @@ def float_layer_spikes(model: TsslbpNetwork, x: torch.Tensor) -> list[np.ndarray
     """
     model.eval()
     out = model(x.to(next(model.parameters()).dtype))
-    return [s.reshape(s.shape[0], -1, s.shape[-1]).to(torch.uint8).cpu().numpy() for s in (*out.hidden_spikes, out.spikes)]
+    return [
+        s.reshape(s.shape[0], -1, s.shape[-1]).to(torch.uint8).cpu().numpy()
+        for s in (*out.hidden_spikes, out.spikes)
+    ]
 
 
 @torch.no_grad()
-def float_predictions(model: TsslbpNetwork, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+def float_predictions(
+    model: TsslbpNetwork, images: torch.Tensor, batch_size: int = 500
+) -> np.ndarray:
     """Predicted classes (B,) of the float model (most output spikes, lowest index on ties), in batches."""
     model.eval()
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
-    preds = [predict(model(images[i : i + batch_size].to(device, dtype)).spikes).cpu() for i in range(0, len(images), batch_size)]
+    preds = [
+        predict(model(images[i : i + batch_size].to(device, dtype)).spikes).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
 
 
@@ -100,8 +119,12 @@ def fixed_layer_spikes(run: Any, spec: NetworkSpec, n_steps: int | None = None) 
         if s.ndim == 5:  # (B, W, H, C, S) -> (B, C, H, W, S)
             s = from_lava_order(s)
         if s.shape[-1] < k + 1 + n_steps:
-            raise ValueError(f"neuron layer {k}: the run has {s.shape[-1]} steps, its window needs {k + 1 + n_steps}")
-        out.append(s.reshape(s.shape[0], -1, s.shape[-1])[..., k + 1 : k + 1 + n_steps].astype(np.uint8))
+            raise ValueError(
+                f"neuron layer {k}: the run has {s.shape[-1]} steps, its window needs {k + 1 + n_steps}"
+            )
+        out.append(
+            s.reshape(s.shape[0], -1, s.shape[-1])[..., k + 1 : k + 1 + n_steps].astype(np.uint8)
+        )
         k += 1
     return out
 

@@ -61,7 +61,11 @@ def _command_line() -> list[str]:
     """The running command as words: ``tsslbp [-v] SUBCOMMAND`` and every parameter's resolved
     value (defaults included), so a manifest shows exactly what ran."""
     ctx = click.get_current_context()
-    words = ["tsslbp", *(["-v"] if ctx.find_root().params.get("verbose") else []), str(ctx.info_name)]
+    words = [
+        "tsslbp",
+        *(["-v"] if ctx.find_root().params.get("verbose") else []),
+        str(ctx.info_name),
+    ]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
@@ -145,7 +149,9 @@ def main(verbose: bool) -> None:
     help="Also save a resumable mid-epoch last.pt every this many seconds (0: after every batch), "
     "so a run killed without warning (SIGKILL, power loss) loses at most that much work.",
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar per epoch.")
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bar per epoch."
+)
 @_user_errors
 def train(
     config: Path,
@@ -195,7 +201,9 @@ def train(
         return
     best = max(history, key=lambda m: m.test_acc)
     total = sum(m.seconds for m in history)
-    (out / "metrics.json").write_text(json.dumps({"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2))
+    (out / "metrics.json").write_text(
+        json.dumps({"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2)
+    )
     _train_record(out, cfg, config, data_dir, history)
     click.echo(
         f"done: final test accuracy {100 * history[-1].test_acc:.2f}%, best {100 * best.test_acc:.2f}% "
@@ -207,14 +215,31 @@ def _saved_history(checkpoint: Path) -> list[Any]:
     """The per-epoch metrics stored in a checkpoint (empty when none were completed)."""
     from .train.loop import EpochMetrics, load_checkpoint
 
-    return [EpochMetrics(**m) for m in load_checkpoint(checkpoint)["metrics"]] if checkpoint.is_file() else []
+    return (
+        [EpochMetrics(**m) for m in load_checkpoint(checkpoint)["metrics"]]
+        if checkpoint.is_file()
+        else []
+    )
 
 
-def _train_record(out: Path, cfg: Any, config: Path | None, data_dir: Path | None, history: list[Any], interrupted: bool = False) -> None:
+def _train_record(
+    out: Path,
+    cfg: Any,
+    config: Path | None,
+    data_dir: Path | None,
+    history: list[Any],
+    interrupted: bool = False,
+) -> None:
     """curves.png (when an epoch is complete) and the run's manifest, named after last.pt."""
     from . import plots
 
-    curves = plots.training_curves(history, out / "curves.png", title=f"{cfg.architecture}, seed {cfg.train.seed}") if history else None
+    curves = (
+        plots.training_curves(
+            history, out / "curves.png", title=f"{cfg.architecture}, seed {cfg.train.seed}"
+        )
+        if history
+        else None
+    )
     best = max(history, key=lambda m: m.test_acc) if history else None
     figures = {
         "epochs_done": len(history),
@@ -230,7 +255,11 @@ def _train_record(out: Path, cfg: Any, config: Path | None, data_dir: Path | Non
     _manifest(
         out / "last.pt",
         inputs=[config, data_dir],
-        outputs=[out / "best.pt" if (out / "best.pt").is_file() else None, metrics if metrics.is_file() and not interrupted else None, curves],
+        outputs=[
+            out / "best.pt" if (out / "best.pt").is_file() else None,
+            metrics if metrics.is_file() and not interrupted else None,
+            curves,
+        ],
         config=cfg.to_dict(),
         figures=figures,
     )
@@ -241,9 +270,17 @@ def _train_record(out: Path, cfg: Any, config: Path | None, data_dir: Path | Non
 @_data_dir_option
 @_device_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write the confusion matrix (confusion.png + manifest) into this directory.")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the confusion matrix (confusion.png + manifest) into this directory.",
+)
 @_user_errors
-def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: bool, plots_dir: Path | None) -> None:
+def evaluate_cmd(
+    checkpoint: Path, data_dir: Path | None, device: str, as_json: bool, plots_dir: Path | None
+) -> None:
     """Evaluate a trained CHECKPOINT on its data set's test split."""
     from .train.data import load_experiment_data
     from .train.loop import evaluate, model_from_checkpoint, resolve_device
@@ -256,11 +293,36 @@ def evaluate_cmd(checkpoint: Path, data_dir: Path | None, device: str, as_json: 
         from . import plots
         from .analysis import confusion_counts, float_predictions
 
-        counts = confusion_counts(data.test.labels.numpy(), float_predictions(model, data.test.images), cfg.data.n_class)
-        png = plots.confusion_matrix(counts, plots_dir / "confusion.png", title=f"{checkpoint.name} (float), {data.name} test")
-        _manifest(png, inputs=[checkpoint, data_dir], config=cfg.to_dict(), figures={"accuracy": result.accuracy, "n_samples": result.n_samples, "epoch": state["epoch"], "confusion": counts})
+        counts = confusion_counts(
+            data.test.labels.numpy(), float_predictions(model, data.test.images), cfg.data.n_class
+        )
+        png = plots.confusion_matrix(
+            counts,
+            plots_dir / "confusion.png",
+            title=f"{checkpoint.name} (float), {data.name} test",
+        )
+        _manifest(
+            png,
+            inputs=[checkpoint, data_dir],
+            config=cfg.to_dict(),
+            figures={
+                "accuracy": result.accuracy,
+                "n_samples": result.n_samples,
+                "epoch": state["epoch"],
+                "confusion": counts,
+            },
+        )
     if as_json:
-        click.echo(json.dumps({"checkpoint": str(checkpoint), "epoch": state["epoch"], "dataset": data.name, **vars(result)}))
+        click.echo(
+            json.dumps(
+                {
+                    "checkpoint": str(checkpoint),
+                    "epoch": state["epoch"],
+                    "dataset": data.name,
+                    **vars(result),
+                }
+            )
+        )
         return
     click.echo(
         f"test accuracy {100 * result.accuracy:.2f}% on {result.n_samples} {data.name} samples "
@@ -297,20 +359,71 @@ def _quant_rows(report: Any) -> list[list[str]]:
     return rows
 
 
-_QUANT_HEADER = ["layer", "scale", "limited by", "w bits", "clipped", "w rmse", "vThMant", "iDecay/vDecay", "max|u|/2^23", "v at floor"]
+_QUANT_HEADER = [
+    "layer",
+    "scale",
+    "limited by",
+    "w bits",
+    "clipped",
+    "w rmse",
+    "vThMant",
+    "iDecay/vDecay",
+    "max|u|/2^23",
+    "v at floor",
+]
 
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="netx file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="netx file to write.",
+)
 @_data_dir_option
-@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
-@click.option("--input-bits", default="auto", show_default=True, help="Graded input width in bits (1-16), or auto: the width whose golden predictions agree best with the float model on the calibration batch.")
-@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True, help="Synaptic weight width: multiples of 2**(9 - bits) in [-256, 256 - 2**(9 - bits)], as Loihi's num_weight_bits.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the quantization report here.")
-@click.option("--strict", is_flag=True, help="Fail (exit 1) on clipped weights or saturated/wrapping state.")
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Training samples that bound the state range.",
+)
+@click.option(
+    "--input-bits",
+    default="auto",
+    show_default=True,
+    help="Graded input width in bits (1-16), or auto: the width whose golden predictions agree best with the float model on the calibration batch.",
+)
+@click.option(
+    "--weight-bits",
+    type=click.IntRange(2, 8),
+    default=8,
+    show_default=True,
+    help="Synaptic weight width: multiples of 2**(9 - bits) in [-256, 256 - 2**(9 - bits)], as Loihi's num_weight_bits.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the quantization report here.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Fail (exit 1) on clipped weights or saturated/wrapping state."
+)
 @_user_errors
-def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: int, input_bits: str, weight_bits: int, json_path: Path | None, strict: bool) -> None:
+def export(
+    checkpoint: Path,
+    output: Path,
+    data_dir: Path | None,
+    calibration: int,
+    input_bits: str,
+    weight_bits: int,
+    json_path: Path | None,
+    strict: bool,
+) -> None:
     """Quantize CHECKPOINT to Loihi fixed point and write a netx HDF5 file."""
     from .export.exporter import export_checkpoint
     from .export.quantize import QuantConfig
@@ -320,8 +433,16 @@ def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: i
     elif input_bits.isdigit() and 1 <= int(input_bits) <= 16:
         bits = int(input_bits)
     else:
-        raise click.BadParameter(f"expected auto or an integer 1..16, found {input_bits!r}", param_hint="--input-bits")
-    result = export_checkpoint(checkpoint, output, data_dir, QuantConfig(calibration_samples=calibration, weight_bits=weight_bits), bits)
+        raise click.BadParameter(
+            f"expected auto or an integer 1..16, found {input_bits!r}", param_hint="--input-bits"
+        )
+    result = export_checkpoint(
+        checkpoint,
+        output,
+        data_dir,
+        QuantConfig(calibration_samples=calibration, weight_bits=weight_bits),
+        bits,
+    )
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)
     _echo_export_summary(result, output)
     if json_path is not None:
@@ -330,7 +451,9 @@ def export(checkpoint: Path, output: Path, data_dir: Path | None, calibration: i
     _warn_or_fail(result.report.warnings(), strict)
 
 
-def _export_manifest(result: Any, checkpoint: Path, data_dir: Path | None, json_path: Path | None = None) -> Path:
+def _export_manifest(
+    result: Any, checkpoint: Path, data_dir: Path | None, json_path: Path | None = None
+) -> Path:
     """The netx file's manifest: checkpoint in, quantization summary and input width as figures."""
     meta = result.spec.metadata
     figures = {
@@ -341,12 +464,33 @@ def _export_manifest(result: Any, checkpoint: Path, data_dir: Path | None, json_
         "calibration_samples": result.report.calibration_samples,
         "steps_per_sample": meta.get("steps_per_sample"),
         "layers": [
-            {k: getattr(q, k) for k in ("name", "scale", "limited_by", "weight_bits_used", "n_clipped", "n_weights", "weight_rmse", "v_th_mant", "max_abs_u_int", "max_abs_v_int", "v_floor")}
+            {
+                k: getattr(q, k)
+                for k in (
+                    "name",
+                    "scale",
+                    "limited_by",
+                    "weight_bits_used",
+                    "n_clipped",
+                    "n_weights",
+                    "weight_rmse",
+                    "v_th_mant",
+                    "max_abs_u_int",
+                    "max_abs_v_int",
+                    "v_floor",
+                )
+            }
             for q in result.report.layers
         ],
         "warnings": result.report.warnings(),
     }
-    return _manifest(result.path, inputs=[checkpoint, data_dir], outputs=[json_path], config=meta.get("config"), figures=figures)
+    return _manifest(
+        result.path,
+        inputs=[checkpoint, data_dir],
+        outputs=[json_path],
+        config=meta.get("config"),
+        figures=figures,
+    )
 
 
 def _warn_or_fail(warnings: list[str], strict: bool) -> None:
@@ -359,8 +503,12 @@ def _warn_or_fail(warnings: list[str], strict: bool) -> None:
 
 def _echo_export_summary(result: Any, output: Path) -> None:
     meta = result.spec.metadata
-    kinds = "/".join(sorted({type(layer).__name__.replace("Layer", "").lower() for layer in result.spec.layers}))
-    agreement = ", ".join(f"{b} bits {100 * a:.1f}%" for b, a in result.input_bits_agreement.items())
+    kinds = "/".join(
+        sorted({type(layer).__name__.replace("Layer", "").lower() for layer in result.spec.layers})
+    )
+    agreement = ", ".join(
+        f"{b} bits {100 * a:.1f}%" for b, a in result.input_bits_agreement.items()
+    )
     click.echo(f"input width: golden vs float predictions on the calibration batch: {agreement}")
     for bits, why in result.input_bits_skipped.items():
         click.echo(f"input width {bits} bits not usable: {why}")
@@ -378,7 +526,7 @@ def _echo_export_summary(result: Any, output: Path) -> None:
 def info(model: Path) -> None:
     """Describe a netx MODEL: layers, shapes, neuron parameters, bit widths, counts."""
     from .export.netx import read_netx
-    from .hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, InputLayer
+    from .hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer
 
     spec = read_netx(model)
     rows, n_neurons, n_syn = [], 0, 0
@@ -395,7 +543,11 @@ def info(model: Path) -> None:
         n_syn += synapses
         neuron = getattr(layer, "neuron", None)
         weight = getattr(layer, "weight", None)
-        w = f"{int(np.min(weight))}..{int(np.max(weight))}" if isinstance(weight, np.ndarray) else "-"
+        w = (
+            f"{int(np.min(weight))}..{int(np.max(weight))}"
+            if isinstance(weight, np.ndarray)
+            else "-"
+        )
         rows.append(
             [
                 str(i),
@@ -408,7 +560,10 @@ def info(model: Path) -> None:
                 str(neuron.v_th_mant) if neuron else "-",
             ]
         )
-    _echo_table(rows, ["#", "type", "shape (CHW)", "neurons", "synapses", "weights", "iDecay/vDecay", "vThMant"])
+    _echo_table(
+        rows,
+        ["#", "type", "shape (CHW)", "neurons", "synapses", "weights", "iDecay/vDecay", "vThMant"],
+    )
     click.echo(
         f"{model}: {len(spec.layers)} layers, {n_neurons} neurons, {n_syn} synapses, input "
         f"{'x'.join(map(str, spec.input_shape))} ({'graded ' + str(spec.input_message_bits) + '-bit' if spec.input_message_bits else 'binary'})"
@@ -424,12 +579,33 @@ def info(model: Path) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="X.npy: (*input shape in Lava order, S) spikes.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Y.npy: (n_out, S) output spikes.")
-@click.option("--backend", type=click.Choice(["golden", "lava"]), default="golden", show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Run N steps (X padded with zeros or cut).")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="X.npy: (*input shape in Lava order, S) spikes.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Y.npy: (n_out, S) output spikes.",
+)
+@click.option(
+    "--backend", type=click.Choice(["golden", "lava"]), default="golden", show_default=True
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run N steps (X padded with zeros or cut).",
+)
 @_user_errors
-def simulate(model: Path, input_path: Path, output_path: Path, backend: str, steps: int | None) -> None:
+def simulate(
+    model: Path, input_path: Path, output_path: Path, backend: str, steps: int | None
+) -> None:
     """Run one sample through MODEL; column t of X enters the network at step t."""
     from .export.netx import read_netx
     from .hwmodels.spec import lava_shape
@@ -438,9 +614,13 @@ def simulate(model: Path, input_path: Path, output_path: Path, backend: str, ste
     x = np.load(input_path, allow_pickle=False)
     expected = lava_shape(spec.input_shape)
     if x.ndim != len(expected) + 1 or tuple(x.shape[:-1]) != expected:
-        raise click.ClickException(f"{input_path}: expected shape ({', '.join(map(str, expected))}, S), found {x.shape}")
+        raise click.ClickException(
+            f"{input_path}: expected shape ({', '.join(map(str, expected))}, S), found {x.shape}"
+        )
     if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
-        raise click.ClickException(f"{input_path}: spikes must be integers (binary or graded), found {x.dtype} values")
+        raise click.ClickException(
+            f"{input_path}: spikes must be integers (binary or graded), found {x.dtype} values"
+        )
     x = x.astype(np.int64)
     if steps is not None:
         padded = np.zeros(x.shape[:-1] + (steps,), dtype=np.int64)
@@ -457,11 +637,24 @@ def simulate(model: Path, input_path: Path, output_path: Path, backend: str, ste
         result = run_lava(spec, x[None], record=False)
     y = result.spikes[-1][0].reshape(-1, x.shape[-1])
     np.save(output_path, y)
-    click.echo(f"{backend}: {x.shape[-1]} steps, {int(y.sum())} output spikes from {y.shape[0]} neurons -> {output_path}")
+    click.echo(
+        f"{backend}: {x.shape[-1]} steps, {int(y.sum())} output spikes from {y.shape[0]} neurons -> {output_path}"
+    )
     # np.save appends .npy to a name without it.
-    written = output_path if output_path.suffix == ".npy" else output_path.with_name(output_path.name + ".npy")
-    figures = {"backend": backend, "steps": int(x.shape[-1]), "output_spikes": int(y.sum()), "output_neurons": int(y.shape[0])}
-    _manifest(written, inputs=[model, input_path], config=spec.metadata.get("config"), figures=figures)
+    written = (
+        output_path
+        if output_path.suffix == ".npy"
+        else output_path.with_name(output_path.name + ".npy")
+    )
+    figures = {
+        "backend": backend,
+        "steps": int(x.shape[-1]),
+        "output_spikes": int(y.sum()),
+        "output_neurons": int(y.shape[0]),
+    }
+    _manifest(
+        written, inputs=[model, input_path], config=spec.metadata.get("config"), figures=figures
+    )
 
 
 def _test_data(spec: Any, data_dir: Path | None) -> Any:
@@ -470,7 +663,9 @@ def _test_data(spec: Any, data_dir: Path | None) -> Any:
     from .train.data import load_experiment_data
 
     if "config" not in spec.metadata:
-        raise click.ClickException("this netx file has no tsslbp metadata (data set, readout): use `tsslbp simulate`")
+        raise click.ClickException(
+            "this netx file has no tsslbp metadata (data set, readout): use `tsslbp simulate`"
+        )
     return load_experiment_data(parse_config(spec.metadata["config"], "netx metadata"), data_dir)
 
 
@@ -493,7 +688,14 @@ def _float_accuracy(source: tuple[Any, Any, Path] | None, data: Any, n: int) -> 
     return evaluate(model, Split(data.test.images[:n], data.test.labels[:n]), cfg).accuracy
 
 
-def _write_raster(spec: Any, images: Any, runs: dict[str, Any], source: tuple[Any, Any, Path] | None, path: Path, title: str) -> Path:
+def _write_raster(
+    spec: Any,
+    images: Any,
+    runs: dict[str, Any],
+    source: tuple[Any, Any, Path] | None,
+    path: Path,
+    title: str,
+) -> Path:
     """Spike rasters of the first sample: float model (golden model when the checkpoint is not at
     hand) against the verified Lava run (``runs``: what verify_spec's ``on_runs`` received)."""
     from . import plots
@@ -506,10 +708,14 @@ def _write_raster(spec: Any, images: Any, runs: dict[str, Any], source: tuple[An
         left, label = fixed_layer_spikes(runs["golden"], spec), "golden"
     report = spec.metadata.get("quantization_report", {}).get("layers", [])
     names = [layer["name"] for layer in report] if len(report) == len(lava) else None
-    return plots.spike_rasters([a[0] for a in left], [a[0] for a in lava], path, names, "Lava", title, float_label=label)
+    return plots.spike_rasters(
+        [a[0] for a in left], [a[0] for a in lava], path, names, "Lava", title, float_label=label
+    )
 
 
-def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool, plots_dir: Path | None = None) -> Any:
+def _verify(
+    model: Path, samples: int, data_dir: Path | None, progress: bool, plots_dir: Path | None = None
+) -> Any:
     from .deploy.verify import verify_spec
     from .export.netx import read_netx
     from .report import load_source_checkpoint
@@ -518,35 +724,80 @@ def _verify(model: Path, samples: int, data_dir: Path | None, progress: bool, pl
     data = _test_data(spec, data_dir)
     inputs, labels = _test_inputs(spec, data, samples)
     runs: dict[str, Any] = {}
-    report = verify_spec(spec, inputs, labels, progress=progress, on_runs=lambda g, lv: runs.update(golden=g, lava=lv))
+    report = verify_spec(
+        spec,
+        inputs,
+        labels,
+        progress=progress,
+        on_runs=lambda g, lv: runs.update(golden=g, lava=lv),
+    )
     source = load_source_checkpoint(spec)
     raster = None
     if plots_dir is not None:
         title = f"{model.name}: {data.name} test sample 0 (label {int(labels[0])})"
-        raster = _write_raster(spec, data.test.images, runs, source, plots_dir / "raster.png", title)
+        raster = _write_raster(
+            spec, data.test.images, runs, source, plots_dir / "raster.png", title
+        )
     return report, _float_accuracy(source, data, len(labels)), data.name, spec, source, raster
 
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples to run.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Test samples to run.",
+)
 @_data_dir_option
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report as JSON.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report as JSON.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-@click.option("--strict", is_flag=True, help="Also fail (exit 1) when the state saturates or nears its wrap.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write spike rasters of test sample 0, float vs Lava (raster.png + manifest), into this directory.")
+@click.option(
+    "--strict", is_flag=True, help="Also fail (exit 1) when the state saturates or nears its wrap."
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write spike rasters of test sample 0, float vs Lava (raster.png + manifest), into this directory.",
+)
 @_user_errors
-def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | None, progress: bool, strict: bool, plots_dir: Path | None) -> None:
+def verify(
+    model: Path,
+    samples: int,
+    data_dir: Path | None,
+    json_path: Path | None,
+    progress: bool,
+    strict: bool,
+    plots_dir: Path | None,
+) -> None:
     """Run MODEL on the golden model and on Lava and compare every layer at every step.
 
     Exits with code 1 on any mismatch.
     """
     report, flt, name, spec, source, raster = _verify(model, samples, data_dir, progress, plots_dir)
     rows = [
-        [str(m.layer), f"{100 * m.spike_match:.3f}%", f"{100 * m.u_match:.3f}%", f"{100 * m.v_match:.3f}%", str(m.golden_spikes), str(m.lava_spikes)]
+        [
+            str(m.layer),
+            f"{100 * m.spike_match:.3f}%",
+            f"{100 * m.u_match:.3f}%",
+            f"{100 * m.v_match:.3f}%",
+            str(m.golden_spikes),
+            str(m.lava_spikes),
+        ]
         for m in report.layers
     ]
-    _echo_table(rows, ["layer", "spikes match", "u match", "v match", "golden spikes", "lava spikes"])
+    _echo_table(
+        rows, ["layer", "spikes match", "u match", "v match", "golden spikes", "lava spikes"]
+    )
     acc = dict(report.accuracy)
     if flt is not None:
         acc = {"float": flt, **acc}
@@ -557,7 +808,12 @@ def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | N
     )
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_dict() | {"accuracy": acc}, indent=2))
-    figures = {"exact": report.exact, "n_samples": report.n_samples, "accuracy": acc, "spike_match": [m.spike_match for m in report.layers]}
+    figures = {
+        "exact": report.exact,
+        "n_samples": report.n_samples,
+        "accuracy": acc,
+        "spike_match": [m.spike_match for m in report.layers],
+    }
     inputs = [model, source[2] if source else None, data_dir]
     for artifact in (json_path, raster):
         if artifact is not None:
@@ -572,7 +828,13 @@ def verify(model: Path, samples: int, data_dir: Path | None, json_path: Path | N
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--target", type=click.Choice(["sim", "loihi2"]), default="sim", show_default=True, help="sim: Lava's CPU fixed-point simulator; loihi2: Loihi 2 hardware (needs lava-loihi).")
+@click.option(
+    "--target",
+    type=click.Choice(["sim", "loihi2"]),
+    default="sim",
+    show_default=True,
+    help="sim: Lava's CPU fixed-point simulator; loihi2: Loihi 2 hardware (needs lava-loihi).",
+)
 @click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True)
 @_data_dir_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -594,7 +856,9 @@ def deploy(model: Path, target: str, samples: int, data_dir: Path | None, progre
     result = run_lava(spec, inputs, record=False, progress=progress)
     seconds = time.perf_counter() - t0
     acc = float((predict_counts(result.spikes[-1], spec.metadata) == labels).mean())
-    click.echo(f"{target}: {len(labels)} {name} samples, accuracy {100 * acc:.2f}%, {seconds:.1f} s ({len(labels) / seconds:.1f} samples/s)")
+    click.echo(
+        f"{target}: {len(labels)} {name} samples, accuracy {100 * acc:.2f}%, {seconds:.1f} s ({len(labels) / seconds:.1f} samples/s)"
+    )
 
 
 def _weight_bits_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -604,37 +868,113 @@ def _weight_bits_list(ctx: click.Context, param: click.Parameter, value: str) ->
     try:
         bits = tuple(int(b) for b in value.replace(" ", ",").split(",") if b)
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 8,6,4, found {value!r}") from None
+        raise click.BadParameter(
+            f"expected comma-separated integers such as 8,6,4, found {value!r}"
+        ) from None
     if not bits or any(not WEIGHT_BITS_MIN <= b <= WEIGHT_BITS_MAX for b in bits):
-        raise click.BadParameter(f"expected widths in {WEIGHT_BITS_MIN}..{WEIGHT_BITS_MAX}, found {value!r}")
+        raise click.BadParameter(
+            f"expected widths in {WEIGHT_BITS_MIN}..{WEIGHT_BITS_MAX}, found {value!r}"
+        )
     return bits
 
 
 @main.command("quant-health")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--bits", "weight_bits", default="8,6,4", show_default=True, callback=_weight_bits_list, help="Weight widths to export and score, comma-separated, widest first.")
-@click.option("--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Test samples scored (the first N).")
+@click.option(
+    "--bits",
+    "weight_bits",
+    default="8,6,4",
+    show_default=True,
+    callback=_weight_bits_list,
+    help="Weight widths to export and score, comma-separated, widest first.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Test samples scored (the first N).",
+)
 @_data_dir_option
-@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True, help="Training samples that bound the state range.")
-@click.option("--input-bits", type=click.IntRange(1, 16), default=None, help="Graded input width for every export [default: the auto choice of the widest weights].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory for model_w<bits>.net, quant_health.json/.png and the manifest.")
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Training samples that bound the state range.",
+)
+@click.option(
+    "--input-bits",
+    type=click.IntRange(1, 16),
+    default=None,
+    help="Graded input width for every export [default: the auto choice of the widest weights].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for model_w<bits>.net, quant_health.json/.png and the manifest.",
+)
 @_user_errors
-def quant_health_cmd(checkpoint: Path, weight_bits: tuple[int, ...], samples: int, data_dir: Path | None, calibration: int, input_bits: int | None, out: Path) -> None:
+def quant_health_cmd(
+    checkpoint: Path,
+    weight_bits: tuple[int, ...],
+    samples: int,
+    data_dir: Path | None,
+    calibration: int,
+    input_bits: int | None,
+    out: Path,
+) -> None:
     """Accuracy vs weight width and per-layer spike rate, float vs fixed point, for CHECKPOINT."""
     from .quant_health import quant_health, write_quant_health
 
     result = quant_health(checkpoint, out, weight_bits, samples, data_dir, calibration, input_bits)
     json_path, png = write_quant_health(result, out)
-    rows = [["float", "-", f"{100 * result.float_accuracy:.2f}%", "-", *(f"{r:.4f}" for r in result.float_rates)]]
+    rows = [
+        [
+            "float",
+            "-",
+            f"{100 * result.float_accuracy:.2f}%",
+            "-",
+            *(f"{r:.4f}" for r in result.float_rates),
+        ]
+    ]
     for w in result.widths:
         if w.error is not None:
-            rows.append([f"{w.weight_bits} bits", "-", "export failed", "-", *("-" for _ in result.layer_names)])
+            rows.append(
+                [
+                    f"{w.weight_bits} bits",
+                    "-",
+                    "export failed",
+                    "-",
+                    *("-" for _ in result.layer_names),
+                ]
+            )
             click.echo(f"warning: {w.weight_bits} bits: {w.error}", err=True)
             continue
         rmse = "/".join(f"{100 * e:.1f}" for e in w.weight_rmse)
-        rows.append([f"{w.weight_bits} bits", rmse, f"{100 * w.accuracy:.2f}%", f"{100 * w.agreement:.1f}%", *(f"{r:.4f}" for r in w.layer_rates)])
-    _echo_table(rows, ["model", "w rmse %", "accuracy", "same as float", *(f"rate {n}" for n in result.layer_names)])
-    click.echo(f"{result.n_samples} {result.dataset} test samples, {result.input_bits}-bit input; wrote {json_path}, {png}")
+        rows.append(
+            [
+                f"{w.weight_bits} bits",
+                rmse,
+                f"{100 * w.accuracy:.2f}%",
+                f"{100 * w.agreement:.1f}%",
+                *(f"{r:.4f}" for r in w.layer_rates),
+            ]
+        )
+    _echo_table(
+        rows,
+        [
+            "model",
+            "w rmse %",
+            "accuracy",
+            "same as float",
+            *(f"rate {n}" for n in result.layer_names),
+        ],
+    )
+    click.echo(
+        f"{result.n_samples} {result.dataset} test samples, {result.input_bits}-bit input; wrote {json_path}, {png}"
+    )
     _manifest(
         json_path,
         inputs=[checkpoint, data_dir],
@@ -644,18 +984,47 @@ def quant_health_cmd(checkpoint: Path, weight_bits: tuple[int, ...], samples: in
     )
     for w in result.widths:
         if w.netx:
-            figures = {"weight_bits": w.weight_bits, "input_bits": result.input_bits, "accuracy": w.accuracy, "n_samples": result.n_samples, "weight_rmse": w.weight_rmse, "clipped": w.clipped}
-            _manifest(Path(w.netx), inputs=[checkpoint, data_dir], config=result.config, figures=figures)
+            figures = {
+                "weight_bits": w.weight_bits,
+                "input_bits": result.input_bits,
+                "accuracy": w.accuracy,
+                "n_samples": result.n_samples,
+                "weight_rmse": w.weight_rmse,
+                "clipped": w.clipped,
+            }
+            _manifest(
+                Path(w.netx), inputs=[checkpoint, data_dir], config=result.config, figures=figures
+            )
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="Training config [default: the shipped configs/digits_mlp.yaml].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
-@click.option("--samples", type=click.IntRange(min=1), default=None, help="Test samples verified on Lava [default: the whole test split].")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Training config [default: the shipped configs/digits_mlp.yaml].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Test samples verified on Lava [default: the whole test split].",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Override the config's epochs."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_user_errors
-def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int | None, progress: bool) -> None:
+def demo(
+    config_path: Path | None, out: Path, samples: int | None, epochs: int | None, progress: bool
+) -> None:
     """The whole job on the embedded digits: train, export to netx, verify on Lava, summarize."""
     import time
 
@@ -672,9 +1041,21 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)
     data = load_experiment_data(cfg)
-    click.echo(f"[1/4] train {config_path.name} ({len(data.train)} train / {len(data.test)} test, {cfg.train.epochs} epochs)")
+    click.echo(
+        f"[1/4] train {config_path.name} ({len(data.train)} train / {len(data.test)} test, {cfg.train.epochs} epochs)"
+    )
     t0 = time.perf_counter()
-    history = fit(cfg, data, out, progress=progress, on_epoch=lambda m: click.echo("  " + m.line(cfg.train.epochs)) if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs else None)
+    history = fit(
+        cfg,
+        data,
+        out,
+        progress=progress,
+        on_epoch=lambda m: (
+            click.echo("  " + m.line(cfg.train.epochs))
+            if m.epoch % 5 == 0 or m.epoch == cfg.train.epochs
+            else None
+        ),
+    )
     t_train = time.perf_counter() - t0
     checkpoint = out / "last.pt"  # the final model: no selection on the test split
     _train_record(out, cfg, config_path, None, history)
@@ -701,28 +1082,77 @@ def demo(config_path: Path | None, out: Path, samples: int | None, epochs: int |
     golden_acc = float((golden_pred == data.test.labels.numpy()).mean())
 
     n = min(samples or len(data.test), len(data.test))
-    click.echo(f"[4/4] verify on Lava's fixed-point simulator: {n} test samples, every layer and step")
+    click.echo(
+        f"[4/4] verify on Lava's fixed-point simulator: {n} test samples, every layer and step"
+    )
     runs: dict[str, Any] = {}
-    report = verify_spec(spec, x_all[:n], data.test.labels[:n].numpy(), progress=progress, on_runs=lambda g, lv: runs.update(golden=g, lava=lv))
+    report = verify_spec(
+        spec,
+        x_all[:n],
+        data.test.labels[:n].numpy(),
+        progress=progress,
+        on_runs=lambda g, lv: runs.update(golden=g, lava=lv),
+    )
     match = min(m.spike_match for m in report.layers)
     rows = [
-        ["float (PyTorch)", f"{100 * float_acc:.2f}%", str(len(data.test)), f"{t_float:.2f} s", "-"],
-        ["fixed point (golden)", f"{100 * golden_acc:.2f}%", str(len(data.test)), f"{t_golden:.2f} s", "-"],
-        ["golden, Lava subset", f"{100 * report.accuracy['golden']:.2f}%", str(n), f"{report.seconds['golden']:.2f} s", "-"],
-        ["Lava fixed_pt", f"{100 * report.accuracy['lava']:.2f}%", str(n), f"{report.seconds['lava']:.1f} s", f"{100 * match:.2f}%"],
+        [
+            "float (PyTorch)",
+            f"{100 * float_acc:.2f}%",
+            str(len(data.test)),
+            f"{t_float:.2f} s",
+            "-",
+        ],
+        [
+            "fixed point (golden)",
+            f"{100 * golden_acc:.2f}%",
+            str(len(data.test)),
+            f"{t_golden:.2f} s",
+            "-",
+        ],
+        [
+            "golden, Lava subset",
+            f"{100 * report.accuracy['golden']:.2f}%",
+            str(n),
+            f"{report.seconds['golden']:.2f} s",
+            "-",
+        ],
+        [
+            "Lava fixed_pt",
+            f"{100 * report.accuracy['lava']:.2f}%",
+            str(n),
+            f"{report.seconds['lava']:.1f} s",
+            f"{100 * match:.2f}%",
+        ],
     ]
     click.echo("")
     _echo_table(rows, ["model", "accuracy", "samples", "time", "spike match"])
-    _demo_plots(out, spec, data, runs, golden_pred, model, checkpoint, report, float_acc, golden_acc)
-    click.echo(f"train {t_train:.1f} s, export {t_export:.1f} s; artifacts in {out}/ (last.pt, model.net, curves.png, confusion.png, raster.png, *.manifest.json)")
+    _demo_plots(
+        out, spec, data, runs, golden_pred, model, checkpoint, report, float_acc, golden_acc
+    )
+    click.echo(
+        f"train {t_train:.1f} s, export {t_export:.1f} s; artifacts in {out}/ (last.pt, model.net, curves.png, confusion.png, raster.png, *.manifest.json)"
+    )
     if report.first_mismatch is not None:
         click.echo(report.first_mismatch.line())
     if not report.exact:
         raise click.ClickException("golden model and Lava disagree")
-    click.echo(f"test accuracy: float {100 * float_acc:.2f}%, fixed point {100 * golden_acc:.2f}%, Lava {100 * report.accuracy['lava']:.2f}% ({n} samples, bit-exact)")
+    click.echo(
+        f"test accuracy: float {100 * float_acc:.2f}%, fixed point {100 * golden_acc:.2f}%, Lava {100 * report.accuracy['lava']:.2f}% ({n} samples, bit-exact)"
+    )
 
 
-def _demo_plots(out: Path, spec: Any, data: Any, runs: dict[str, Any], golden_pred: np.ndarray, model: Any, checkpoint: Path, report: Any, float_acc: float, golden_acc: float) -> None:
+def _demo_plots(
+    out: Path,
+    spec: Any,
+    data: Any,
+    runs: dict[str, Any],
+    golden_pred: np.ndarray,
+    model: Any,
+    checkpoint: Path,
+    report: Any,
+    float_acc: float,
+    golden_acc: float,
+) -> None:
     """The demo's confusion matrix (golden model, whole test split) and rasters (float vs Lava,
     test sample 0), each with its manifest."""
     from . import plots
@@ -730,18 +1160,43 @@ def _demo_plots(out: Path, spec: Any, data: Any, runs: dict[str, Any], golden_pr
 
     config = spec.metadata.get("config")
     counts = confusion_counts(data.test.labels.numpy(), golden_pred, int(spec.metadata["n_class"]))
-    png = plots.confusion_matrix(counts, out / "confusion.png", title=f"fixed point (golden), {data.name} test")
-    _manifest(png, inputs=[out / "model.net"], config=config, figures={"golden_accuracy": golden_acc, "n_samples": len(golden_pred), "confusion": counts})
+    png = plots.confusion_matrix(
+        counts, out / "confusion.png", title=f"fixed point (golden), {data.name} test"
+    )
+    _manifest(
+        png,
+        inputs=[out / "model.net"],
+        config=config,
+        figures={"golden_accuracy": golden_acc, "n_samples": len(golden_pred), "confusion": counts},
+    )
     title = f"{data.name} test sample 0 (label {int(data.test.labels[0])})"
-    png = _write_raster(spec, data.test.images, runs, (model, None, checkpoint), out / "raster.png", title)
-    figures = {"float_accuracy": float_acc, "golden_accuracy": golden_acc, "lava_accuracy": report.accuracy.get("lava"), "lava_exact": report.exact}
+    png = _write_raster(
+        spec, data.test.images, runs, (model, None, checkpoint), out / "raster.png", title
+    )
+    figures = {
+        "float_accuracy": float_acc,
+        "golden_accuracy": golden_acc,
+        "lava_accuracy": report.accuracy.get("lava"),
+        "lava_exact": report.exact,
+    }
     _manifest(png, inputs=[out / "model.net", checkpoint], config=config, figures=figures)
 
 
 @main.command("nir-export")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The NIR file to write.")
-@click.option("--dt", type=click.FloatRange(min=0.0, min_open=True), default=None, help="Seconds per step in the time constants [default: 1e-3].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The NIR file to write.",
+)
+@click.option(
+    "--dt",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Seconds per step in the time constants [default: 1e-3].",
+)
 @_user_errors
 def nir_export(model: Path, output: Path, dt: float | None) -> None:
     """Write the netx MODEL as a NIR graph (CubaLIF, Linear, Conv2d, Flatten) with its integers as metadata."""
@@ -753,15 +1208,40 @@ def nir_export(model: Path, output: Path, dt: float | None) -> None:
     graph = spec_to_nir(spec, DEFAULT_DT if dt is None else dt)
     write_nir(graph, output)
     kinds = [type(node).__name__ for node in graph.nodes.values()]
-    write_manifest(output, inputs=[model], figures={"nodes": len(kinds), "dt": DEFAULT_DT if dt is None else dt})
-    click.echo(f"wrote {output}: {len(kinds)} NIR nodes ({' -> '.join(kinds)}) from {len(spec.layers)} layers of {model}")
+    write_manifest(
+        output,
+        inputs=[model],
+        figures={"nodes": len(kinds), "dt": DEFAULT_DT if dt is None else dt},
+    )
+    click.echo(
+        f"wrote {output}: {len(kinds)} NIR nodes ({' -> '.join(kinds)}) from {len(spec.layers)} layers of {model}"
+    )
 
 
 @main.command("nir-import")
-@click.argument("graph_path", metavar="GRAPH", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The netx file to write.")
-@click.option("--dt", type=click.FloatRange(min=0.0, min_open=True), default=None, help="The producer's seconds per step (needed without tsslbp metadata; snnTorch: 1e-4).")
-@click.option("--input-bits", type=click.IntRange(0, 24), default=0, show_default=True, help="Without tsslbp metadata: 0 = binary input spikes, else graded input x in [0, 1] sent with this many bits.")
+@click.argument(
+    "graph_path", metavar="GRAPH", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The netx file to write.",
+)
+@click.option(
+    "--dt",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="The producer's seconds per step (needed without tsslbp metadata; snnTorch: 1e-4).",
+)
+@click.option(
+    "--input-bits",
+    type=click.IntRange(0, 24),
+    default=0,
+    show_default=True,
+    help="Without tsslbp metadata: 0 = binary input spikes, else graded input x in [0, 1] sent with this many bits.",
+)
 @_user_errors
 def nir_import(graph_path: Path, output: Path, dt: float | None, input_bits: int) -> None:
     """Turn a NIR GRAPH into a netx file (exact for tsslbp's own graphs, quantized for others)."""
@@ -773,14 +1253,34 @@ def nir_import(graph_path: Path, output: Path, dt: float | None, input_bits: int
     exact = METADATA_KEY in (graph.metadata or {})
     spec = nir_to_spec(graph, dt=dt, input_bits=input_bits)
     write_netx(spec, output)
-    write_manifest(output, inputs=[graph_path], figures={"layers": len(spec.layers), "exact": exact, "layer_scales": spec.metadata.get("layer_scales")})
-    how = "exact (tsslbp metadata)" if exact else f"quantized from floats (dt {dt:g} s, {'graded ' + str(input_bits) + '-bit' if input_bits else 'binary'} input)"
-    click.echo(f"wrote {output}: {len(spec.layers)} layers from {len(graph.nodes)} NIR nodes of {graph_path}, {how}")
+    write_manifest(
+        output,
+        inputs=[graph_path],
+        figures={
+            "layers": len(spec.layers),
+            "exact": exact,
+            "layer_scales": spec.metadata.get("layer_scales"),
+        },
+    )
+    how = (
+        "exact (tsslbp metadata)"
+        if exact
+        else f"quantized from floats (dt {dt:g} s, {'graded ' + str(input_bits) + '-bit' if input_bits else 'binary'} input)"
+    )
+    click.echo(
+        f"wrote {output}: {len(spec.layers)} layers from {len(graph.nodes)} NIR nodes of {graph_path}, {how}"
+    )
 
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the findings as JSON (+ manifest).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the findings as JSON (+ manifest).",
+)
 @_user_errors
 def lint(model: Path, json_path: Path | None) -> None:
     """Check MODEL against Loihi 2's limits and what lava-dl's netx loader reads.
@@ -798,13 +1298,17 @@ def lint(model: Path, json_path: Path | None) -> None:
     layers = f"{len(spec.layers)} layers" if spec is not None else "not readable by tsslbp"
     click.echo(f"{model}: {layers}, {errors} error(s), {warnings} warning(s)")
     if json_path is not None:
-        json_path.write_text(json.dumps({"model": str(model), "findings": [f.to_dict() for f in findings]}, indent=2))
+        json_path.write_text(
+            json.dumps({"model": str(model), "findings": [f.to_dict() for f in findings]}, indent=2)
+        )
         write_manifest(json_path, inputs=[model], figures={"errors": errors, "warnings": warnings})
     if errors:
         raise click.ClickException(f"{errors} design-rule error(s)")
 
 
-def _report_inputs(spec: Any, samples: int, data_dir: Path | None, input_path: Path | None) -> tuple[np.ndarray | None, Any, str]:
+def _report_inputs(
+    spec: Any, samples: int, data_dir: Path | None, input_path: Path | None
+) -> tuple[np.ndarray | None, Any, str]:
     """(encoded inputs or None, float-model images or None, a description) for ``tsslbp report``."""
     from .hwmodels.spec import lava_shape
 
@@ -814,8 +1318,14 @@ def _report_inputs(spec: Any, samples: int, data_dir: Path | None, input_path: P
         if x.ndim == len(expected) + 1:
             x = x[None]
         if x.ndim != len(expected) + 2 or tuple(x.shape[1:-1]) != expected:
-            raise click.ClickException(f"{input_path}: expected shape ([B,] {', '.join(map(str, expected))}, S), found {x.shape}")
-        return x[:samples].astype(np.int64), None, f"{min(len(x), samples)} samples from {input_path}"
+            raise click.ClickException(
+                f"{input_path}: expected shape ([B,] {', '.join(map(str, expected))}, S), found {x.shape}"
+            )
+        return (
+            x[:samples].astype(np.int64),
+            None,
+            f"{min(len(x), samples)} samples from {input_path}",
+        )
     if "config" not in spec.metadata:
         return None, None, "no tsslbp metadata and no --input: counts only"
     data = _test_data(spec, data_dir)
@@ -825,12 +1335,36 @@ def _report_inputs(spec: Any, samples: int, data_dir: Path | None, input_path: P
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--samples", type=click.IntRange(min=1), default=100, show_default=True, help="Test samples run on the golden model.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Test samples run on the golden model.",
+)
 @_data_dir_option
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="X.npy: ([B,] *input shape in Lava order, S) input spikes, for files without tsslbp metadata.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the report as JSON (+ manifest).")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="X.npy: ([B,] *input shape in Lava order, S) input spikes, for files without tsslbp metadata.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as JSON (+ manifest).",
+)
 @_user_errors
-def report(model: Path, samples: int, data_dir: Path | None, input_path: Path | None, json_path: Path | None) -> None:
+def report(
+    model: Path,
+    samples: int,
+    data_dir: Path | None,
+    input_path: Path | None,
+    json_path: Path | None,
+) -> None:
     """Per layer on Loihi 2: neurons, synapses, cores, spikes, synops; energy and latency per inference."""
     from .export.netx import read_netx
     from .hwmodels.resources import CORES_PER_CHIP
@@ -846,14 +1380,37 @@ def report(model: Path, samples: int, data_dir: Path | None, input_path: Path | 
     for entry in data["layers"]:
         if not entry["neurons"]:
             continue
-        rows.append([
-            str(entry["layer"]), entry["name"], str(entry["neurons"]), str(entry["synapses"]), str(entry["cores"]), entry["limited_by"],
-            f"{entry['spikes_per_sample']:.1f}" if "spikes_per_sample" in entry else "-",
-            f"{entry['synops_per_sample']:.0f}" if "synops_per_sample" in entry else "-",
-            f"{100 * entry['silent_fraction']:.1f}%" if "silent_fraction" in entry else "-",
-            f"{100 * entry['v_saturated']:.2f}%/{100 * entry['u_near_wrap']:.2f}%" if "v_saturated" in entry else "-",
-        ])
-    _echo_table(rows, ["#", "layer", "neurons", "synapses", "cores", "core limited by", "spikes/sample", "synops/sample", "silent", "v sat/u wrap"])
+        rows.append(
+            [
+                str(entry["layer"]),
+                entry["name"],
+                str(entry["neurons"]),
+                str(entry["synapses"]),
+                str(entry["cores"]),
+                entry["limited_by"],
+                f"{entry['spikes_per_sample']:.1f}" if "spikes_per_sample" in entry else "-",
+                f"{entry['synops_per_sample']:.0f}" if "synops_per_sample" in entry else "-",
+                f"{100 * entry['silent_fraction']:.1f}%" if "silent_fraction" in entry else "-",
+                f"{100 * entry['v_saturated']:.2f}%/{100 * entry['u_near_wrap']:.2f}%"
+                if "v_saturated" in entry
+                else "-",
+            ]
+        )
+    _echo_table(
+        rows,
+        [
+            "#",
+            "layer",
+            "neurons",
+            "synapses",
+            "cores",
+            "core limited by",
+            "spikes/sample",
+            "synops/sample",
+            "silent",
+            "v sat/u wrap",
+        ],
+    )
     totals = data["totals"]
     click.echo(
         f"{model}: {totals['neurons']} neurons, {totals['synapses']} synapses, {totals['cores']} cores "
@@ -869,18 +1426,46 @@ def report(model: Path, samples: int, data_dir: Path | None, input_path: Path | 
         )
     for entry in data["float_vs_fixed"]:
         ratio = "-" if entry["fixed_over_float"] is None else f"{entry['fixed_over_float']:.3f}"
-        click.echo(f"  {entry['name']}: float {entry['float_spikes_per_sample']:.1f} vs fixed {entry['fixed_spikes_per_sample']:.1f} spikes/sample (x{ratio})")
+        click.echo(
+            f"  {entry['name']}: float {entry['float_spikes_per_sample']:.1f} vs fixed {entry['fixed_spikes_per_sample']:.1f} spikes/sample (x{ratio})"
+        )
     if json_path is not None:
         json_path.write_text(json.dumps({"model": str(model), **data}, indent=2))
-        figures = {"cores": totals["cores"], "synops_per_sample": totals["synops_per_sample"], "spikes_per_sample": totals["spikes_per_sample"],
-                   "energy_pj_per_inference": totals["energy_pj_per_inference"].get("total"), "latency_ns_per_inference": totals["latency_ns_per_inference"]}
-        write_manifest(json_path, inputs=[model, *([input_path] if input_path else [])], config=spec.metadata.get("config"), figures=figures)
+        figures = {
+            "cores": totals["cores"],
+            "synops_per_sample": totals["synops_per_sample"],
+            "spikes_per_sample": totals["spikes_per_sample"],
+            "energy_pj_per_inference": totals["energy_pj_per_inference"].get("total"),
+            "latency_ns_per_inference": totals["latency_ns_per_inference"],
+        }
+        write_manifest(
+            json_path,
+            inputs=[model, *([input_path] if input_path else [])],
+            config=spec.metadata.get("config"),
+            figures=figures,
+        )
 
 
 @main.command()
-@click.option("--quick", is_flag=True, help="Short version: fewer repeats, samples, epochs and seeds (minutes on 2 CPU cores).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/bench"), show_default=True, help="Results folder: results.json, results.md, PNG plots, manifest.")
-@click.option("--suite", "suites", multiple=True, type=click.Choice(["throughput", "scaling", "deploy", "accuracy"]), help="Run only these suites (repeatable) [default: all].")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Short version: fewer repeats, samples, epochs and seeds (minutes on 2 CPU cores).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/bench"),
+    show_default=True,
+    help="Results folder: results.json, results.md, PNG plots, manifest.",
+)
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    type=click.Choice(["throughput", "scaling", "deploy", "accuracy"]),
+    help="Run only these suites (repeatable) [default: all].",
+)
 @_user_errors
 def bench(quick: bool, out: Path, suites: tuple[str, ...]) -> None:
     """Benchmarks: training step vs the step-by-step baseline and snnTorch, scaling in T and width,
@@ -893,7 +1478,9 @@ def bench(quick: bool, out: Path, suites: tuple[str, ...]) -> None:
     results = run_bench(out, quick=quick, suites=suites or SUITES, log=click.echo)
     click.echo("")
     click.echo(markdown_report(results))
-    click.echo(f"wrote {out}/results.json, results.md and plots in {time.perf_counter() - t0:.0f} s")
+    click.echo(
+        f"wrote {out}/results.json, results.md and plots in {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -261,10 +261,14 @@ def _fail(source: str, key: str, expected: str, found: Any) -> ConfigError:
     shown = repr(found)
     if len(shown) > _FOUND_MAX_CHARS:
         shown = shown[: _FOUND_MAX_CHARS - 3] + "..."
-    return ConfigError(f"{source}: {_printable(key) or '(top level)'}: expected {expected}, found {_printable(shown)}")
+    return ConfigError(
+        f"{source}: {_printable(key) or '(top level)'}: expected {expected}, found {_printable(shown)}"
+    )
 
 
-def _number(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> Callable[[Any], float | None]:
+def _number(
+    lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> Callable[[Any], float | None]:
     def check(value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
@@ -292,7 +296,9 @@ def _integer(lo: int) -> Callable[[Any], int | None]:
     return check
 
 
-def _choice(enum_type: type[enum.Enum], aliases: Mapping[str, enum.Enum] | None = None) -> Callable[[Any], Any]:
+def _choice(
+    enum_type: type[enum.Enum], aliases: Mapping[str, enum.Enum] | None = None
+) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if not isinstance(value, str):
             return None
@@ -311,7 +317,9 @@ def _path_str(value: Any) -> str | None:
 
 def _constant(expected: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        return value if isinstance(value, str) and value.strip().lower() == expected.lower() else None
+        return (
+            value if isinstance(value, str) and value.strip().lower() == expected.lower() else None
+        )
 
     return check
 
@@ -343,12 +351,15 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     "model": (_constant("LIF"), "'LIF'", "LIF"),
 }
 
+
 def _pair(lo: int) -> Callable[[Any], tuple[int, int] | None]:
     """An integer or a [y, x] pair of integers, each >= lo."""
 
     def check(value: Any) -> tuple[int, int] | None:
         items = list(value) if isinstance(value, (list, tuple)) else [value, value]
-        if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < lo for v in items):
+        if len(items) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < lo for v in items
+        ):
             return None
         return (items[0], items[1])
 
@@ -373,8 +384,15 @@ _LAYER_SPEC: dict[str, tuple[Callable[[Any], Any], str]] = {
 _LAYER_KEYS = {
     LayerKind.LINEAR: ("n_inputs", "n_outputs", "weight_scale", "threshold"),
     LayerKind.CONV: (
-        "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
-        "weight_scale", "threshold",
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "weight_scale",
+        "threshold",
     ),
     LayerKind.POOLING: ("kernel_size", "scale"),
     LayerKind.DROPOUT: ("p",),
@@ -392,7 +410,12 @@ def _check_keys(source: str, where: str, block: Any, allowed: list[str]) -> Mapp
         raise _fail(source, where, "a mapping of keys", block)
     for key in block:
         if key not in allowed:
-            raise _fail(source, f"{where}.{key}" if where else str(key), "one of the keys " + ", ".join(allowed), "an unknown key")
+            raise _fail(
+                source,
+                f"{where}.{key}" if where else str(key),
+                "one of the keys " + ", ".join(allowed),
+                "an unknown key",
+            )
     return block
 
 
@@ -416,13 +439,20 @@ def _parse_layer(source: str, name: Any, block: Any) -> LayerConfig:
         raise _fail(source, where, "a mapping of layer keys", block)
     kind = _choice(LayerKind)(block.get("type"))
     if kind is None:
-        raise _fail(source, f"{where}.type", "one of " + ", ".join(m.value for m in LayerKind), block.get("type"))
+        raise _fail(
+            source,
+            f"{where}.type",
+            "one of " + ", ".join(m.value for m in LayerKind),
+            block.get("type"),
+        )
     _check_keys(source, where, block, ["type", *_LAYER_KEYS[kind]])
     values: dict[str, Any] = {}
     for key in _LAYER_KEYS[kind]:
         if key not in block:
             if key in _LAYER_REQUIRED[kind]:
-                raise _fail(source, f"{where}.{key}", _LAYER_SPEC[key][1], "nothing (the key is missing)")
+                raise _fail(
+                    source, f"{where}.{key}", _LAYER_SPEC[key][1], "nothing (the key is missing)"
+                )
             continue
         check, expected = _LAYER_SPEC[key]
         converted = check(block[key])
@@ -486,25 +516,50 @@ def layer_shapes(cfg: ExperimentConfig) -> list[tuple[int, ...]]:
         if layer.type is LayerKind.LINEAR:
             size = int(math.prod(shape))
             if layer.n_inputs != size:
-                raise _fail(cfg.source, f"{where}.n_inputs", f"{size} (the size reaching this layer)", layer.n_inputs)
+                raise _fail(
+                    cfg.source,
+                    f"{where}.n_inputs",
+                    f"{size} (the size reaching this layer)",
+                    layer.n_inputs,
+                )
             shape = (layer.n_outputs,)
         elif layer.type in (LayerKind.CONV, LayerKind.POOLING):
             if len(shape) != 3:
-                raise _fail(cfg.source, f"{where}.type", "a linear layer after a linear layer (no image left)", layer.type.value)
+                raise _fail(
+                    cfg.source,
+                    f"{where}.type",
+                    "a linear layer after a linear layer (no image left)",
+                    layer.type.value,
+                )
             c, h, w = shape
             (ky, kx) = layer.kernel_size
             if layer.type is LayerKind.CONV:
                 if layer.in_channels != c:
-                    raise _fail(cfg.source, f"{where}.in_channels", f"{c} (the channels reaching this layer)", layer.in_channels)
+                    raise _fail(
+                        cfg.source,
+                        f"{where}.in_channels",
+                        f"{c} (the channels reaching this layer)",
+                        layer.in_channels,
+                    )
                 if c % layer.groups or layer.out_channels % layer.groups:
-                    raise _fail(cfg.source, f"{where}.groups", f"a divisor of in_channels ({c}) and out_channels ({layer.out_channels})", layer.groups)
+                    raise _fail(
+                        cfg.source,
+                        f"{where}.groups",
+                        f"a divisor of in_channels ({c}) and out_channels ({layer.out_channels})",
+                        layer.groups,
+                    )
                 h = conv_output_size(h, ky, layer.stride[0], layer.padding[0], layer.dilation[0])
                 w = conv_output_size(w, kx, layer.stride[1], layer.padding[1], layer.dilation[1])
                 c = layer.out_channels
             else:
                 h, w = h // ky, w // kx
             if h < 1 or w < 1:
-                raise _fail(cfg.source, f"{where}.kernel_size", f"a kernel that fits the {shape[1]}x{shape[2]} input", list(layer.kernel_size))
+                raise _fail(
+                    cfg.source,
+                    f"{where}.kernel_size",
+                    f"a kernel that fits the {shape[1]}x{shape[2]} input",
+                    list(layer.kernel_size),
+                )
             shape = (c, h, w)
         shapes.append(shape)
     return shapes
@@ -517,13 +572,33 @@ def _check_topology(cfg: ExperimentConfig) -> None:
         raise _fail(cfg.source, "Layers", "at least one linear or conv layer", "none")
     shapes = layer_shapes(cfg)
     if cfg.layers[-1].type is not LayerKind.LINEAR:
-        raise _fail(cfg.source, f"Layers.{cfg.layers[-1].name}.type", "the last layer to be 'linear'", cfg.layers[-1].type.value)
+        raise _fail(
+            cfg.source,
+            f"Layers.{cfg.layers[-1].name}.type",
+            "the last layer to be 'linear'",
+            cfg.layers[-1].type.value,
+        )
     if shapes[-1] != (cfg.data.n_class,):
-        raise _fail(cfg.source, f"Layers.{spiking[-1].name}.n_outputs", f"n_class = {cfg.data.n_class}", shapes[-1][0])
+        raise _fail(
+            cfg.source,
+            f"Layers.{spiking[-1].name}.n_outputs",
+            f"n_class = {cfg.data.n_class}",
+            shapes[-1][0],
+        )
     if cfg.train.desired_count > cfg.n_steps:
-        raise _fail(cfg.source, "Network.desired_count", f"at most n_steps = {cfg.n_steps}", cfg.train.desired_count)
+        raise _fail(
+            cfg.source,
+            "Network.desired_count",
+            f"at most n_steps = {cfg.n_steps}",
+            cfg.train.desired_count,
+        )
     if cfg.train.undesired_count > cfg.train.desired_count:
-        raise _fail(cfg.source, "Network.undesired_count", f"at most desired_count = {cfg.train.desired_count}", cfg.train.undesired_count)
+        raise _fail(
+            cfg.source,
+            "Network.undesired_count",
+            f"at most desired_count = {cfg.train.desired_count}",
+            cfg.train.undesired_count,
+        )
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -539,7 +614,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except OSError as err:
         raise ConfigError(f"{source}: cannot read the file ({err.strerror or err})") from err
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from err
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
+        ) from err
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

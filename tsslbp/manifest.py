@@ -35,14 +35,34 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MANIFEST_FORMAT", "MANIFEST_SUFFIX", "file_record", "manifest_path", "package_versions", "read_manifest", "sha256_of", "write_manifest"]
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MANIFEST_SUFFIX",
+    "file_record",
+    "manifest_path",
+    "package_versions",
+    "read_manifest",
+    "sha256_of",
+    "write_manifest",
+]
 
 #: Version of the manifest layout; bump when a field changes meaning.
 MANIFEST_FORMAT = 1
 MANIFEST_SUFFIX = ".manifest.json"
 
 # Distributions whose versions decide a result (missing ones are recorded as null).
-_PACKAGES = ("tsslbp", "torch", "numpy", "h5py", "lava-nc", "lava-dl", "nir", "snntorch", "click", "PyYAML")
+_PACKAGES = (
+    "tsslbp",
+    "torch",
+    "numpy",
+    "h5py",
+    "lava-nc",
+    "lava-dl",
+    "nir",
+    "snntorch",
+    "click",
+    "PyYAML",
+)
 
 
 def manifest_path(artifact: str | Path) -> Path:
@@ -127,7 +147,9 @@ def write_manifest(
     record = {
         "manifest_format": MANIFEST_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": list(command) if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "command": list(command)
+        if command is not None
+        else [Path(sys.argv[0]).name, *sys.argv[1:]],
         "cwd": os.getcwd(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -69,7 +69,9 @@ def training_curves(history: Sequence[Any], path: str | Path, title: str = "") -
     return _save(fig, path)
 
 
-def confusion_matrix(counts: np.ndarray, path: str | Path, title: str = "", class_names: Sequence[str] | None = None) -> Path:
+def confusion_matrix(
+    counts: np.ndarray, path: str | Path, title: str = "", class_names: Sequence[str] | None = None
+) -> Path:
     """Counts of true class (rows) against predicted class (columns), each cell labelled.
 
     Args:
@@ -92,10 +94,22 @@ def confusion_matrix(counts: np.ndarray, path: str | Path, title: str = "", clas
     threshold = counts.max() / 2 if counts.size else 0
     for (i, j), c in np.ndenumerate(counts):
         if c:
-            ax.text(j, i, str(int(c)), ha="center", va="center", fontsize=7, color="white" if c > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(int(c)),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if c > threshold else "black",
+            )
     ax.set_xticks(range(n), names)
     ax.set_yticks(range(n), names)
-    ax.set(xlabel="predicted", ylabel="true", title=f"{title + ': ' if title else ''}{100 * accuracy:.2f}% of {total}")
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{title + ': ' if title else ''}{100 * accuracy:.2f}% of {total}",
+    )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return _save(fig, path)
@@ -123,19 +137,34 @@ def spike_rasters(
         float_label: name of the left side (``float``; ``golden`` when the float model is not at hand).
     """
     if len(float_spikes) != len(fixed_spikes) or not float_spikes:
-        raise ValueError(f"need the same non-zero number of layers on both sides, got {len(float_spikes)} and {len(fixed_spikes)}")
-    names = list(layer_names) if layer_names is not None else [f"layer {i}" for i in range(len(float_spikes))]
+        raise ValueError(
+            f"need the same non-zero number of layers on both sides, got {len(float_spikes)} and {len(fixed_spikes)}"
+        )
+    names = (
+        list(layer_names)
+        if layer_names is not None
+        else [f"layer {i}" for i in range(len(float_spikes))]
+    )
     fig = Figure(figsize=(7, 1.1 + 1.6 * len(float_spikes)))
     axes = np.asarray(fig.subplots(len(float_spikes), 2, squeeze=False))
     for row, (name, flt, fix) in enumerate(zip(names, float_spikes, fixed_spikes)):
         flt, fix = np.asarray(flt), np.asarray(fix)
         if flt.shape != fix.shape:
-            raise ValueError(f"{name}: float spikes {flt.shape} and {fixed_label} spikes {fix.shape} differ in shape")
+            raise ValueError(
+                f"{name}: float spikes {flt.shape} and {fixed_label} spikes {fix.shape} differ in shape"
+            )
         agree = float(np.mean(flt == fix)) if flt.size else 1.0
         for col, (side, spikes) in enumerate(((float_label, flt), (fixed_label, fix))):
             ax = axes[row, col]
             neurons, steps = np.nonzero(spikes)
-            ax.scatter(steps, neurons, marker="|", s=30, linewidths=1.2, color=_FLOAT_COLOUR if col == 0 else _FIXED_COLOURS[0])
+            ax.scatter(
+                steps,
+                neurons,
+                marker="|",
+                s=30,
+                linewidths=1.2,
+                color=_FLOAT_COLOUR if col == 0 else _FIXED_COLOURS[0],
+            )
             ax.set_xlim(-0.5, spikes.shape[1] - 0.5)
             ax.set_ylim(-0.5, spikes.shape[0] - 0.5)
             ax.set_xticks(range(spikes.shape[1]))
@@ -181,13 +210,31 @@ def quant_health(
     ax_acc, ax_rate = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     ok = [(b, a) for b, a in zip(weight_bits, accuracy) if a is not None]
     if ok:
-        ax_acc.plot([b for b, _ in ok], [100 * a for _, a in ok], "o-", color=_FIXED_COLOURS[0], label="fixed point (golden)")
+        ax_acc.plot(
+            [b for b, _ in ok],
+            [100 * a for _, a in ok],
+            "o-",
+            color=_FIXED_COLOURS[0],
+            label="fixed point (golden)",
+        )
         for b, a in ok:
-            ax_acc.annotate(f"{100 * a:.1f}", (b, 100 * a), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+            ax_acc.annotate(
+                f"{100 * a:.1f}",
+                (b, 100 * a),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=8,
+            )
     for b, a in zip(weight_bits, accuracy):
         if a is None:
             ax_acc.axvline(b, color="grey", ls=":", lw=1)
-    ax_acc.axhline(100 * float_accuracy, color=_FLOAT_COLOUR, ls="--", label=f"float {100 * float_accuracy:.1f}%")
+    ax_acc.axhline(
+        100 * float_accuracy,
+        color=_FLOAT_COLOUR,
+        ls="--",
+        label=f"float {100 * float_accuracy:.1f}%",
+    )
     ax_acc.set_xticks(sorted(set(weight_bits)))
     ax_acc.margins(x=0.15, y=0.15)
     ax_acc.invert_xaxis()  # narrower weights to the right
@@ -197,14 +244,18 @@ def quant_health(
 
     n_layers = len(layer_names)
     series = [("float", list(float_rates), _FLOAT_COLOUR)] + [
-        (f"{b} bits", list(r), _FIXED_COLOURS[i % len(_FIXED_COLOURS)]) for i, (b, r) in enumerate(zip(weight_bits, fixed_rates)) if r is not None
+        (f"{b} bits", list(r), _FIXED_COLOURS[i % len(_FIXED_COLOURS)])
+        for i, (b, r) in enumerate(zip(weight_bits, fixed_rates))
+        if r is not None
     ]
     width = 0.8 / len(series)
     x = np.arange(n_layers)
     for i, (label, rates, colour) in enumerate(series):
         if len(rates) != n_layers:
             raise ValueError(f"{label}: {len(rates)} rates for {n_layers} layers")
-        ax_rate.bar(x + (i - (len(series) - 1) / 2) * width, rates, width, label=label, color=colour)
+        ax_rate.bar(
+            x + (i - (len(series) - 1) / 2) * width, rates, width, label=label, color=colour
+        )
     ax_rate.set_xticks(x, list(layer_names))
     ax_rate.set(ylabel="spikes / neuron / step", title="per-layer spike rate")
     ax_rate.grid(axis="y", alpha=0.3)

@@ -28,7 +28,13 @@ from .hwmodels.readout import encode_for_spec, predict_counts
 from .train.data import load_experiment_data
 from .train.loop import model_from_checkpoint
 
-__all__ = ["DEFAULT_WEIGHT_BITS", "WidthResult", "QuantHealth", "quant_health", "write_quant_health"]
+__all__ = [
+    "DEFAULT_WEIGHT_BITS",
+    "WidthResult",
+    "QuantHealth",
+    "quant_health",
+    "write_quant_health",
+]
 
 DEFAULT_WEIGHT_BITS = (8, 6, 4)
 
@@ -126,7 +132,13 @@ def quant_health(
     for bits in weight_bits:
         path = out_dir / f"model_w{bits}.net"
         try:
-            result = export_checkpoint(checkpoint, path, data_dir, QuantConfig(calibration_samples=calibration, weight_bits=bits), chosen_input_bits)
+            result = export_checkpoint(
+                checkpoint,
+                path,
+                data_dir,
+                QuantConfig(calibration_samples=calibration, weight_bits=bits),
+                chosen_input_bits,
+            )
         except ValueError as err:
             widths.append(WidthResult(bits, None, None, None, None, None, None, error=str(err)))
             continue

@@ -22,7 +22,15 @@ from .hwmodels.health import LayerHealth, state_health
 from .hwmodels.resources import CoreLimits, ResourceReport, resource_report
 from .hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, NetworkSpec
 
-__all__ = ["HardwareReport", "float_layer_spikes", "fixed_window_spikes", "float_vs_fixed", "load_source_checkpoint", "load_source_model", "hardware_report"]
+__all__ = [
+    "HardwareReport",
+    "float_layer_spikes",
+    "fixed_window_spikes",
+    "float_vs_fixed",
+    "load_source_checkpoint",
+    "load_source_model",
+    "hardware_report",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,9 @@ def fixed_window_spikes(spec: NetworkSpec, spikes: list[np.ndarray]) -> list[flo
     return out
 
 
-def float_vs_fixed(spec: NetworkSpec, spikes: list[np.ndarray], float_spikes: list[float]) -> list[dict[str, Any]]:
+def float_vs_fixed(
+    spec: NetworkSpec, spikes: list[np.ndarray], float_spikes: list[float]
+) -> list[dict[str, Any]]:
     """Per synaptic layer: name, float and fixed-point spikes per sample over the same T steps, and
     their ratio (fixed / float; None when the float layer is silent).
 
@@ -100,12 +110,21 @@ def float_vs_fixed(spec: NetworkSpec, spikes: list[np.ndarray], float_spikes: li
     """
     fixed = fixed_window_spikes(spec, spikes)
     if len(fixed) != len(float_spikes):
-        raise ValueError(f"the float model has {len(float_spikes)} spiking layers, the netx file {len(fixed)} synaptic layers")
+        raise ValueError(
+            f"the float model has {len(float_spikes)} spiking layers, the netx file {len(fixed)} synaptic layers"
+        )
     names = layer_names(spec)
-    synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, (DenseLayer, ConvLayer))]
+    synaptic = [
+        i for i, layer in enumerate(spec.layers) if isinstance(layer, (DenseLayer, ConvLayer))
+    ]
     return [
-        {"layer": i, "name": names[i], "float_spikes_per_sample": f, "fixed_spikes_per_sample": x,
-         "fixed_over_float": (x / f) if f > 0 else None}
+        {
+            "layer": i,
+            "name": names[i],
+            "float_spikes_per_sample": f,
+            "fixed_spikes_per_sample": x,
+            "fixed_over_float": (x / f) if f > 0 else None,
+        }
         for i, f, x in zip(synaptic, float_spikes, fixed)
     ]
 
@@ -117,7 +136,11 @@ def load_source_checkpoint(spec: NetworkSpec) -> tuple[Any, Any, Path] | None:
     from .train.loop import CheckpointError, model_from_checkpoint
 
     path = spec.metadata.get("source_checkpoint")
-    if not path or not Path(path).is_file() or file_sha256(path) != spec.metadata.get("source_sha256"):
+    if (
+        not path
+        or not Path(path).is_file()
+        or file_sha256(path) != spec.metadata.get("source_sha256")
+    ):
         return None
     try:
         model, cfg, _ = model_from_checkpoint(path)
@@ -152,7 +175,9 @@ def hardware_report(
         return HardwareReport(resource_report(spec, limits=limits), layer_names(spec), [], [])
     run = run_golden(spec, inputs, record=True)
     resources = resource_report(spec, inputs, run.spikes, run.u, run.v, limits)
-    health = [h for h in state_health(run.u, run.v) if not isinstance(spec.layers[h.layer], FlattenLayer)]
+    health = [
+        h for h in state_health(run.u, run.v) if not isinstance(spec.layers[h.layer], FlattenLayer)
+    ]
     comparison: list[dict[str, Any]] = []
     if model is not None and float_images is not None and "n_steps" in spec.metadata:
         comparison = float_vs_fixed(spec, run.spikes, float_layer_spikes(model, float_images))

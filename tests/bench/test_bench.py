@@ -7,7 +7,13 @@ from click.testing import CliRunner
 
 from tsslbp.bench import markdown_report, run_bench
 from tsslbp.bench.plots import write_plots
-from tsslbp.bench.suites import bench_config, make_steppers, scaling, time_interleaved, train_throughput
+from tsslbp.bench.suites import (
+    bench_config,
+    make_steppers,
+    scaling,
+    time_interleaved,
+    train_throughput,
+)
 from tsslbp.cli import main
 from tsslbp.manifest import read_manifest
 
@@ -21,25 +27,51 @@ def test_bench_config_drops_dropout_and_resizes_hidden_layers():
 def test_every_implementation_takes_a_step_that_changes_its_weights():
     cfg = bench_config("digits_mlp.yaml")
     steppers = make_steppers(cfg, 8)
-    assert set(steppers) == {"tsslbp", "tsslbp (torch ops)", "step-by-step", "numpy loop (tests)", "snntorch"}
+    assert set(steppers) == {
+        "tsslbp",
+        "tsslbp (torch ops)",
+        "step-by-step",
+        "numpy loop (tests)",
+        "snntorch",
+    }
     for name, step in steppers.items():
         if isinstance(step, str):
             assert name == "snntorch" and "not installed" in step, f"{name}: {step}"
             continue
         step()  # runs without error: forward, backward and the Adam update
-    times = time_interleaved({k: v for k, v in steppers.items() if callable(v)}, repeats=2, warmup=0)
+    times = time_interleaved(
+        {k: v for k, v in steppers.items() if callable(v)}, repeats=2, warmup=0
+    )
     assert all(t > 0 for t in times.values())
 
 
 def test_suites_on_small_networks_fill_the_report_and_plots(tmp_path):
-    rows = train_throughput(True, batch=8, networks={"digits MLP": "digits_mlp.yaml"}, log=lambda _: None)
+    rows = train_throughput(
+        True, batch=8, networks={"digits MLP": "digits_mlp.yaml"}, log=lambda _: None
+    )
     ours = next(r for r in rows if r["implementation"] == "tsslbp")
     assert ours["time_vs_tsslbp"] == 1.0 and ours["samples_per_s"] > 0
     assert ours["peak_rss_mb"] >= ours["rss_before_mb"] > 0, ours
-    scale = scaling(True, batch=8, log=lambda _: None, config="digits_mlp.yaml", steps=(4, 6), widths=(16, 32))
-    assert {r["T"] for r in scale["T"]} == {4, 6} and {r["hidden"] for r in scale["width"]} == {16, 32}
-    results = {"quick": True, "machine": {"platform": "p", "cpu_count": 2, "torch": "t", "torch_threads": 2, "python": "3"},
-               "seconds": {"throughput": 1.0}, "throughput": rows, "scaling": scale}
+    scale = scaling(
+        True, batch=8, log=lambda _: None, config="digits_mlp.yaml", steps=(4, 6), widths=(16, 32)
+    )
+    assert {r["T"] for r in scale["T"]} == {4, 6} and {r["hidden"] for r in scale["width"]} == {
+        16,
+        32,
+    }
+    results = {
+        "quick": True,
+        "machine": {
+            "platform": "p",
+            "cpu_count": 2,
+            "torch": "t",
+            "torch_threads": 2,
+            "python": "3",
+        },
+        "seconds": {"throughput": 1.0},
+        "throughput": rows,
+        "scaling": scale,
+    }
     text = markdown_report(results)
     assert f"| digits MLP | tsslbp | {ours['ms_per_step']:,.2f} |" in text
     assert "## Step time (ms) vs time steps T" in text and "| 6 |" in text
@@ -61,14 +93,23 @@ def test_run_bench_writes_results_markdown_plots_and_manifest(tmp_path, monkeypa
 
     monkeypatch.setattr(suites, "NETWORKS", {"digits MLP": "digits_mlp.yaml"})
     real = suites.train_throughput
-    monkeypatch.setattr(suites, "train_throughput", lambda quick, log: real(quick, batch=8, log=log, networks={"digits MLP": "digits_mlp.yaml"}))
+    monkeypatch.setattr(
+        suites,
+        "train_throughput",
+        lambda quick, log: real(
+            quick, batch=8, log=log, networks={"digits MLP": "digits_mlp.yaml"}
+        ),
+    )
     results = run_bench(tmp_path, quick=True, suites=["throughput"], log=lambda _: None)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["throughput"] == json.loads(json.dumps(results["throughput"]))
     assert (tmp_path / "results.md").read_text() == markdown_report(saved)
     manifest = read_manifest(tmp_path / "results.json")
-    assert {o["path"].split("/")[-1] for o in manifest["outputs"]} >= {"results.json", "results.md", "throughput.png"}
-
+    assert {o["path"].split("/")[-1] for o in manifest["outputs"]} >= {
+        "results.json",
+        "results.md",
+        "throughput.png",
+    }
 
 
 def test_torch_ops_implementation_never_calls_the_fused_kernels(monkeypatch):

@@ -2,16 +2,14 @@
 
 import numpy as np
 import pytest
+import reference_tsslbp as numpy_ref
 import torch
+from test_config import CONFIGS
 
 from tsslbp.bench.reference import step_by_step_grads
 from tsslbp.config import load_config
 from tsslbp.train.losses import kernel_loss
 from tsslbp.train.network import TsslbpNetwork
-
-from test_config import CONFIGS
-
-import reference_tsslbp as numpy_ref
 
 
 def _package_grads(model, x, labels):
@@ -37,7 +35,9 @@ def test_step_by_step_gradients_equal_the_package_gradients(config, rng):
     assert len(grads_ref) == len(grads_pkg)
     for i, (a, b) in enumerate(zip(grads_ref, grads_pkg)):
         assert a.abs().max() > 0, f"layer {i}: the test needs a nonzero gradient"
-        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), f"layer {i}: max diff {(a - b).abs().max():.3e}"
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), (
+            f"layer {i}: max diff {(a - b).abs().max():.3e}"
+        )
 
 
 def test_step_by_step_mlp_equals_the_independent_numpy_loop(rng):
@@ -50,10 +50,15 @@ def test_step_by_step_mlp_equals_the_independent_numpy_loop(rng):
     from tsslbp.train.functional import psp
     from tsslbp.train.losses import desired_spike_pattern
 
-    desired = np.eye(10)[labels][..., None] * desired_spike_pattern(cfg.n_steps, dtype=torch.float64).numpy()
+    desired = (
+        np.eye(10)[labels][..., None]
+        * desired_spike_pattern(cfg.n_steps, dtype=torch.float64).numpy()
+    )
     target = psp(torch.from_numpy(desired), cfg.neuron.tau_s).numpy()
     weights = [layer.weight.detach().numpy() for layer in model.layers]
     thresholds = [layer.neuron.v_th for layer in model.layers]
-    _, expected = numpy_ref.network_grads(x, weights, target, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds)
+    _, expected = numpy_ref.network_grads(
+        x, weights, target, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds
+    )
     for a, b in zip(grads, expected):
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-9, atol=1e-12)

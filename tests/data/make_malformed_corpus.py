@@ -40,7 +40,11 @@ class _RunsCode:
 
 
 def _idx(array: np.ndarray, code: int = 0x08) -> bytes:
-    return struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(">u1" if code == 0x08 else array.dtype).tobytes()
+    return (
+        struct.pack(">BBBB", 0, 0, code, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(">u1" if code == 0x08 else array.dtype).tobytes()
+    )
 
 
 def idx_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
@@ -48,17 +52,35 @@ def idx_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
     gz = gzip.compress(good, mtime=0)
     return {
         "empty.idx": (b"", "not an IDX file (bad magic number empty)"),
-        "bad_magic.idx": (b"\x01\x02\x08\x01\x00\x00\x00\x01\x00", "not an IDX file (bad magic number 01020801)"),
-        "text.idx": (b"this is a text file, not IDX\n", "not an IDX file (bad magic number 74686973)"),
+        "bad_magic.idx": (
+            b"\x01\x02\x08\x01\x00\x00\x00\x01\x00",
+            "not an IDX file (bad magic number 01020801)",
+        ),
+        "text.idx": (
+            b"this is a text file, not IDX\n",
+            "not an IDX file (bad magic number 74686973)",
+        ),
         "unknown_type.idx": (b"\x00\x00\x07\x01\x00\x00\x00\x00", "unknown IDX type code 0x07"),
         "header_cut.idx": (good[:9], "truncated IDX header"),
         "many_dims_short.idx": (b"\x00\x00\x08\xff\x00\x00\x00\x01", "truncated IDX header"),
         "data_cut.idx": (good[:-5], "IDX data holds 43 bytes, the header (3, 4, 4) needs 48"),
-        "data_extra.idx": (good + b"\x00\x01", "IDX data holds 50 bytes, the header (3, 4, 4) needs 48"),
-        "huge_dims.idx": (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3, "IDX data holds 0 bytes, the header (4294967295, 4294967295, 4294967295) needs"),
-        "gzip_garbage.idx.gz": (b"\x1f\x8b" + bytes(rng.integers(0, 256, 40, dtype=np.uint8)), "corrupt gzip data"),
+        "data_extra.idx": (
+            good + b"\x00\x01",
+            "IDX data holds 50 bytes, the header (3, 4, 4) needs 48",
+        ),
+        "huge_dims.idx": (
+            b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3,
+            "IDX data holds 0 bytes, the header (4294967295, 4294967295, 4294967295) needs",
+        ),
+        "gzip_garbage.idx.gz": (
+            b"\x1f\x8b" + bytes(rng.integers(0, 256, 40, dtype=np.uint8)),
+            "corrupt gzip data",
+        ),
         "gzip_cut.idx.gz": (gz[: len(gz) // 2], "corrupt gzip data"),
-        "gzip_of_text.idx.gz": (gzip.compress(b"hello", mtime=0), "not an IDX file (bad magic number 68656c6c)"),
+        "gzip_of_text.idx.gz": (
+            gzip.compress(b"hello", mtime=0),
+            "not an IDX file (bad magic number 68656c6c)",
+        ),
     }
 
 
@@ -70,7 +92,12 @@ def _pickle(obj: object) -> bytes:
 
 def cifar_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
     data = rng.integers(0, 256, size=(4, 3072), dtype=np.uint8)
-    good = {b"batch_label": b"training batch 1 of 5", b"labels": [0, 1, 2, 3], b"data": data, b"filenames": [b"a.png"] * 4}
+    good = {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [0, 1, 2, 3],
+        b"data": data,
+        b"filenames": [b"a.png"] * 4,
+    }
     raw = _pickle(good)
 
     def bad(**changes: object) -> bytes:
@@ -80,13 +107,22 @@ def cifar_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
     return {
         "empty": (b"", "corrupt or truncated pickle"),
         "garbage": (b"this is not a pickle at all", "corrupt or truncated pickle"),
-        "random_bytes": (bytes(rng.integers(0, 256, 300, dtype=np.uint8)), "corrupt or truncated pickle"),
+        "random_bytes": (
+            bytes(rng.integers(0, 256, 300, dtype=np.uint8)),
+            "corrupt or truncated pickle",
+        ),
         "truncated": (raw[: len(raw) // 2], "corrupt or truncated pickle"),
         "not_a_dict": (_pickle([data, [0, 1, 2, 3]]), "expected a pickled dict, found list"),
         "no_labels": (_pickle(no_labels), "no b'labels' entry"),
         "data_is_list": (bad(data=[[0] * 3072] * 4), "b'data' is a list, expected a numpy array"),
-        "data_float": (bad(data=data.astype(np.float32)), "b'data' has dtype float32, expected uint8"),
-        "data_short_rows": (bad(data=data[:, :3071]), "b'data' has shape (4, 3071), expected (N, 3072)"),
+        "data_float": (
+            bad(data=data.astype(np.float32)),
+            "b'data' has dtype float32, expected uint8",
+        ),
+        "data_short_rows": (
+            bad(data=data[:, :3071]),
+            "b'data' has shape (4, 3071), expected (N, 3072)",
+        ),
         "label_count": (bad(labels=[0, 1, 2]), "3 labels for 4 images"),
         "label_range": (bad(labels=[0, 3, 10, 1]), "label 10 at index 2 is outside 0..9"),
         "label_strings": (bad(labels=["a", "b", "c", "d"]), "b'labels' is not a flat list of ints"),
@@ -101,14 +137,28 @@ def _event(x: int, y: int, polarity: int, ts: int) -> bytes:
 
 
 def nmnist_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
-    good = b"".join(_event(int(x), int(y), int(p), 100 * i) for i, (x, y, p) in enumerate(zip(rng.integers(0, 34, 20), rng.integers(0, 34, 20), rng.integers(0, 2, 20))))
+    good = b"".join(
+        _event(int(x), int(y), int(p), 100 * i)
+        for i, (x, y, p) in enumerate(
+            zip(rng.integers(0, 34, 20), rng.integers(0, 34, 20), rng.integers(0, 2, 20))
+        )
+    )
     return {
         "empty.bin": (b"", "empty file (no events)"),
         "truncated.bin": (good[:-2], "98 bytes is not a multiple of 5 (truncated event)"),
         "text.bin": (b"not an event file\n", "18 bytes is not a multiple of 5"),
-        "x_out_of_range.bin": (good[:10] + _event(34, 0, 1, 5000), "event 2 has x = 34, outside 0..33"),
-        "y_out_of_range.bin": (_event(0, 200, 0, 1) + good[:5], "event 0 has y = 200, outside 0..33"),
-        "random_bytes.bin": (bytes([255]) + bytes(rng.integers(0, 256, 49, dtype=np.uint8)), "event 0 has x = 255, outside 0..33"),
+        "x_out_of_range.bin": (
+            good[:10] + _event(34, 0, 1, 5000),
+            "event 2 has x = 34, outside 0..33",
+        ),
+        "y_out_of_range.bin": (
+            _event(0, 200, 0, 1) + good[:5],
+            "event 0 has y = 200, outside 0..33",
+        ),
+        "random_bytes.bin": (
+            bytes([255]) + bytes(rng.integers(0, 256, 49, dtype=np.uint8)),
+            "event 0 has x = 255, outside 0..33",
+        ),
     }
 
 
@@ -125,18 +175,47 @@ def checkpoint_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
     return {
         "empty.pt": (b"", "not a readable tsslbp checkpoint"),
         "text.pt": (b"epoch 3, accuracy 0.9\n", "not a readable tsslbp checkpoint"),
-        "random_bytes.pt": (bytes(rng.integers(0, 256, 512, dtype=np.uint8)), "not a readable tsslbp checkpoint"),
+        "random_bytes.pt": (
+            bytes(rng.integers(0, 256, 512, dtype=np.uint8)),
+            "not a readable tsslbp checkpoint",
+        ),
         "truncated.pt": (valid_zip[: len(valid_zip) // 2], "not a readable tsslbp checkpoint"),
         "plain_pickle.pt": (pickle.dumps({"model": {}}), "not a readable tsslbp checkpoint"),
-        "runs_os_system.pt": (_torch_bytes({"model": _RunsCode()}), "not a readable tsslbp checkpoint"),
-        "runs_os_system_legacy.pt": (_torch_bytes(_RunsCode(), _use_new_zipfile_serialization=False), "not a readable tsslbp checkpoint"),
-        "foreign_state_dict.pt": (_torch_bytes({"fc.weight": torch.zeros(2, 2)}), "not a tsslbp checkpoint (no 'tsslbp-checkpoint' marker)"),
-        "a_list.pt": (_torch_bytes([1, 2, 3]), "not a tsslbp checkpoint (no 'tsslbp-checkpoint' marker)"),
-        "newer_version.pt": (_torch_bytes({**marker, "format_version": 99}), "checkpoint format 99 is newer than this tsslbp"),
+        "runs_os_system.pt": (
+            _torch_bytes({"model": _RunsCode()}),
+            "not a readable tsslbp checkpoint",
+        ),
+        "runs_os_system_legacy.pt": (
+            _torch_bytes(_RunsCode(), _use_new_zipfile_serialization=False),
+            "not a readable tsslbp checkpoint",
+        ),
+        "foreign_state_dict.pt": (
+            _torch_bytes({"fc.weight": torch.zeros(2, 2)}),
+            "not a tsslbp checkpoint (no 'tsslbp-checkpoint' marker)",
+        ),
+        "a_list.pt": (
+            _torch_bytes([1, 2, 3]),
+            "not a tsslbp checkpoint (no 'tsslbp-checkpoint' marker)",
+        ),
+        "newer_version.pt": (
+            _torch_bytes({**marker, "format_version": 99}),
+            "checkpoint format 99 is newer than this tsslbp",
+        ),
         "no_config.pt": (valid_zip, "checkpoint has no 'config' entry"),
-        "bad_config.pt": (_torch_bytes({**marker, "config": {"Network": {"n_steps": -1}, "Layers": {}}, "model": {}}), "Network.n_steps"),
+        "bad_config.pt": (
+            _torch_bytes(
+                {**marker, "config": {"Network": {"n_steps": -1}, "Layers": {}}, "model": {}}
+            ),
+            "Network.n_steps",
+        ),
         "wrong_weights.pt": (
-            _torch_bytes({**marker, "config": _DIGITS_CONFIG, "model": {"layers.0.weight": torch.zeros(3, 3)}}),
+            _torch_bytes(
+                {
+                    **marker,
+                    "config": _DIGITS_CONFIG,
+                    "model": {"layers.0.weight": torch.zeros(3, 3)},
+                }
+            ),
             "weights do not fit the network in its config",
         ),
     }
@@ -168,15 +247,42 @@ def config_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
         "empty.yaml": ("", "(top level): expected a mapping of keys, found None"),
         "not_yaml.yaml": ("Network: [unclosed\n", "not valid YAML"),
         "tab_indent.yaml": ("Network:\n\tn_steps: 5\n", "not valid YAML"),
-        "top_level_list.yaml": ("- Network\n- Layers\n", "(top level): expected a mapping of keys, found ['Network', 'Layers']"),
-        "no_layers.yaml": ("Network:\n  n_steps: 5\n", "Layers: expected a block of keys, found 'nothing (the block is missing)'"),
-        "unknown_network_key.yaml": ("Network:\n  n_step: 5\n" + _LAYERS, "Network.n_step: expected one of the keys n_steps, tau_m"),
-        "string_for_int.yaml": ("Network:\n  n_steps: five\n" + _LAYERS, "Network.n_steps: expected an integer >= 1, found 'five'"),
-        "negative_tau.yaml": ("Network:\n  tau_m: -2\n" + _LAYERS, "Network.tau_m: expected a number > 1"),
-        "bool_for_float.yaml": ("Network:\n  lr: true\n" + _LAYERS, "Network.lr: expected a number > 0, found True"),
-        "nan_lr.yaml": ("Network:\n  lr: .nan\n" + _LAYERS, "Network.lr: expected a number > 0, found nan"),
-        "unknown_dataset.yaml": ("Network:\n  dataset: imagenet\n" + _LAYERS, "Network.dataset: expected one of"),
-        "unknown_layer_type.yaml": ("Network:\n  n_steps: 5\nLayers:\n  a:\n    type: lstm\n", "Layers.a.type: expected one of"),
+        "top_level_list.yaml": (
+            "- Network\n- Layers\n",
+            "(top level): expected a mapping of keys, found ['Network', 'Layers']",
+        ),
+        "no_layers.yaml": (
+            "Network:\n  n_steps: 5\n",
+            "Layers: expected a block of keys, found 'nothing (the block is missing)'",
+        ),
+        "unknown_network_key.yaml": (
+            "Network:\n  n_step: 5\n" + _LAYERS,
+            "Network.n_step: expected one of the keys n_steps, tau_m",
+        ),
+        "string_for_int.yaml": (
+            "Network:\n  n_steps: five\n" + _LAYERS,
+            "Network.n_steps: expected an integer >= 1, found 'five'",
+        ),
+        "negative_tau.yaml": (
+            "Network:\n  tau_m: -2\n" + _LAYERS,
+            "Network.tau_m: expected a number > 1",
+        ),
+        "bool_for_float.yaml": (
+            "Network:\n  lr: true\n" + _LAYERS,
+            "Network.lr: expected a number > 0, found True",
+        ),
+        "nan_lr.yaml": (
+            "Network:\n  lr: .nan\n" + _LAYERS,
+            "Network.lr: expected a number > 0, found nan",
+        ),
+        "unknown_dataset.yaml": (
+            "Network:\n  dataset: imagenet\n" + _LAYERS,
+            "Network.dataset: expected one of",
+        ),
+        "unknown_layer_type.yaml": (
+            "Network:\n  n_steps: 5\nLayers:\n  a:\n    type: lstm\n",
+            "Layers.a.type: expected one of",
+        ),
         "size_mismatch.yaml": (
             "Network:\n  n_steps: 5\nLayers:\n  a:\n    type: linear\n    n_inputs: 64\n    n_outputs: 20\n"
             "  b:\n    type: linear\n    n_inputs: 21\n    n_outputs: 10\n",
@@ -186,9 +292,15 @@ def config_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
             "Network:\n  dataset: digits\nLayers:\n  a:\n    type: linear\n    n_inputs: 784\n    n_outputs: 10\n",
             "Layers.a.n_inputs",
         ),
-        "binary.yaml": (bytes(rng.integers(0, 256, 64, dtype=np.uint8)), "not UTF-8 text (byte 0xec at offset 0)"),
+        "binary.yaml": (
+            bytes(rng.integers(0, 256, 64, dtype=np.uint8)),
+            "not UTF-8 text (byte 0xec at offset 0)",
+        ),
     }
-    return {name: (text if isinstance(text, bytes) else text.encode(), frag) for name, (text, frag) in cases.items()}
+    return {
+        name: (text if isinstance(text, bytes) else text.encode(), frag)
+        for name, (text, frag) in cases.items()
+    }
 
 
 def main() -> None:
@@ -204,7 +316,7 @@ def main() -> None:
         ("config", config_cases(rng)),
     ):
         (OUT / reader).mkdir(parents=True)
-        for name, (raw, fragment) in cases.items():
+        for name, (raw, _fragment) in cases.items():
             (OUT / reader / name).write_bytes(raw)
         expected[reader] = {name: fragment for name, (_, fragment) in cases.items()}
     (OUT / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")

@@ -67,10 +67,15 @@ EDITS: dict[str, Callable[[h5py.File], None]] = {
     "unknown_layer_type.net": _replace("layer/1/type", np.array([b"pool"])),
     "unknown_neuron_type.net": _replace("layer/2/neuron/type", "SIGMA"),
     "missing_weight.net": lambda f: f.__delitem__("layer/1/weight"),
-    "weight_is_group.net": lambda f: (f.__delitem__("layer/1/weight"), f.create_group("layer/1/weight")),
+    "weight_is_group.net": lambda f: (
+        f.__delitem__("layer/1/weight"),
+        f.create_group("layer/1/weight"),
+    ),
     "string_weight.net": _replace("layer/2/weight", np.bytes_(b"weights")),
     "nan_decay.net": _replace("layer/1/neuron/iDecay", np.float64(np.nan)),
-    "huge_uint64_weight.net": _replace("layer/2/weight", np.full((2, 3), 2**64 - 1, dtype=np.uint64)),
+    "huge_uint64_weight.net": _replace(
+        "layer/2/weight", np.full((2, 3), 2**64 - 1, dtype=np.uint64)
+    ),
     "huge_float_threshold.net": _replace("layer/1/neuron/vThMant", np.float64(1e300)),
     "shape_mismatch.net": _replace("layer/2/shape", np.array([5])),
     "dangling_weight_link.net": _dangling,

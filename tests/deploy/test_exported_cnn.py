@@ -44,10 +44,19 @@ def test_folded_integer_conv_equals_integer_pooling_then_the_unfolded_conv(expor
     assert isinstance(conv, ConvLayer) and conv.weight.shape[2:] == (6, 6) and conv.stride == (2, 2)
     blocks = conv.weight.reshape(*conv.weight.shape[:2], 3, 2, 3, 2)
     small = blocks[:, :, :, 0, :, 0]
-    assert np.array_equal(blocks, np.broadcast_to(small[:, :, :, None, :, None], blocks.shape)), "block-constant"
+    assert np.array_equal(blocks, np.broadcast_to(small[:, :, :, None, :, None], blocks.shape)), (
+        "block-constant"
+    )
     spikes = (rng.random((5, 12, 8, 8)) < 0.3).astype(np.int64)
-    folded = torch.nn.functional.conv2d(torch.from_numpy(spikes).double(), torch.from_numpy(conv.weight).double(), stride=2, padding=2)
-    unfolded = torch.nn.functional.conv2d(torch.from_numpy(_pool_sum(spikes, 2)).double(), torch.from_numpy(small).double(), padding=1)
+    folded = torch.nn.functional.conv2d(
+        torch.from_numpy(spikes).double(),
+        torch.from_numpy(conv.weight).double(),
+        stride=2,
+        padding=2,
+    )
+    unfolded = torch.nn.functional.conv2d(
+        torch.from_numpy(_pool_sum(spikes, 2)).double(), torch.from_numpy(small).double(), padding=1
+    )
     assert torch.equal(folded, unfolded)
 
 
@@ -73,8 +82,8 @@ def test_event_input_network_exports_with_binary_input_and_runs_bit_exact(rng):
     pytest.importorskip("lava")
     from tsslbp.deploy.runner import run_lava
     from tsslbp.deploy.verify import compare_runs
-    from tsslbp.train.losses import predict
     from tsslbp.hwmodels.readout import predict_counts
+    from tsslbp.train.losses import predict
 
     cfg = load_config(CONFIG.parent / "nmnist_cnn_t30.yaml")
     torch.manual_seed(2)
@@ -94,7 +103,11 @@ def test_event_input_network_exports_with_binary_input_and_runs_bit_exact(rng):
     assert (predict_counts(golden.output, spec.metadata) == float_pred).mean() >= 0.5
     lava = run_lava(spec, inputs[:2], record=True)
     layers, first = compare_runs(
-        type(golden)([s[:2] for s in golden.spikes], [None if u is None else u[:2] for u in golden.u], [None if v is None else v[:2] for v in golden.v]),
+        type(golden)(
+            [s[:2] for s in golden.spikes],
+            [None if u is None else u[:2] for u in golden.u],
+            [None if v is None else v[:2] for v in golden.v],
+        ),
         lava,
     )
     assert first is None, first.line()

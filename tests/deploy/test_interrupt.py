@@ -49,29 +49,39 @@ def _alive(pid: int) -> bool:
 def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
     rng = np.random.default_rng(0)
     spec = NetworkSpec(
-        layers=(DenseLayer(weight=2 * rng.integers(-50, 50, (6, 4)), neuron=CubaNeuron(1024, 512, 20)),),
+        layers=(
+            DenseLayer(weight=2 * rng.integers(-50, 50, (6, 4)), neuron=CubaNeuron(1024, 512, 20)),
+        ),
         input_shape=(4,),
         input_message_bits=8,
     )
     write_netx(spec, tmp_path / "m.net")
-    np.save(tmp_path / "x.npy", np.full((4, 500_000), 100))  # minutes of steps: still running at the signal
+    np.save(
+        tmp_path / "x.npy", np.full((4, 500_000), 100)
+    )  # minutes of steps: still running at the signal
     cmd = [sys.executable, "-m", "tsslbp", "simulate", str(tmp_path / "m.net"), "--input", str(tmp_path / "x.npy"),
            "--output", str(tmp_path / "y.npy"), "--backend", "lava"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         workers: set[int] = set()
         deadline = time.monotonic() + 60
-        while len(workers) < 3 and time.monotonic() < deadline:  # Lava's runtime and process workers
+        while (
+            len(workers) < 3 and time.monotonic() < deadline
+        ):  # Lava's runtime and process workers
             time.sleep(0.2)
             workers |= _live_descendants(proc.pid)
-        assert len(workers) >= 3, f"Lava did not start its worker processes in 60 s ({len(workers)} found)"
+        assert len(workers) >= 3, (
+            f"Lava did not start its worker processes in 60 s ({len(workers)} found)"
+        )
         time.sleep(1.0)
         workers |= _live_descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode != 0 and "Traceback" not in err, f"expected a clean abort, found {proc.returncode}: {err!r}"
+    assert proc.returncode != 0 and "Traceback" not in err, (
+        f"expected a clean abort, found {proc.returncode}: {err!r}"
+    )
     time.sleep(0.5)
     left = sorted(pid for pid in workers if _alive(pid))
     assert not left, f"Lava processes outlived the interrupted command: {left}"

@@ -11,8 +11,6 @@ Fixture files: ../shared/fixtures/lava-dl-netx (lava-dl's test suite, BSD-3-Clau
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -24,12 +22,25 @@ from tsslbp.deploy.runner import run_lava  # noqa: E402
 pytestmark = pytest.mark.lava
 
 from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
+
 if not FIXTURES.is_dir():
     pytest.skip(f"lava-dl netx fixtures not found at {FIXTURES}", allow_module_level=True)
 
 # pilotnet_lif recordings per entry of spec.layers (None: the flatten layer). The input layer and
 # conv-0 have no u recording; fc-3 has no spike recording.
-PILOTNET_NAMES = ("input", "conv-0", "conv-1", "conv-2", "conv-3", "conv-4", None, "fc-0", "fc-1", "fc-2", "fc-3")
+PILOTNET_NAMES = (
+    "input",
+    "conv-0",
+    "conv-1",
+    "conv-2",
+    "conv-3",
+    "conv-4",
+    None,
+    "fc-0",
+    "fc-1",
+    "fc-2",
+    "fc-3",
+)
 PILOTNET_STEPS = 15
 
 
@@ -45,7 +56,9 @@ def test_tinynet_reproduces_lava_dl_ground_truth() -> None:
     expected = np.load(FIXTURES / "tinynet_output.npy")[0].transpose(2, 1, 0, 3)[..., 1:]
     assert expected.sum() > 0, "the ground truth should hold spikes"
     error = int(np.abs(found[..., 2:17] - expected).sum())
-    assert error == 0, f"spike error {error}: expected\n{expected.squeeze()}\nfound\n{found[..., 2:17].squeeze()}"
+    assert error == 0, (
+        f"spike error {error}: expected\n{expected.squeeze()}\nfound\n{found[..., 2:17].squeeze()}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +83,9 @@ def test_pilotnet_u_at_step_14_equals_loihi2_recording(pilotnet_run) -> None:
             continue
         found = pilotnet_run.u[index][0][..., 14].reshape(expected.shape[:-1])
         bad = int((found != expected[..., 14]).sum())
-        assert bad == 0, f"{name}: u at step 14 differs from Loihi 2 in {bad} of {found.size} neurons"
+        assert bad == 0, (
+            f"{name}: u at step 14 differs from Loihi 2 in {bad} of {found.size} neurons"
+        )
         checked.append(name)
     assert checked == ["conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2", "fc-3"]
 
@@ -83,12 +98,22 @@ def test_pilotnet_spikes_and_u_equal_loihi2_at_every_step(pilotnet_run) -> None:
     for index, name in enumerate(PILOTNET_NAMES):
         if name is None:
             continue
-        checks = [("spikes", pilotnet_run.spikes, _recording(spike_files[name]) if name in spike_files else None)]
+        checks = [
+            (
+                "spikes",
+                pilotnet_run.spikes,
+                _recording(spike_files[name]) if name in spike_files else None,
+            )
+        ]
         if name != "fc-3":
             checks.append(("u", pilotnet_run.u, _recording(f"{name}-u")))
         for what, arrays, expected in checks:
             if expected is None:
                 continue
             found = arrays[index][0].reshape(expected.shape[:-1] + (PILOTNET_STEPS,))
-            differ = [t for t in range(PILOTNET_STEPS) if not np.array_equal(found[..., t], expected[..., t])]
+            differ = [
+                t
+                for t in range(PILOTNET_STEPS)
+                if not np.array_equal(found[..., t], expected[..., t])
+            ]
             assert not differ, f"{name} {what}: differs from Loihi 2 at steps {differ}"

@@ -26,7 +26,12 @@ from tsslbp.hwmodels.spec import CubaNeuron, DenseLayer, NetworkSpec  # noqa: E4
 pytestmark = pytest.mark.lava
 
 # Stand-ins for what lava-dl's slayer imports but netx never calls.
-STUB_FILES = ("torchvision/__init__.py", "torchvision/ops.py", "torchvision/transforms.py", "cv2.py")
+STUB_FILES = (
+    "torchvision/__init__.py",
+    "torchvision/ops.py",
+    "torchvision/transforms.py",
+    "cv2.py",
+)
 
 LAVA_DL_SCRIPT = textwrap.dedent(
     """\
@@ -60,8 +65,12 @@ def _graded_dense_spec(rng: np.random.Generator) -> NetworkSpec:
     """A quantizer-like net: even mixed-sign weights in [-256, 254], 8-bit graded input."""
     return NetworkSpec(
         layers=(
-            DenseLayer(weight=2 * rng.integers(-20, 21, (12, 10)), neuron=CubaNeuron(1365, 819, 60)),
-            DenseLayer(weight=2 * rng.integers(-128, 128, (4, 12)), neuron=CubaNeuron(1365, 819, 40)),
+            DenseLayer(
+                weight=2 * rng.integers(-20, 21, (12, 10)), neuron=CubaNeuron(1365, 819, 60)
+            ),
+            DenseLayer(
+                weight=2 * rng.integers(-128, 128, (4, 12)), neuron=CubaNeuron(1365, 819, 40)
+            ),
         ),
         input_shape=(10,),
         input_message_bits=8,
@@ -76,9 +85,19 @@ def _run_in_lava_dl(tmp_path: Path, net_path: Path, x: np.ndarray, bits: int) ->
         (stubs / name).parent.mkdir(parents=True, exist_ok=True)
         (stubs / name).write_text('"""Stand-in: lava-dl imports it, netx never uses it."""\n')
     (tmp_path / "run_lava_dl.py").write_text(LAVA_DL_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(stubs), os.environ.get("PYTHONPATH")])),
+    )
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "run_lava_dl.py"), str(net_path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), str(bits)],
+        [
+            sys.executable,
+            str(tmp_path / "run_lava_dl.py"),
+            str(net_path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+            str(bits),
+        ],
         env=env,
         capture_output=True,
         text=True,

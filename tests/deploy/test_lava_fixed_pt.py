@@ -90,9 +90,7 @@ def _expected_trajectories() -> tuple[list[list[int]], list[list[int]], list[lis
         step_spikes = []
         for i in range(n_out):
             # Dense adds one step of delay: the input arriving at t is the weighted spikes of t - 1.
-            a_in = (
-                sum(w * row[t - 1] for w, row in zip(WEIGHTS[i], INPUT_SPIKES)) if t > 0 else 0
-            )
+            a_in = sum(w * row[t - 1] for w, row in zip(WEIGHTS[i], INPUT_SPIKES)) if t > 0 else 0
             u[i] = _wrap_current(_decay_toward_zero(u[i], DU + DU_OFFSET) + a_in * (1 << ACT_SHIFT))
             v[i] = _clip_voltage(
                 _decay_toward_zero(v[i], DV) + u[i] + BIAS_MANT[i] * (1 << BIAS_EXP)

@@ -47,7 +47,9 @@ def _child_pids() -> set[int]:
 def _spec() -> NetworkSpec:
     rng = np.random.default_rng(0)
     return NetworkSpec(
-        layers=(DenseLayer(weight=2 * rng.integers(-50, 50, (6, 4)), neuron=CubaNeuron(1024, 512, 20)),),
+        layers=(
+            DenseLayer(weight=2 * rng.integers(-50, 50, (6, 4)), neuron=CubaNeuron(1024, 512, 20)),
+        ),
         input_shape=(4,),
         input_message_bits=8,
     )
@@ -86,7 +88,9 @@ def test_hanging_process_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dying_process_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     _inject(monkeypatch, lambda: os._exit(3))
     exc, _ = _run_expecting(LavaRunError)
-    assert not isinstance(exc, LavaTimeoutError), f"a death should be seen before the timeout: {exc}"
+    assert not isinstance(exc, LavaTimeoutError), (
+        f"a death should be seen before the timeout: {exc}"
+    )
     assert "layer0_lif" in str(exc) and "exited with code 3" in str(exc), str(exc)
 
 

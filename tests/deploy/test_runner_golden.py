@@ -94,10 +94,14 @@ def _assert_same(spec: NetworkSpec, found: LavaResult, expected: object) -> None
     for index in range(len(spec.layers)):
         for name in TRACES:
             want, got = getattr(expected, name)[index], getattr(found, name)[index]
-            assert (want is None) == (got is None), f"layer {index} {name}: golden {want is None=}, lava {got is None=}"
+            assert (want is None) == (got is None), (
+                f"layer {index} {name}: golden {want is None=}, lava {got is None=}"
+            )
             if want is None:
                 continue
-            assert got.shape == want.shape, f"layer {index} {name}: shape {got.shape}, golden {want.shape}"
+            assert got.shape == want.shape, (
+                f"layer {index} {name}: shape {got.shape}, golden {want.shape}"
+            )
             bad = np.argwhere(got != want)
             assert bad.size == 0, (
                 f"layer {index} {name}: {len(bad)} of {got.size} values differ, first at "
@@ -140,10 +144,14 @@ def test_saturating_graded_input_wraps_u_and_clips_v() -> None:
     """Full-scale 8-bit inputs on full-scale weights: u wraps past 2**23, v saturates."""
     rng = np.random.default_rng(7)
     n_in = 16
-    weight = np.concatenate([np.full((3, n_in), 254), np.full((3, n_in), -256), _mixed_weights(rng, (4, n_in))])
+    weight = np.concatenate(
+        [np.full((3, n_in), 254), np.full((3, n_in), -256), _mixed_weights(rng, (4, n_in))]
+    )
     spec = NetworkSpec(
         layers=(
-            DenseLayer(weight=weight, neuron=CubaNeuron(i_decay=64, v_decay=16, v_th_mant=(1 << 17) - 1)),
+            DenseLayer(
+                weight=weight, neuron=CubaNeuron(i_decay=64, v_decay=16, v_th_mant=(1 << 17) - 1)
+            ),
             DenseLayer(weight=_mixed_weights(rng, (3, 10)), neuron=CubaNeuron(1024, 512, 30)),
         ),
         input_shape=(n_in,),
@@ -174,8 +182,16 @@ def _leaky_spec(rng: np.random.Generator) -> NetworkSpec:
     would reach the next sample's first step."""
     return NetworkSpec(
         layers=(
-            DenseLayer(weight=_mixed_weights(rng, (10, 8)), neuron=CubaNeuron(2048, 1024, 20), bias=rng.integers(0, 40, 10)),
-            DenseLayer(weight=_mixed_weights(rng, (6, 10)), neuron=CubaNeuron(2048, 1024, 20), bias=rng.integers(-10, 40, 6)),
+            DenseLayer(
+                weight=_mixed_weights(rng, (10, 8)),
+                neuron=CubaNeuron(2048, 1024, 20),
+                bias=rng.integers(0, 40, 10),
+            ),
+            DenseLayer(
+                weight=_mixed_weights(rng, (6, 10)),
+                neuron=CubaNeuron(2048, 1024, 20),
+                bias=rng.integers(-10, 40, 6),
+            ),
         ),
         input_shape=(8,),
         input_message_bits=8,
@@ -189,7 +205,9 @@ def test_samples_in_one_run_are_isolated() -> None:
     x = rng.integers(0, 256, (3, 8, 6))
     batch = run_lava(spec, x, record=True)
     # The leak channels are live: the sample before each checked one ends with input and spikes.
-    assert x[:2, :, -1].any(axis=1).all(), "the previous samples' last input column should be nonzero"
+    assert x[:2, :, -1].any(axis=1).all(), (
+        "the previous samples' last input column should be nonzero"
+    )
     assert batch.spikes[0][:2, :, -1].any(axis=1).all(), "layer 0 should spike in the last step"
     for sample in (1, 2):
         alone = run_lava(spec, x[sample : sample + 1], record=True)
@@ -219,7 +237,9 @@ def test_isolation_test_detects_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     leaky = run_lava(spec, x, record=True)
     expected = golden.run_golden(spec, x, record=True)
     assert np.array_equal(leaky.u[0][0], expected.u[0][0]), "the first sample has nothing in flight"
-    assert not np.array_equal(leaky.u[0][1:], expected.u[0][1:]), "later samples should see the leak"
+    assert not np.array_equal(leaky.u[0][1:], expected.u[0][1:]), (
+        "later samples should see the leak"
+    )
 
 
 def test_output_without_recording() -> None:

@@ -39,7 +39,9 @@ def test_stalled_job_times_out_and_its_children_are_stopped() -> None:
         heartbeat.beat("waiting for the child")
         child.join()
 
-    with pytest.raises(LavaTimeoutError, match=r"no progress for 0.5 s while waiting for the child"):
+    with pytest.raises(
+        LavaTimeoutError, match=r"no progress for 0.5 s while waiting for the child"
+    ):
         supervise(job, timeout_s=0.5)
     assert started and started[0].exitcode is not None, "the child should have been stopped"
 
@@ -56,7 +58,9 @@ def test_watched_child_that_exits_is_an_error() -> None:
         finished.wait(30)
 
     try:
-        with pytest.raises(LavaRunError, match=r"while running: the worker \(pid \d+\) exited with code 0"):
+        with pytest.raises(
+            LavaRunError, match=r"while running: the worker \(pid \d+\) exited with code 0"
+        ):
             supervise(job, timeout_s=30)
     finally:
         finished.set()  # let the worker thread end

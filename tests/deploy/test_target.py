@@ -36,7 +36,13 @@ def test_loihi2_without_lava_loihi_says_what_is_missing() -> None:
         deploy_target_check("loihi2")
     message = str(info.value)
     assert "\n" not in message, f"expected one line, got {message!r}"
-    for part in ("lava-loihi", "lava.magma.compiler.subcompilers.nc.ncproc_compiler", "Loihi2HwCfg", "--target sim", "Loihi2SimCfg"):
+    for part in (
+        "lava-loihi",
+        "lava.magma.compiler.subcompilers.nc.ncproc_compiler",
+        "Loihi2HwCfg",
+        "--target sim",
+        "Loihi2SimCfg",
+    ):
         assert part in message, f"{part!r} missing from {message!r}"
 
 
@@ -75,7 +81,9 @@ def test_package_imports_and_reports_without_lava() -> None:
             print("run_lava:", type(exc).__name__)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("target: --target sim needs lava-nc"), lines

@@ -29,6 +29,14 @@ def test_first_mismatch_is_the_earliest_step_with_both_states():
     l_u[0, 1, 3] = 77
     layers, first = compare_runs(_run([g_s], [g_u], [g_u]), _run([l_s], [l_u], [g_u]))
     assert (first.layer, first.sample, first.neuron, first.step) == (0, 0, (1,), 3)
-    assert first.golden == {"spikes": 0, "u": 0, "v": 0} and first.lava == {"spikes": 1, "u": 77, "v": 0}
-    assert layers[0].spike_match == 1 - 2 / 30 and layers[0].golden_spikes == 0 and layers[0].lava_spikes == 2
+    assert first.golden == {"spikes": 0, "u": 0, "v": 0} and first.lava == {
+        "spikes": 1,
+        "u": 77,
+        "v": 0,
+    }
+    assert (
+        layers[0].spike_match == 1 - 2 / 30
+        and layers[0].golden_spikes == 0
+        and layers[0].lava_spikes == 2
+    )
     assert "first mismatch: layer 0, sample 0, neuron (1,), step 3" in first.line()

@@ -38,18 +38,26 @@ def test_four_bit_weights_golden_equals_lava(rng, tmp_path):
     torch.manual_seed(3)
     model = TsslbpNetwork(cfg)
     x = rng.uniform(0, 1, size=(6, 64)).astype(np.float32)
-    spec, _ = quantize_network(model, cfg, torch.from_numpy(x), QuantConfig(input_bits=2, weight_bits=4))
+    spec, _ = quantize_network(
+        model, cfg, torch.from_numpy(x), QuantConfig(input_bits=2, weight_bits=4)
+    )
     write_netx(spec, tmp_path / "w4.net")
     spec = read_netx(tmp_path / "w4.net")
     for layer in spec.layers:
         assert np.all(layer.weight % 32 == 0), "4-bit grid: multiples of 32"
-        assert pack_dense_weights(layer.weight).num_weight_bits <= 4, "lava's Dense is told the narrow width"
+        assert pack_dense_weights(layer.weight).num_weight_bits <= 4, (
+            "lava's Dense is told the narrow width"
+        )
 
     inputs = encode_for_spec(x, spec)
     golden = run_golden(spec, inputs, record=True)
     lava = run_lava(spec, inputs, record=True)
-    assert all(int(s.sum()) > 0 for s in golden.spikes), f"every layer should spike: {[int(s.sum()) for s in golden.spikes]}"
+    assert all(int(s.sum()) > 0 for s in golden.spikes), (
+        f"every layer should spike: {[int(s.sum()) for s in golden.spikes]}"
+    )
     for i in range(len(spec.layers)):
         for name in ("spikes", "u", "v"):
             expected, found = getattr(golden, name)[i], getattr(lava, name)[i]
-            assert np.array_equal(expected, found), f"layer {i} {name}: golden and Lava differ at {np.argwhere(expected != found)[:3].tolist()}"
+            assert np.array_equal(expected, found), (
+                f"layer {i} {name}: golden and Lava differ at {np.argwhere(expected != found)[:3].tolist()}"
+            )

@@ -62,7 +62,9 @@ def test_auto_input_width_skips_the_widths_that_leave_no_weight_bits(tmp_path):
 
 def test_an_explicit_width_that_cannot_be_quantized_is_an_error_with_the_reason(tmp_path):
     ckpt = _wide_state_checkpoint(tmp_path / "wide.pt")
-    with pytest.raises(QuantizationError, match=r"layer hidden: every weight rounds to 0 .*use fewer input bits"):
+    with pytest.raises(
+        QuantizationError, match=r"layer hidden: every weight rounds to 0 .*use fewer input bits"
+    ):
         export_checkpoint(ckpt, tmp_path / "w8.net", input_bits=8)
     assert not (tmp_path / "w8.net").exists()
 
@@ -83,7 +85,9 @@ def test_the_cli_says_which_widths_it_skipped(tmp_path):
     assert result.exit_code == 0, result.output
     assert "input width 8 bits not usable: layer hidden: every weight rounds to 0" in result.output
     assert "input width 7 bits not usable" in result.output
-    result = CliRunner().invoke(main, ["export", str(ckpt), "-o", str(tmp_path / "w8.net"), "--input-bits", "8"])
+    result = CliRunner().invoke(
+        main, ["export", str(ckpt), "-o", str(tmp_path / "w8.net"), "--input-bits", "8"]
+    )
     assert result.exit_code == 1
     assert result.output.startswith("Error: layer hidden: every weight rounds to 0")
     assert "Traceback" not in result.output

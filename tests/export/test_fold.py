@@ -3,12 +3,18 @@
 import numpy as np
 import pytest
 import torch
+from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
-from tsslbp.export.fold import FoldedConv, FoldedDense, FoldedFlatten, FoldError, fold_network, run_folded
+from tsslbp.export.fold import (
+    FoldedConv,
+    FoldedDense,
+    FoldedFlatten,
+    FoldError,
+    fold_network,
+    run_folded,
+)
 from tsslbp.train.network import TsslbpNetwork
-
-from test_config import CONFIGS
 
 
 def _model(raw_layers, seed=0, gain=2.0):
@@ -24,7 +30,9 @@ def _model(raw_layers, seed=0, gain=2.0):
 def _assert_same_spikes(model, folded, x):
     with torch.no_grad():
         out = model(x.double())
-    ours = run_folded(folded, x.reshape(x.shape[0], *model.input_shape), model.n_steps, model.tau_syn)
+    ours = run_folded(
+        folded, x.reshape(x.shape[0], *model.input_shape), model.n_steps, model.tau_syn
+    )
     expected = [*out.hidden_spikes, out.spikes]
     assert len(ours) == len(expected)
     for i, (a, b) in enumerate(zip(ours, expected)):
@@ -42,7 +50,11 @@ def test_digits_cnn_fold_is_exact(rng, seed):
             p.mul_(2.0)
     folded = fold_network(model)
     assert [type(l) for l in folded] == [FoldedConv, FoldedConv, FoldedFlatten, FoldedDense]
-    assert folded[1].weight.shape == (32, 12, 6, 6) and folded[1].stride == (2, 2) and folded[1].padding == (2, 2)
+    assert (
+        folded[1].weight.shape == (32, 12, 6, 6)
+        and folded[1].stride == (2, 2)
+        and folded[1].padding == (2, 2)
+    )
     assert folded[3].weight.shape == (10, 32 * 4 * 4)
     _assert_same_spikes(model, folded, torch.from_numpy(rng.uniform(0, 1, size=(16, 64))))
 
@@ -59,7 +71,9 @@ def test_consecutive_poolings_and_odd_sizes_into_dense(rng):
     folded = fold_network(model)
     assert [type(l) for l in folded] == [FoldedConv, FoldedFlatten, FoldedDense]
     assert folded[1].in_shape == (4, 7, 7) and folded[2].weight.shape == (10, 4 * 7 * 7)
-    assert np.all(folded[2].weight.reshape(10, 4, 7, 7)[:, :, 6, :] == 0), "dropped row gets no weight"
+    assert np.all(folded[2].weight.reshape(10, 4, 7, 7)[:, :, 6, :] == 0), (
+        "dropped row gets no weight"
+    )
     _assert_same_spikes(model, folded, torch.from_numpy(rng.uniform(0, 1, size=(8, 64))))
 
 
@@ -77,7 +91,6 @@ def test_padded_conv_after_lossy_pooling_is_refused():
 
 def test_exported_cnn_metadata_keeps_the_layer_order(tmp_path, rng):
     """The embedded config's Layers mapping is the network: a netx round trip must keep its order."""
-    from tsslbp.config import ExperimentConfig
     from tsslbp.export.netx import read_netx, write_netx
     from tsslbp.export.quantize import QuantConfig, quantize_network
 

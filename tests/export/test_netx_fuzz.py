@@ -31,11 +31,17 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from paths import LAVA_DL_FIXTURES
 
 from tsslbp.export.netx import NetxError, read_netx, spec_problems, write_netx
-from tsslbp.hwmodels.spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, NetworkSpec
-
-from paths import LAVA_DL_FIXTURES
+from tsslbp.hwmodels.spec import (
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    InputLayer,
+    NetworkSpec,
+)
 
 
 def _examples(ci_count: int) -> int:
@@ -50,7 +56,10 @@ def _mlp_spec() -> NetworkSpec:
         layers=(
             InputLayer(shape=(6,), neuron=neuron),
             DenseLayer(np.arange(-12, 12).reshape(4, 6), neuron, bias=np.array([1, -1, 0, 5])),
-            DenseLayer(np.array([[1, -2, 3, 0], [0, 4, -5, 6]]), CubaNeuron(4096, 0, 1, ref_delay=2, graded_spike=True)),
+            DenseLayer(
+                np.array([[1, -2, 3, 0], [0, 4, -5, 6]]),
+                CubaNeuron(4096, 0, 1, ref_delay=2, graded_spike=True),
+            ),
         ),
         input_shape=(6,),
         input_message_bits=0,
@@ -62,8 +71,14 @@ def _cnn_spec() -> NetworkSpec:
     """(shape-only input) -> conv (stride, padding, groups, bias) -> flatten -> dense."""
     neuron = CubaNeuron(i_decay=2048, v_decay=512, v_th_mant=10)
     conv = ConvLayer(
-        weight=np.arange(-16, 16).reshape(4, 1, 2, 4), neuron=neuron, in_shape=(2, 5, 6), shape=(4, 3, 2),
-        stride=(2, 2), padding=(1, 0), groups=2, bias=np.array([0, 1, 2, 3]),
+        weight=np.arange(-16, 16).reshape(4, 1, 2, 4),
+        neuron=neuron,
+        in_shape=(2, 5, 6),
+        shape=(4, 3, 2),
+        stride=(2, 2),
+        padding=(1, 0),
+        groups=2,
+        bias=np.array([0, 1, 2, 3]),
     )
     dense = DenseLayer(np.tile(np.array([1, -1, 2]), 24).reshape(3, 24), neuron)
     return NetworkSpec(
@@ -74,7 +89,7 @@ def _cnn_spec() -> NetworkSpec:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_files() -> tuple[tuple[str, bytes], ...]:
     """(name, bytes) of the valid files the fuzzers start from; built once, on first use."""
     bases = []
@@ -100,25 +115,57 @@ def _names(f: h5py.File) -> list[str]:
 
 NASTY_SCALARS = st.one_of(
     st.integers(-(2**63), 2**63 - 1).map(np.int64),
-    st.sampled_from([
-        np.uint64(2**64 - 1), np.uint64(2**63), np.int64(-(2**63)), np.float64(math.nan), np.float64(math.inf),
-        np.float64(-math.inf), np.float64(1e300), np.float64(-1e19), np.float64(0.5), np.float32(2.0),
-        np.int64(-1), np.int64(0), np.bool_(True), np.int8(-128), np.complex128(1 + 2j),
-    ]),
+    st.sampled_from(
+        [
+            np.uint64(2**64 - 1),
+            np.uint64(2**63),
+            np.int64(-(2**63)),
+            np.float64(math.nan),
+            np.float64(math.inf),
+            np.float64(-math.inf),
+            np.float64(1e300),
+            np.float64(-1e19),
+            np.float64(0.5),
+            np.float32(2.0),
+            np.int64(-1),
+            np.int64(0),
+            np.bool_(True),
+            np.int8(-128),
+            np.complex128(1 + 2j),
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True).map(np.float64),
 )
-WORDS = st.sampled_from([
-    b"dense", b"conv", b"input", b"flatten", b"pool", b"dense_rec", "CUBA", "LOIHI", "SIGMA", b"\xff\xfe", "d\u00e9nse",
-    "dense\nconv", b"", "",
-])
+WORDS = st.sampled_from(
+    [
+        b"dense",
+        b"conv",
+        b"input",
+        b"flatten",
+        b"pool",
+        b"dense_rec",
+        "CUBA",
+        "LOIHI",
+        "SIGMA",
+        b"\xff\xfe",
+        "d\u00e9nse",
+        "dense\nconv",
+        b"",
+        "",
+    ]
+)
 STRINGS = st.one_of(
     WORDS,
     st.text(st.characters(exclude_characters="\x00"), max_size=8),  # HDF5 strings end at NUL
     st.binary(min_size=1, max_size=8).map(np.bytes_),
-    WORDS.filter(lambda w: w not in (b"", "")).map(lambda w: np.array([w if isinstance(w, bytes) else w.encode()] * 2)),
+    WORDS.filter(lambda w: w not in (b"", "")).map(
+        lambda w: np.array([w if isinstance(w, bytes) else w.encode()] * 2)
+    ),
 )
 ARRAYS = hnp.arrays(
-    dtype=st.sampled_from([np.int64, np.int16, np.uint8, np.uint64, np.float64, np.float32, np.bool_]),
+    dtype=st.sampled_from(
+        [np.int64, np.int16, np.uint8, np.uint64, np.float64, np.float32, np.bool_]
+    ),
     shape=hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4),
 )
 FLOAT_ARRAYS = hnp.arrays(
@@ -127,11 +174,39 @@ FLOAT_ARRAYS = hnp.arrays(
     elements=st.floats(allow_nan=True, allow_infinity=True),
 )
 VALUES = st.one_of(NASTY_SCALARS, STRINGS, ARRAYS, FLOAT_ARRAYS, st.just(h5py.Empty("f8")))
-KEY_NAMES = st.sampled_from([
-    "type", "shape", "weight", "bias", "neuron", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike",
-    "stride", "padding", "dilation", "groups", "kernelSize", "inChannels", "outChannels", "inFeatures",
-    "outFeatures", "0", "1", "2", "3", "4", "9", "-1", "01", "x", "layer",
-])
+KEY_NAMES = st.sampled_from(
+    [
+        "type",
+        "shape",
+        "weight",
+        "bias",
+        "neuron",
+        "iDecay",
+        "vDecay",
+        "vThMant",
+        "refDelay",
+        "gradedSpike",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "kernelSize",
+        "inChannels",
+        "outChannels",
+        "inFeatures",
+        "outFeatures",
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "9",
+        "-1",
+        "01",
+        "x",
+        "layer",
+    ]
+)
 
 
 def _recast(value: np.ndarray, how: str) -> object:
@@ -159,7 +234,9 @@ def corrupted_files(draw: st.DrawFn, work: Path) -> Path:
     """A base file written to ``work/fuzz.net`` with 1..3 structural edits, or damaged bytes."""
     base, data = draw(st.sampled_from(_base_files()))
     path = work / "fuzz.net"
-    kind = draw(st.sampled_from(["structure"] * 4 + ["cut", "overwrite", "empty", "random", "text"]))
+    kind = draw(
+        st.sampled_from(["structure"] * 4 + ["cut", "overwrite", "empty", "random", "text"])
+    )
     note(f"base {base}, {kind}")
     if kind == "cut":
         path.write_bytes(data[: draw(st.integers(0, len(data) - 1))])
@@ -167,7 +244,7 @@ def corrupted_files(draw: st.DrawFn, work: Path) -> Path:
     if kind == "overwrite":
         start = draw(st.integers(0, len(data) - 1))
         patch = draw(st.binary(min_size=1, max_size=64))
-        path.write_bytes(data[:start] + patch + data[start + len(patch):])
+        path.write_bytes(data[:start] + patch + data[start + len(patch) :])
         return path
     if kind == "empty":
         path.write_bytes(b"")
@@ -184,7 +261,11 @@ def corrupted_files(draw: st.DrawFn, work: Path) -> Path:
             names = _names(f)
             name = draw(st.sampled_from(names or ["layer"]))
             parent = name.rpartition("/")[0] or "/"
-            op = draw(st.sampled_from(["value", "delete", "rename", "group", "recast", "dangling", "attr", "extra"]))
+            op = draw(
+                st.sampled_from(
+                    ["value", "delete", "rename", "group", "recast", "dangling", "attr", "extra"]
+                )
+            )
             if name not in f and op not in ("attr",):
                 continue
             note(f"edit: {op} {name}")
@@ -212,7 +293,9 @@ def _edit(f: h5py.File, draw: st.DrawFn, op: str, name: str, parent: str) -> Non
         f.create_group(name)
     elif op == "recast" and isinstance(f.get(name), h5py.Dataset):
         value = f[name][()]
-        how = draw(st.sampled_from(["float", "uint64", "bytes", "scalar", "wrap", "flat", "double"]))
+        how = draw(
+            st.sampled_from(["float", "uint64", "bytes", "scalar", "wrap", "flat", "double"])
+        )
         del f[name]
         f.create_dataset(name, data=_recast(value, how))
     elif op == "dangling":
@@ -225,10 +308,14 @@ def _edit(f: h5py.File, draw: st.DrawFn, op: str, name: str, parent: str) -> Non
         if group is None:
             return
         key = draw(st.sampled_from(["input_message_bits", "metadata", "format_version"]))
-        group.attrs[key] = draw(st.one_of(
-            NASTY_SCALARS, STRINGS, ARRAYS,
-            st.sampled_from(["{", "[]", "null", '{"a": NaN}', "1e999", b"\xff{}"]),
-        ))
+        group.attrs[key] = draw(
+            st.one_of(
+                NASTY_SCALARS,
+                STRINGS,
+                ARRAYS,
+                st.sampled_from(["{", "[]", "null", '{"a": NaN}', "1e999", b"\xff{}"]),
+            )
+        )
     elif op == "extra" and isinstance(f.get("layer"), h5py.Group):
         source = draw(st.sampled_from(sorted(f["layer"].keys()) or ["0"]))
         target = f"layer/{draw(KEY_NAMES)}"
@@ -249,7 +336,9 @@ def _reads_or_netx_error(path: Path, work: Path) -> NetworkSpec | None:
                 f"expected '<file>: [layer <i>: ]<problem>', found {message!r}"
             )
             return None
-    assert spec_problems(spec) == [], f"read_netx returned a spec with problems: {spec_problems(spec)}"
+    assert spec_problems(spec) == [], (
+        f"read_netx returned a spec with problems: {spec_problems(spec)}"
+    )
     write_netx(spec, work / "rewritten.net")
     return spec
 
@@ -309,14 +398,15 @@ CORPUS_ERRORS = {
     "huge_uint64_weight.net": "layer 2: 'weight' holds values beyond 64-bit signed integers",
     "huge_float_threshold.net": "layer 1: 'neuron/vThMant' holds values beyond 64-bit integers",
     "dangling_weight_link.net": "layer 1: cannot open an object, damaged file or dangling link "
-                                "('Unable to synchronously open object (component not found)')",
+    "('Unable to synchronously open object (component not found)')",
     "metadata_not_utf8.net": "'tsslbp' metadata is not valid JSON: 'utf-8' codec can't decode byte 0xff "
-                             "in position 0: invalid start byte",
+    "in position 0: invalid start byte",
     "message_bits_inf.net": "'tsslbp' input_message_bits must be an integer, found inf",
     "empty.net": NOT_HDF5 + "(file signature not found))",
     "random_bytes.net": NOT_HDF5 + "(file signature not found))",
     "text.net": NOT_HDF5 + "(file signature not found))",
-    "truncated.net": NOT_HDF5 + "(truncated file: eof = 8048, sblock->base_addr = 0, stored_eof = 24144))",
+    "truncated.net": NOT_HDF5
+    + "(truncated file: eof = 8048, sblock->base_addr = 0, stored_eof = 24144))",
 }
 
 
@@ -342,7 +432,9 @@ def test_undecodable_layer_name_is_a_netx_error(work: Path) -> None:
     shutil.copyfile(CORPUS / "missing_weight.net", path)
     with h5py.File(path, "r+") as f:
         f.move("layer/2", b"layer/\xff")
-    with pytest.raises(NetxError, match=r"layer keys must be 0\.\.2, found \['0', '1', \"b'\\\\xff'\"\]"):
+    with pytest.raises(
+        NetxError, match=r"layer keys must be 0\.\.2, found \['0', '1', \"b'\\\\xff'\"\]"
+    ):
         read_netx(path)
 
 
@@ -354,5 +446,7 @@ def test_zero_product_shape_is_a_netx_error(work: Path) -> None:
     with h5py.File(path, "r+") as f:
         del f["layer/2/shape"]
         f["layer/2/shape"] = np.array([2**32, 2**32])
-    with pytest.raises(NetxError, match=r"layer 2: dense weight must be \(18446744073709551616, in\)"):
+    with pytest.raises(
+        NetxError, match=r"layer 2: dense weight must be \(18446744073709551616, in\)"
+    ):
         read_netx(path)

@@ -20,7 +20,14 @@ from tsslbp.export.netx import read_netx, write_netx
 from tsslbp.export.nir_io import NirError, nir_to_spec, read_nir, spec_to_nir, write_nir
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden
-from tsslbp.hwmodels.spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, NetworkSpec
+from tsslbp.hwmodels.spec import (
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    InputLayer,
+    NetworkSpec,
+)
 from tsslbp.manifest import manifest_path
 from tsslbp.train.network import TsslbpNetwork
 
@@ -39,7 +46,9 @@ def _assert_same_spec(a: NetworkSpec, b: NetworkSpec) -> None:
         for name in x.__dataclass_fields__:
             u, v = getattr(x, name), getattr(y, name)
             if isinstance(u, np.ndarray) or isinstance(v, np.ndarray):
-                assert np.array_equal(u, v) and np.shape(u) == np.shape(v), f"layer {i} {name}: {u} vs {v}"
+                assert np.array_equal(u, v) and np.shape(u) == np.shape(v), (
+                    f"layer {i} {name}: {u} vs {v}"
+                )
             else:
                 assert u == v, f"layer {i} {name}: expected {u}, found {v}"
 
@@ -79,23 +88,38 @@ def test_nir_file_loads_with_nir_read_and_holds_the_integers(tmp_path):
     write_nir(spec_to_nir(spec), tmp_path / "g.nir")
     graph = nir.read(tmp_path / "g.nir")
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
-    assert kinds == {"input": "Input", "conv0": "Conv2d", "cuba0": "CubaLIF", "conv1": "Conv2d", "cuba1": "CubaLIF",
-                     "flatten2": "Flatten", "dense3": "Linear", "cuba3": "CubaLIF", "output": "Output"}
+    assert kinds == {
+        "input": "Input",
+        "conv0": "Conv2d",
+        "cuba0": "CubaLIF",
+        "conv1": "Conv2d",
+        "cuba1": "CubaLIF",
+        "flatten2": "Flatten",
+        "dense3": "Linear",
+        "cuba3": "CubaLIF",
+        "output": "Output",
+    }
     assert np.array_equal(graph.nodes["conv1"].metadata["tsslbp"]["weight"], spec.layers[1].weight)
     cuba = graph.nodes["cuba3"]
     assert int(cuba.metadata["tsslbp"]["v_th_mant"]) == spec.layers[3].neuron.v_th_mant
     # The float form: dt/tau_syn = iDecay/4096, w_in = tau_syn/dt, v_threshold = vThMant (module docstring).
     assert np.allclose(1e-3 / cuba.tau_syn, spec.layers[3].neuron.i_decay / 4096)
-    assert np.allclose(cuba.w_in * 1e-3 / cuba.tau_syn, 1.0) and np.allclose(cuba.r * 1e-3 / cuba.tau_mem, 1.0)
+    assert np.allclose(cuba.w_in * 1e-3 / cuba.tau_syn, 1.0) and np.allclose(
+        cuba.r * 1e-3 / cuba.tau_mem, 1.0
+    )
     assert np.all(cuba.v_threshold == spec.layers[3].neuron.v_th_mant)
     # Graded input: the graph takes x in [0, 1], so the first layer's floats carry 2**bits - 1.
     assert np.array_equal(graph.nodes["conv0"].weight, spec.layers[0].weight * 63.0)
 
 
 def _random_neuron(draw) -> CubaNeuron:
-    return CubaNeuron(i_decay=draw(st.integers(1, 4096)), v_decay=draw(st.integers(1, 4096)),
-                      v_th_mant=draw(st.integers(0, (1 << 17) - 1)), ref_delay=draw(st.integers(0, 3)),
-                      graded_spike=draw(st.booleans()))
+    return CubaNeuron(
+        i_decay=draw(st.integers(1, 4096)),
+        v_decay=draw(st.integers(1, 4096)),
+        v_th_mant=draw(st.integers(0, (1 << 17) - 1)),
+        ref_delay=draw(st.integers(0, 3)),
+        graded_spike=draw(st.booleans()),
+    )
 
 
 @st.composite
@@ -115,27 +139,55 @@ def _specs(draw) -> NetworkSpec:
         c, h, w = draw(st.integers(1, 3)), draw(st.integers(3, 7)), draw(st.integers(3, 7))
         input_shape = (c, h, w)
         k, out_c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-        stride, pad = (draw(st.integers(1, 2)), draw(st.integers(1, 2))), (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+        stride, pad = (
+            (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+            (draw(st.integers(0, 1)), draw(st.integers(0, 1))),
+        )
         oh, ow = (h + 2 * pad[0] - k) // stride[0] + 1, (w + 2 * pad[1] - k) // stride[1] + 1
-        layers.append(ConvLayer(weight=weights((out_c, c, k, k)), neuron=_random_neuron(draw), in_shape=input_shape,
-                                shape=(out_c, oh, ow), stride=stride, padding=pad, bias=bias(out_c)))
+        layers.append(
+            ConvLayer(
+                weight=weights((out_c, c, k, k)),
+                neuron=_random_neuron(draw),
+                in_shape=input_shape,
+                shape=(out_c, oh, ow),
+                stride=stride,
+                padding=pad,
+                bias=bias(out_c),
+            )
+        )
         layers.append(FlattenLayer(in_shape=(out_c, oh, ow)))
         n_in = out_c * oh * ow
     elif draw(st.booleans()):  # a lava-dl input layer first
         n_in = draw(st.integers(1, 6))
         input_shape = (n_in,)
-        layers.append(InputLayer(shape=(n_in,), neuron=_random_neuron(draw), weight=draw(st.integers(-5, 70)),
-                                 bias=np.array([draw(st.integers(-9, 9))])))
+        layers.append(
+            InputLayer(
+                shape=(n_in,),
+                neuron=_random_neuron(draw),
+                weight=draw(st.integers(-5, 70)),
+                bias=np.array([draw(st.integers(-9, 9))]),
+            )
+        )
     else:
         n_in = draw(st.integers(1, 8))
         input_shape = (n_in,)
     for _ in range(draw(st.integers(1, 3))):
         n_out = draw(st.integers(1, 7))
-        layers.append(DenseLayer(weight=weights((n_out, n_in)), neuron=_random_neuron(draw), bias=bias(n_out)))
+        layers.append(
+            DenseLayer(weight=weights((n_out, n_in)), neuron=_random_neuron(draw), bias=bias(n_out))
+        )
         n_in = n_out
     bits = 0 if isinstance(layers[0], InputLayer) else draw(st.integers(0, 12))
-    metadata = draw(st.dictionaries(st.text(min_size=1, max_size=5), st.one_of(st.integers(-5, 5), st.text(max_size=4)), max_size=3))
-    return NetworkSpec(layers=tuple(layers), input_shape=input_shape, input_message_bits=bits, metadata=metadata)
+    metadata = draw(
+        st.dictionaries(
+            st.text(min_size=1, max_size=5),
+            st.one_of(st.integers(-5, 5), st.text(max_size=4)),
+            max_size=3,
+        )
+    )
+    return NetworkSpec(
+        layers=tuple(layers), input_shape=input_shape, input_message_bits=bits, metadata=metadata
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -150,11 +202,15 @@ def test_graph_without_metadata_requantizes_to_the_same_integers():
     """Stripping tsslbp's metadata leaves a float graph; when the largest weight is 254 and all are
     even, quantizing it (scale set by the weights) gives back the same integers."""
     w = np.array([[254, -100, 6], [-2, 40, 0]])
-    spec = NetworkSpec(layers=(DenseLayer(weight=w, neuron=CubaNeuron(1365, 819, 300)),), input_shape=(3,))
+    spec = NetworkSpec(
+        layers=(DenseLayer(weight=w, neuron=CubaNeuron(1365, 819, 300)),), input_shape=(3,)
+    )
     graph = spec_to_nir(spec, dt=1e-3)
     graph.metadata = {}
     back = nir_to_spec(graph, dt=1e-3)
-    assert np.array_equal(back.layers[0].weight, w) and back.layers[0].neuron == spec.layers[0].neuron
+    assert (
+        np.array_equal(back.layers[0].weight, w) and back.layers[0].neuron == spec.layers[0].neuron
+    )
     assert back.metadata["layer_scales"] == [64.0] and back.metadata["readout_offset"] == 1
 
 
@@ -179,15 +235,32 @@ def _euler(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> list[np.ndarray]:
         if isinstance(node, nir.Linear):
             h = torch.einsum("oi,bit->bot", t64(node.weight), h)
         elif isinstance(node, nir.Conv2d):
-            h = framewise(h, lambda f: torch.nn.functional.conv2d(f, t64(node.weight), None, tuple(int(s) for s in node.stride),
-                                                                  tuple(int(p) for p in node.padding)))
+            h = framewise(
+                h,
+                lambda f: torch.nn.functional.conv2d(
+                    f,
+                    t64(node.weight),
+                    None,
+                    tuple(int(s) for s in node.stride),
+                    tuple(int(p) for p in node.padding),
+                ),
+            )
         elif isinstance(node, nir.AvgPool2d):
-            h = framewise(h, lambda f: torch.nn.functional.avg_pool2d(f, int(np.asarray(node.kernel_size).reshape(-1)[0])))
+            h = framewise(
+                h,
+                lambda f: torch.nn.functional.avg_pool2d(
+                    f, int(np.asarray(node.kernel_size).reshape(-1)[0])
+                ),
+            )
         elif isinstance(node, nir.Flatten):
             h = h.reshape(h.shape[0], -1, h.shape[-1])
         else:
             if isinstance(node, nir.CubaLIF):
-                d_syn, g_syn, tau_mem = t64(dt / node.tau_syn), t64(dt * node.w_in / node.tau_syn), node.tau_mem
+                d_syn, g_syn, tau_mem = (
+                    t64(dt / node.tau_syn),
+                    t64(dt * node.w_in / node.tau_syn),
+                    node.tau_mem,
+                )
             else:
                 d_syn, g_syn, tau_mem = 1.0, 1.0, node.tau
             d_mem, g_mem = t64(dt / tau_mem), t64(dt * node.r / tau_mem)
@@ -253,7 +326,9 @@ def test_imported_snntorch_graph_spikes_like_snntorch(snntorch_graph):
     assert spec.input_message_bits == 0 and spec.metadata["input_encoding"] == "binary"
     for i, (agreement, ours, theirs) in enumerate(_golden_vs_snntorch(spec, recorded)):
         assert agreement >= 0.97, f"layer {i}: {agreement:.4f} of entries agree"
-        assert abs(ours - theirs) <= max(2, 0.1 * theirs), f"layer {i}: golden {ours} spikes, snnTorch {theirs}"
+        assert abs(ours - theirs) <= max(2, 0.1 * theirs), (
+            f"layer {i}: golden {ours} spikes, snnTorch {theirs}"
+        )
 
 
 def test_snntorch_neuron_types_map_to_the_expected_decays():
@@ -292,7 +367,13 @@ def _chain_graph(*nodes, metadata=None) -> nir.NIRGraph:
 
 
 def _lif(n: int, **overrides) -> nir.LIF:
-    params = dict(tau=np.full(n, 5e-3), r=np.full(n, 5.0), v_leak=np.zeros(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
+    params = dict(
+        tau=np.full(n, 5e-3),
+        r=np.full(n, 5.0),
+        v_leak=np.zeros(n),
+        v_threshold=np.ones(n),
+        v_reset=np.zeros(n),
+    )
     params.update(overrides)
     return nir.LIF(**params)
 
@@ -304,25 +385,42 @@ def test_unsupported_node_is_refused_by_name_and_type():
 
 
 def test_recurrent_edge_is_refused():
-    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "w": nir.Linear(weight=np.ones((3, 2))),
-             "lif": _lif(3), "w_rec": nir.Linear(weight=np.eye(3)), "output": nir.Output(output_type={"output": np.array([3])})}
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2])}),
+        "w": nir.Linear(weight=np.ones((3, 2))),
+        "lif": _lif(3),
+        "w_rec": nir.Linear(weight=np.eye(3)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
     edges = [("input", "w"), ("w", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
     graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
-    with pytest.raises(NirError, match=r"edge '(lif|w_rec)' -> '(lif|w_rec)' closes a cycle \(a recurrent connection"):
+    with pytest.raises(
+        NirError,
+        match=r"edge '(lif|w_rec)' -> '(lif|w_rec)' closes a cycle \(a recurrent connection",
+    ):
         nir_to_spec(graph, dt=1e-3)
 
 
 def test_snntorch_recurrent_layer_is_refused():
     """snnTorch exports RLeaky as a subgraph; nirtorch inlines it as nodes '1.lif', '1.w_rec'."""
-    with pytest.raises(NirError, match=r"edge '1.w_rec' -> '1.lif' closes a cycle \(a recurrent connection into node '1.lif' \(LIF\)"):
+    with pytest.raises(
+        NirError,
+        match=r"edge '1.w_rec' -> '1.lif' closes a cycle \(a recurrent connection into node '1.lif' \(LIF\)",
+    ):
         nir_to_spec(read_nir(NIR_DATA / "snntorch_rleaky.nir"), dt=SNNTORCH_DT)
 
 
 def test_subgraph_node_is_refused():
     inner = _chain_graph(nir.Linear(weight=np.ones((3, 2))), _lif(3))
-    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}), "sub": inner,
-                                "output": nir.Output(output_type={"output": np.array([3])})},
-                         edges=[("input", "sub"), ("sub", "output")], type_check=False)
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "sub": inner,
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
+        edges=[("input", "sub"), ("sub", "output")],
+        type_check=False,
+    )
     with pytest.raises(NirError, match=r"node 'sub' \(NIRGraph\): subgraphs .* are not supported"):
         nir_to_spec(graph, dt=1e-3)
 
@@ -330,7 +428,10 @@ def test_subgraph_node_is_refused():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"v_reset": np.full(3, 0.5)}, r"node 'lif' \(LIF\): v_reset = 0.5; Loihi resets v to 0 only"),
+        (
+            {"v_reset": np.full(3, 0.5)},
+            r"node 'lif' \(LIF\): v_reset = 0.5; Loihi resets v to 0 only",
+        ),
         ({"v_leak": np.full(3, 0.1)}, r"node 'lif' \(LIF\): v_leak = 0.1"),
         ({"tau": np.array([5e-3, 5e-3, 6e-3])}, r"node 'lif' \(LIF\): tau differs between neurons"),
         ({"tau": np.full(3, 1e-4)}, r"tau = 0.0001 s is shorter than dt"),
@@ -353,7 +454,9 @@ def test_bias_is_refused_and_dt_is_required():
 def test_missing_metadata_field_is_named(tmp_path):
     graph = spec_to_nir(_digits_spec("digits_mlp"))
     del graph.nodes["cuba1"].metadata["tsslbp"]["v_th_mant"]
-    with pytest.raises(NirError, match=r"node 'cuba1' \(CubaLIF\): 'tsslbp' metadata lacks 'v_th_mant'"):
+    with pytest.raises(
+        NirError, match=r"node 'cuba1' \(CubaLIF\): 'tsslbp' metadata lacks 'v_th_mant'"
+    ):
         nir_to_spec(graph)
     graph = spec_to_nir(_digits_spec("digits_mlp"))
     del graph.metadata["tsslbp"]["netx_metadata"]
@@ -364,7 +467,9 @@ def test_missing_metadata_field_is_named(tmp_path):
 def test_floats_edited_after_export_are_detected():
     graph = spec_to_nir(_digits_spec("digits_mlp"))
     graph.nodes["dense1"].weight[0, 0] += 3.0
-    with pytest.raises(NirError, match=r"node 'dense1' \(Linear\): weight disagrees with its tsslbp metadata"):
+    with pytest.raises(
+        NirError, match=r"node 'dense1' \(Linear\): weight disagrees with its tsslbp metadata"
+    ):
         nir_to_spec(graph)
 
 
@@ -381,11 +486,20 @@ def test_unreadable_file_is_one_line(tmp_path):
 def test_cli_nir_export_then_import_is_exact_and_simulates(tmp_path):
     write_netx(_digits_spec("digits_mlp"), tmp_path / "m.net")
     runner = CliRunner()
-    result = runner.invoke(main, ["nir-export", str(tmp_path / "m.net"), "-o", str(tmp_path / "m.nir")])
+    result = runner.invoke(
+        main, ["nir-export", str(tmp_path / "m.net"), "-o", str(tmp_path / "m.nir")]
+    )
     assert result.exit_code == 0, result.output
-    assert "5 NIR nodes (Input -> Linear -> CubaLIF -> Linear -> CubaLIF -> Output)" not in result.output
-    assert "6 NIR nodes (Input -> Linear -> CubaLIF -> Linear -> CubaLIF -> Output)" in result.output
-    result = runner.invoke(main, ["nir-import", str(tmp_path / "m.nir"), "-o", str(tmp_path / "back.net")])
+    assert (
+        "5 NIR nodes (Input -> Linear -> CubaLIF -> Linear -> CubaLIF -> Output)"
+        not in result.output
+    )
+    assert (
+        "6 NIR nodes (Input -> Linear -> CubaLIF -> Linear -> CubaLIF -> Output)" in result.output
+    )
+    result = runner.invoke(
+        main, ["nir-import", str(tmp_path / "m.nir"), "-o", str(tmp_path / "back.net")]
+    )
     assert result.exit_code == 0, result.output
     assert "exact (tsslbp metadata)" in result.output
     _assert_same_spec(read_netx(tmp_path / "m.net"), read_netx(tmp_path / "back.net"))
@@ -393,7 +507,17 @@ def test_cli_nir_export_then_import_is_exact_and_simulates(tmp_path):
         record = json.loads(manifest_path(tmp_path / artifact).read_text())
         assert record["outputs"][0]["path"].endswith(artifact) and record["inputs"]
     np.save(tmp_path / "x.npy", np.full((64, 8), 100, dtype=np.int64))
-    result = runner.invoke(main, ["simulate", str(tmp_path / "back.net"), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")])
+    result = runner.invoke(
+        main,
+        [
+            "simulate",
+            str(tmp_path / "back.net"),
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--output",
+            str(tmp_path / "y.npy"),
+        ],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -402,9 +526,25 @@ def test_cli_nir_import_of_a_foreign_graph_and_its_errors(tmp_path):
     src = NIR_DATA / "snntorch_mlp_leaky.nir"
     result = runner.invoke(main, ["nir-import", str(src), "-o", str(tmp_path / "s.net")])
     assert result.exit_code == 1 and "give the producer's time step dt" in result.stderr
-    result = runner.invoke(main, ["nir-import", str(src), "-o", str(tmp_path / "s.net"), "--dt", "1e-4"])
+    result = runner.invoke(
+        main, ["nir-import", str(src), "-o", str(tmp_path / "s.net"), "--dt", "1e-4"]
+    )
     assert result.exit_code == 0, result.output
     assert "quantized from floats (dt 0.0001 s, binary input)" in result.output
     assert [type(x) for x in read_netx(tmp_path / "s.net").layers] == [DenseLayer, DenseLayer]
-    result = runner.invoke(main, ["nir-import", str(NIR_DATA / "snntorch_rleaky.nir"), "-o", str(tmp_path / "r.net"), "--dt", "1e-4"])
-    assert result.exit_code == 1 and "closes a cycle" in result.stderr and not (tmp_path / "r.net").exists()
+    result = runner.invoke(
+        main,
+        [
+            "nir-import",
+            str(NIR_DATA / "snntorch_rleaky.nir"),
+            "-o",
+            str(tmp_path / "r.net"),
+            "--dt",
+            "1e-4",
+        ],
+    )
+    assert (
+        result.exit_code == 1
+        and "closes a cycle" in result.stderr
+        and not (tmp_path / "r.net").exists()
+    )

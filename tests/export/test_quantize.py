@@ -26,15 +26,27 @@ def _cfg(threshold=1.0, n_hidden=20):
         {
             "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3},
             "Layers": {
-                "hidden": {"type": "linear", "n_inputs": 64, "n_outputs": n_hidden, "threshold": threshold},
+                "hidden": {
+                    "type": "linear",
+                    "n_inputs": 64,
+                    "n_outputs": n_hidden,
+                    "threshold": threshold,
+                },
                 "drop": {"type": "dropout", "p": 0.2},
-                "output": {"type": "linear", "n_inputs": n_hidden, "n_outputs": 10, "threshold": threshold},
+                "output": {
+                    "type": "linear",
+                    "n_inputs": n_hidden,
+                    "n_outputs": 10,
+                    "threshold": threshold,
+                },
             },
         }
     )
 
 
-@pytest.mark.parametrize("tau,expected", [(1.0, 4096), (2.0, 2048), (3.0, 1365), (5.0, 819), (4.0, 1024)])
+@pytest.mark.parametrize(
+    "tau,expected", [(1.0, 4096), (2.0, 2048), (3.0, 1365), (5.0, 819), (4.0, 1024)]
+)
 def test_decay_constant(tau, expected):
     assert decay_constant(tau) == expected
 
@@ -45,7 +57,9 @@ def test_weights_land_on_even_integers_in_range(rng):
     assert clipped == 0
     assert q.dtype == np.int64 and np.all(q % 2 == 0)
     assert q.min() >= WEIGHT_INT_MIN and q.max() <= WEIGHT_INT_MAX
-    assert np.abs(q - w * 254 / np.abs(w).max()).max() <= 1.0 + 1e-9, "nearest even integer: error <= 1"
+    assert np.abs(q - w * 254 / np.abs(w).max()).max() <= 1.0 + 1e-9, (
+        "nearest even integer: error <= 1"
+    )
 
 
 def test_clipping_is_counted():
@@ -63,21 +77,29 @@ def _quantize(cfg, rng, qcfg=QuantConfig()):
 def test_spec_matches_the_model_and_documented_map(rng):
     cfg = _cfg()
     model, (spec, report) = _quantize(cfg, rng)
-    assert [type(layer) for layer in spec.layers] == [DenseLayer, DenseLayer], "dropout has no hardware layer"
+    assert [type(layer) for layer in spec.layers] == [DenseLayer, DenseLayer], (
+        "dropout has no hardware layer"
+    )
     assert spec.input_shape == (64,) and spec.input_message_bits == 8
     assert spec.metadata["readout_offset"] == 2 and spec.metadata["steps_per_sample"] == 7
     assert spec.metadata["note"] == "test" and spec.metadata["config"] == cfg.to_dict()
     weights = [m.weight.detach().double().numpy() for m in model.layers if hasattr(m, "weight")]
     for layer, q, w, input_gain in zip(spec.layers, report.layers, weights, (255.0, 1.0)):
         assert layer.neuron.i_decay == 1365 and layer.neuron.v_decay == 819
-        assert np.all(layer.weight % 2 == 0) and layer.weight.min() >= -256 and layer.weight.max() <= 254
+        assert (
+            np.all(layer.weight % 2 == 0)
+            and layer.weight.min() >= -256
+            and layer.weight.max() <= 254
+        )
         # w_int = W * S / (tau_s * 64 * g), to the nearest even integer.
         expected = w * q.scale / (3.0 * 64 * input_gain)
         assert np.abs(layer.weight - expected).max() <= 1.0 + 1e-6
         assert layer.neuron.v_th_mant == round(1.0 * q.scale / 64)
         assert layer.neuron.v_th_mant <= V_TH_MANT_MAX
         # The bound covers the current and the membrane's positive side; inhibition may go lower.
-        assert q.scale * max(q.float_max_abs_current, q.float_max_u) <= 0.5 * STATE_LIMIT * (1 + 1e-9)
+        assert q.scale * max(q.float_max_abs_current, q.float_max_u) <= 0.5 * STATE_LIMIT * (
+            1 + 1e-9
+        )
         assert 0 < q.float_max_u <= q.float_max_abs_u
     assert report.layers[0].name == "hidden" and report.layers[1].name == "output"
 
@@ -87,14 +109,19 @@ def test_each_bound_can_be_the_limit(rng):
     assert {q.limited_by for q in report.layers} <= {"weights", "state range", "threshold width"}
     # A huge threshold with full headroom makes the 17-bit threshold field the binding limit
     # (131071 * 64 < 2**23: the threshold field is just narrower than the voltage).
-    _, (spec, report) = _quantize(_cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0, input_bits=1))
+    _, (spec, report) = _quantize(
+        _cfg(threshold=4000.0), rng, QuantConfig(headroom=1.0, input_bits=1)
+    )
     assert report.layers[1].limited_by == "threshold width"
     assert spec.layers[1].neuron.v_th_mant == V_TH_MANT_MAX
     # A small headroom makes the state range bind.
     _, (_, report) = _quantize(_cfg(), rng, QuantConfig(headroom=0.1, input_bits=4))
     assert report.layers[0].limited_by == "state range"
     # A tiny one leaves no weight bits at all: refused rather than exported as zeros.
-    with pytest.raises(QuantizationError, match="layer hidden: every weight rounds to 0 .* limited by the state range"):
+    with pytest.raises(
+        QuantizationError,
+        match="layer hidden: every weight rounds to 0 .* limited by the state range",
+    ):
         _quantize(_cfg(), rng, QuantConfig(headroom=1e-6))
 
 
@@ -123,8 +150,12 @@ def test_weight_bits_give_a_coarser_grid_over_the_same_range(rng, bits, step, to
     q, clipped = quantize_weights(w, top / np.abs(w).max(), bits)
     assert clipped == 0
     assert np.all(q % step == 0) and q.min() >= -256 and q.max() <= top
-    assert len(np.unique(q)) <= 1 << bits, f"{bits} bits allow at most {1 << bits} levels, found {len(np.unique(q))}"
-    assert np.abs(q - w * top / np.abs(w).max()).max() <= step / 2 + 1e-9, "nearest grid point: error <= step / 2"
+    assert len(np.unique(q)) <= 1 << bits, (
+        f"{bits} bits allow at most {1 << bits} levels, found {len(np.unique(q))}"
+    )
+    assert np.abs(q - w * top / np.abs(w).max()).max() <= step / 2 + 1e-9, (
+        "nearest grid point: error <= step / 2"
+    )
 
 
 def test_weight_bits_in_the_exported_spec(rng):
@@ -161,5 +192,9 @@ def test_inhibition_does_not_set_the_scale(rng):
     _, report = quantize_network(model, cfg, x, QuantConfig(input_bits=4, headroom=0.5))
     q = report.layers[0]
     assert q.limited_by == "state range"
-    assert q.float_max_abs_u > 2 * max(q.float_max_u, q.float_max_abs_current), "the test needs deep inhibition"
-    assert q.scale == pytest.approx(0.5 * STATE_LIMIT / max(q.float_max_abs_current, q.float_max_u, 1.0))
+    assert q.float_max_abs_u > 2 * max(q.float_max_u, q.float_max_abs_current), (
+        "the test needs deep inhibition"
+    )
+    assert q.scale == pytest.approx(
+        0.5 * STATE_LIMIT / max(q.float_max_abs_current, q.float_max_u, 1.0)
+    )

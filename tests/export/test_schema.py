@@ -7,7 +7,14 @@ from tsslbp.export import schema as sc
 
 
 def test_bit_width_constants() -> None:
-    found = (sc.VTH_MANT_MAX, sc.DECAY_MAX, sc.BIAS_MANT_MIN, sc.BIAS_MANT_MAX, sc.WEIGHT_MIN, sc.WEIGHT_MAX)
+    found = (
+        sc.VTH_MANT_MAX,
+        sc.DECAY_MAX,
+        sc.BIAS_MANT_MIN,
+        sc.BIAS_MANT_MAX,
+        sc.WEIGHT_MIN,
+        sc.WEIGHT_MAX,
+    )
     expected = (131071, 4096, -4096, 4095, -256, 255)
     assert found == expected, f"expected {expected}, found {found}"
 

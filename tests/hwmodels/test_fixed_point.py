@@ -26,7 +26,9 @@ def test_decay_rounds_toward_zero_not_floor() -> None:
 def test_decay_extremes(constant: int, expected: list[int]) -> None:
     """Decay 0 keeps the state, decay 4096 empties it."""
     found = decay(np.array([-1000, 1000]), constant)
-    assert found.tolist() == expected, f"decay {constant}: expected {expected}, found {found.tolist()}"
+    assert found.tolist() == expected, (
+        f"decay {constant}: expected {expected}, found {found.tolist()}"
+    )
 
 
 def test_shift_helpers_differ_on_negative_values() -> None:

@@ -25,10 +25,14 @@ from tsslbp.hwmodels.spec import (
 )
 
 
-def _dense_net(weights: list[list[int]], neuron: CubaNeuron, bias=None, bits: int = 0) -> NetworkSpec:
+def _dense_net(
+    weights: list[list[int]], neuron: CubaNeuron, bias=None, bits: int = 0
+) -> NetworkSpec:
     w = np.array(weights, dtype=np.int64)
     b = None if bias is None else np.array(bias, dtype=np.int64)
-    return NetworkSpec(layers=(DenseLayer(w, neuron, b),), input_shape=(w.shape[1],), input_message_bits=bits)
+    return NetworkSpec(
+        layers=(DenseLayer(w, neuron, b),), input_shape=(w.shape[1],), input_message_bits=bits
+    )
 
 
 def test_dense_lif_hand_worked_trajectory() -> None:
@@ -45,8 +49,16 @@ def test_dense_lif_hand_worked_trajectory() -> None:
     spec = _dense_net([[5, -7]], CubaNeuron(i_decay=1365, v_decay=819, v_th_mant=3), bias=[-1])
     inputs = np.array([[[1, 0, 0, 1, 0, 1], [0, 1, 1, 0, 0, 0]]])
     result = run_golden(spec, inputs)
-    found = (result.u[0][0, 0].tolist(), result.v[0][0, 0].tolist(), result.spikes[0][0, 0].tolist())
-    expected = ([0, 320, -235, -604, -82, -54], [-64, 0, -299, -907, -871, -814], [0, 1, 0, 0, 0, 0])
+    found = (
+        result.u[0][0, 0].tolist(),
+        result.v[0][0, 0].tolist(),
+        result.spikes[0][0, 0].tolist(),
+    )
+    expected = (
+        [0, 320, -235, -604, -82, -54],
+        [-64, 0, -299, -907, -871, -814],
+        [0, 1, 0, 0, 0, 0],
+    )
     assert found == expected, f"(u, v, spikes): expected {expected}, found {found}"
 
 
@@ -57,7 +69,9 @@ def test_graded_input_multiplies_payload_binary_counts_nonzero() -> None:
     graded = run_golden(_dense_net([[3, -2]], neuron, bits=8), inputs)
     binary = run_golden(_dense_net([[3, -2]], neuron, bits=0), inputs)
     # iDecay 4096 empties u each step, so u[1] = A[1] << 6.
-    assert graded.u[0][0, 0, 1] == (3 * 200 - 2 * 50) * 64, f"graded u[1]: found {graded.u[0][0, 0, 1]}"
+    assert graded.u[0][0, 0, 1] == (3 * 200 - 2 * 50) * 64, (
+        f"graded u[1]: found {graded.u[0][0, 0, 1]}"
+    )
     assert binary.u[0][0, 0, 1] == (3 - 2) * 64, f"binary u[1]: found {binary.u[0][0, 0, 1]}"
 
 
@@ -101,8 +115,12 @@ def test_input_layer_is_driven_by_bias_mant_and_ignores_weight_and_bias() -> Non
     inputs = np.repeat(np.array([[[10], [30]]]), 3, axis=-1)
     result = run_golden(spec, inputs)
     # bias 10: v = 640, 320 + 640 = 960, 480 + 640 = 1120; bias 30: 1920 > 1600 spikes every step.
-    assert result.v[0][0].tolist() == [[640, 960, 1120], [0, 0, 0]], f"found v {result.v[0][0].tolist()}"
-    assert result.spikes[0][0].tolist() == [[0, 0, 0], [1, 1, 1]], f"found {result.spikes[0][0].tolist()}"
+    assert result.v[0][0].tolist() == [[640, 960, 1120], [0, 0, 0]], (
+        f"found v {result.v[0][0].tolist()}"
+    )
+    assert result.spikes[0][0].tolist() == [[0, 0, 0], [1, 1, 1]], (
+        f"found {result.spikes[0][0].tolist()}"
+    )
 
 
 def test_reset_interval_follows_netx_schedule() -> None:
@@ -131,7 +149,9 @@ def _reference_conv(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
                 for c in range(c_in_group):
                     for i in range(k_h):
                         for j in range(k_w):
-                            pixel = padded[g * c_in_group + c, y * s_h + i * d_h, xx * s_w + j * d_w]
+                            pixel = padded[
+                                g * c_in_group + c, y * s_h + i * d_h, xx * s_w + j * d_w
+                            ]
                             out[o, y, xx] += w[o, c, i, j] * pixel
     return out
 
@@ -152,7 +172,9 @@ def test_conv_synapse_is_pytorch_cross_correlation(rng: np.random.Generator) -> 
     found = conv_synapse(x, layer, graded=True)
     for b in range(2):
         expected = _reference_conv(x[b], layer)
-        assert np.array_equal(found[b], expected), f"sample {b}: expected\n{expected}\nfound\n{found[b]}"
+        assert np.array_equal(found[b], expected), (
+            f"sample {b}: expected\n{expected}\nfound\n{found[b]}"
+        )
 
 
 def test_flatten_uses_chw_order() -> None:
@@ -166,14 +188,20 @@ def test_flatten_uses_chw_order() -> None:
     row = np.zeros((1, 12), dtype=np.int64)
     row[0, 7], row[0, 0] = 100, -1  # listens to flat index 7 (both signs: weights exact)
     dense = DenseLayer(row, CubaNeuron(4096, 4096, 1))
-    spec = NetworkSpec(layers=(conv, FlattenLayer(in_shape=(2, 2, 3)), dense), input_shape=(1, 2, 3))
+    spec = NetworkSpec(
+        layers=(conv, FlattenLayer(in_shape=(2, 2, 3)), dense), input_shape=(1, 2, 3)
+    )
     inputs = np.zeros((1, 3, 2, 1, 3), dtype=np.int64)  # Lava order (W, H, C)
     inputs[0, 1, 0, 0, 0] = 1  # w = 1, h = 0
     result = run_golden(spec, inputs)
     flat = result.spikes[1][0, :, 1]
     # Both conv channels spike at (h=0, w=1): flat indices 0*6 + 0*3 + 1 and 1*6 + 0*3 + 1.
-    assert np.flatnonzero(flat).tolist() == [1, 7], f"found flat spikes at {np.flatnonzero(flat).tolist()}"
-    assert result.spikes[2][0, 0].tolist() == [0, 0, 1], f"dense spikes {result.spikes[2][0, 0].tolist()}"
+    assert np.flatnonzero(flat).tolist() == [1, 7], (
+        f"found flat spikes at {np.flatnonzero(flat).tolist()}"
+    )
+    assert result.spikes[2][0, 0].tolist() == [0, 0, 1], (
+        f"dense spikes {result.spikes[2][0, 0].tolist()}"
+    )
 
 
 def test_batch_rows_are_independent(rng: np.random.Generator) -> None:
@@ -196,7 +224,9 @@ def test_batch_rows_are_independent(rng: np.random.Generator) -> None:
         for i in range(2):
             for name in ("spikes", "u", "v"):
                 a, s = getattr(batch, name)[i][b], getattr(single, name)[i][0]
-                assert np.array_equal(a, s), f"sample {b} layer {i} {name} differs from a single run"
+                assert np.array_equal(a, s), (
+                    f"sample {b} layer {i} {name} differs from a single run"
+                )
     assert np.array_equal(batch.output[0], batch.output[2]), "identical rows gave different spikes"
 
 
@@ -211,14 +241,23 @@ def test_rejects_inputs_of_the_wrong_shape() -> None:
 
 def _int64_reference_run(spec, x_lava):
     """run_golden's semantics written with the int64 reference functions only (no fast path)."""
-    from tsslbp.hwmodels.fixed_point import BIAS_EXP
-    from tsslbp.hwmodels.golden import CubaParams, CubaState, conv_synapse, cuba_step, dense_synapse, from_lava_order
+    from tsslbp.hwmodels.golden import (
+        CubaParams,
+        CubaState,
+        conv_synapse,
+        cuba_step,
+        dense_synapse,
+        from_lava_order,
+    )
     from tsslbp.hwmodels.weights import applied_dense_weights, pack_dense_weights
 
     x = x_lava.astype(np.int64)
     x = from_lava_order(x) if x.ndim == 5 else x
     batch, n_steps = x.shape[0], x.shape[-1]
-    states = [CubaState.zeros((batch, *layer.shape)) if not isinstance(layer, FlattenLayer) else None for layer in spec.layers]
+    states = [
+        CubaState.zeros((batch, *layer.shape)) if not isinstance(layer, FlattenLayer) else None
+        for layer in spec.layers
+    ]
     buffers = [np.zeros((batch, *layer.shape), dtype=np.int64) for layer in spec.layers]
     out = []
     for t in range(n_steps):
@@ -231,7 +270,9 @@ def _int64_reference_run(spec, x_lava):
             a_in = buffers[i]
             if isinstance(layer, DenseLayer):
                 packed = pack_dense_weights(layer.weight)
-                buffers[i] = dense_synapse(pre, applied_dense_weights(packed), packed.weight_exp, graded)
+                buffers[i] = dense_synapse(
+                    pre, applied_dense_weights(packed), packed.weight_exp, graded
+                )
             else:
                 buffers[i] = conv_synapse(pre, layer, graded)
             spikes, states[i] = cuba_step(a_in, 0, states[i], CubaParams.from_neuron(layer.neuron))
@@ -244,32 +285,73 @@ def _int64_reference_run(spec, x_lava):
 def test_fast_path_equals_the_int64_reference_functions(rng, weight_range, input_max) -> None:
     """Dense + conv nets whose state ranges from small to wrapping (which forces the int64 fallback),
     with inputs that repeat, stop and change over time (the input memo and zero skip)."""
-    conv = ConvLayer(weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (3, 2, 3, 3)),
-                     neuron=CubaNeuron(1365, 819, 40), in_shape=(2, 4, 4), shape=(3, 4, 4), padding=(1, 1))
-    dense = DenseLayer(weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (5, 48)), neuron=CubaNeuron(4096, 100, 3))
-    spec = NetworkSpec(layers=(conv, FlattenLayer(in_shape=(3, 4, 4)), dense), input_shape=(2, 4, 4), input_message_bits=16)
+    conv = ConvLayer(
+        weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (3, 2, 3, 3)),
+        neuron=CubaNeuron(1365, 819, 40),
+        in_shape=(2, 4, 4),
+        shape=(3, 4, 4),
+        padding=(1, 1),
+    )
+    dense = DenseLayer(
+        weight=2 * rng.integers(-weight_range // 2, weight_range // 2 + 1, (5, 48)),
+        neuron=CubaNeuron(4096, 100, 3),
+    )
+    spec = NetworkSpec(
+        layers=(conv, FlattenLayer(in_shape=(3, 4, 4)), dense),
+        input_shape=(2, 4, 4),
+        input_message_bits=16,
+    )
     frames = rng.integers(0, input_max + 1, (6, 4, 4, 2, 1))
-    x = np.concatenate([frames] * 3 + [np.zeros_like(frames), frames, frames // 2, np.zeros_like(frames)], axis=-1)
+    x = np.concatenate(
+        [frames] * 3 + [np.zeros_like(frames), frames, frames // 2, np.zeros_like(frames)], axis=-1
+    )
     got = run_golden(spec, x, record=True)
     want = _int64_reference_run(spec, x)
     for t, (spikes, u, v) in enumerate(want):
         assert np.array_equal(got.spikes[-1][..., t], spikes), f"spikes differ at step {t}"
-        assert np.array_equal(got.u[-1][..., t], u) and np.array_equal(got.v[-1][..., t], v), f"u/v differ at step {t}"
+        assert np.array_equal(got.u[-1][..., t], u) and np.array_equal(got.v[-1][..., t], v), (
+            f"u/v differ at step {t}"
+        )
     assert np.abs(np.stack([w[1] for w in want])).max() > 0, "the network must be driven"
 
 
 def test_fast_cuba_step_matches_cuba_step_at_the_edges(rng) -> None:
     from tsslbp.hwmodels.golden import CubaParams, CubaState, _cuba_step_f64, _StateF64, cuba_step
 
-    edge = np.array([0, 1, -1, (1 << 23) - 1, 1 << 23, -(1 << 23), -(1 << 23) + 1, (1 << 25), -(1 << 25), (1 << 30), -(1 << 31)])
+    edge = np.array(
+        [
+            0,
+            1,
+            -1,
+            (1 << 23) - 1,
+            1 << 23,
+            -(1 << 23),
+            -(1 << 23) + 1,
+            (1 << 25),
+            -(1 << 25),
+            (1 << 30),
+            -(1 << 31),
+        ]
+    )
     u = np.concatenate([edge, rng.integers(-(1 << 23), (1 << 23) + 1, 200)])
     v = np.concatenate([edge[:7], rng.integers(-(1 << 23) + 1, 1 << 23, 204)])
     for a_scale in (1 << 10, 1 << 17, 1 << 24, 1 << 31):
         a_in = rng.integers(-a_scale, a_scale, u.shape)
-        for params in (CubaParams(1365, 819, 100), CubaParams(0, 4096, 0), CubaParams(4096, 0, 131071)):
+        for params in (
+            CubaParams(1365, 819, 100),
+            CubaParams(0, 4096, 0),
+            CubaParams(4096, 0, 131071),
+        ):
             bias = rng.integers(-(1 << 15), 1 << 15, u.shape)
             s_ref, st_ref = cuba_step(a_in, bias, CubaState(u, v), params)
-            s_fast, st_fast = _cuba_step_f64(a_in.astype(float), float(np.abs(a_in).max()), (bias << 6).astype(float),
-                                             _StateF64(u.astype(float), v.astype(float), float(np.abs(u).max())), params)
+            s_fast, st_fast = _cuba_step_f64(
+                a_in.astype(float),
+                float(np.abs(a_in).max()),
+                (bias << 6).astype(float),
+                _StateF64(u.astype(float), v.astype(float), float(np.abs(u).max())),
+                params,
+            )
             assert np.array_equal(s_ref, s_fast), f"spikes differ (a up to {a_scale}, {params})"
-            assert np.array_equal(st_ref.u, st_fast.u) and np.array_equal(st_ref.v, st_fast.v), f"state differs (a up to {a_scale}, {params})"
+            assert np.array_equal(st_ref.u, st_fast.u) and np.array_equal(st_ref.v, st_fast.v), (
+                f"state differs (a up to {a_scale}, {params})"
+            )

@@ -3,15 +3,13 @@
 Fixtures: ../shared/fixtures/lava-dl-netx (lava-nc/lava-dl tests/lava/lib/dl/netx, BSD-3-Clause).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 
-from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 pytestmark = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"lava-dl netx fixtures not found at {FIXTURES}"
 )
@@ -19,8 +17,15 @@ pytestmark = pytest.mark.skipif(
 PILOTNET = FIXTURES / "pilotnet_lif"
 # spec layer index -> recording name (index 6 is the flatten layer, index 0 the input layer).
 PILOTNET_RECORDED = {
-    1: "conv-0", 2: "conv-1", 3: "conv-2", 4: "conv-3", 5: "conv-4",
-    7: "fc-0", 8: "fc-1", 9: "fc-2", 10: "fc-3",
+    1: "conv-0",
+    2: "conv-1",
+    3: "conv-2",
+    4: "conv-3",
+    5: "conv-4",
+    7: "fc-0",
+    8: "fc-1",
+    9: "fc-2",
+    10: "fc-3",
 }
 # Loihi 2's v register reads this on the step a neuron spikes (the dynamics continue from 0).
 HW_V_ON_SPIKE = 128
@@ -94,8 +99,16 @@ def test_pilotnet_every_step_matches_loihi_with_hardware_conventions(pilotnet) -
         if name == "fc-3":
             continue
         spikes = result.spikes[index][0]
-        found = {"s": spikes, "u": result.u[index][0], "v": np.where(spikes == 1, HW_V_ON_SPIKE, result.v[index][0])}
+        found = {
+            "s": spikes,
+            "u": result.u[index][0],
+            "v": np.where(spikes == 1, HW_V_ON_SPIKE, result.v[index][0]),
+        }
         for kind in ("s",) if name == "conv-0" else ("s", "u", "v"):
             expected = _recording(name, kind)
-            bad_steps = [t for t in range(24) if not np.array_equal(found[kind][..., t], expected[..., t])]
-            assert not bad_steps, f"{name} {kind}: steps {bad_steps} differ from the Loihi recording"
+            bad_steps = [
+                t for t in range(24) if not np.array_equal(found[kind][..., t], expected[..., t])
+            ]
+            assert not bad_steps, (
+                f"{name} {kind}: steps {bad_steps} differ from the Loihi recording"
+            )

@@ -34,9 +34,22 @@ def test_voltage_at_the_floor_alone_is_healthy():
 
 def test_quantization_warnings_name_the_layer_and_fraction():
     base = LayerQuant(
-        name="hidden", scale=1.0, weight_gain=1.0, limited_by="weights", weight_bits_used=8.0, n_weights=200,
-        n_clipped=0, weight_rmse=0.0, v_th_mant=1, v_th_error=0.0, i_decay=1365, v_decay=819,
-        tau_syn_realized=3.0, tau_mem_realized=5.0, float_max_abs_current=1.0, float_max_abs_u=1.0,
+        name="hidden",
+        scale=1.0,
+        weight_gain=1.0,
+        limited_by="weights",
+        weight_bits_used=8.0,
+        n_weights=200,
+        n_clipped=0,
+        weight_rmse=0.0,
+        v_th_mant=1,
+        v_th_error=0.0,
+        i_decay=1365,
+        v_decay=819,
+        tau_syn_realized=3.0,
+        tau_mem_realized=5.0,
+        float_max_abs_current=1.0,
+        float_max_abs_u=1.0,
     )
     assert base.warnings() == []
     bad = dataclasses.replace(base, n_clipped=3, v_saturated=0.25, u_near_wrap=0.001)

@@ -28,8 +28,16 @@ def _conv(in_shape, out_channels, k, stride=1, padding=0, groups=1, dilation=1):
     ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     wo = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     weight = np.ones((out_channels, c // groups, k, k), dtype=np.int64)
-    return ConvLayer(weight, NEURON, in_shape, (out_channels, ho, wo), (stride, stride), (padding, padding),
-                     (dilation, dilation), groups)
+    return ConvLayer(
+        weight,
+        NEURON,
+        in_shape,
+        (out_channels, ho, wo),
+        (stride, stride),
+        (padding, padding),
+        (dilation, dilation),
+        groups,
+    )
 
 
 def test_dense_synapses_fan_in_fan_out():
@@ -52,22 +60,33 @@ def test_conv_synapses_with_stride_and_groups():
     # A 5x5 input with stride 2: the centre pixel (2, 2) feeds all four outputs, a corner one.
     assert fan_out(strided).reshape(5, 5)[2, 2] == 4 and fan_out(strided).reshape(5, 5)[0, 0] == 1
     grouped = _conv((4, 3, 3), 4, 1, groups=2)
-    assert layer_synapses(grouped) == 4 * 9 * 2, "4 output channels x 9 pixels x 2 input channels per group"
+    assert layer_synapses(grouped) == 4 * 9 * 2, (
+        "4 output channels x 9 pixels x 2 input channels per group"
+    )
     assert fan_in(grouped) == 2
-    assert fan_out(grouped).tolist() == [2] * 36, "each input feeds the 2 output channels of its group"
+    assert fan_out(grouped).tolist() == [2] * 36, (
+        "each input feeds the 2 output channels of its group"
+    )
 
 
-@pytest.mark.parametrize("k, stride, padding, dilation, groups", [(3, 1, 0, 1, 1), (5, 2, 2, 1, 1), (3, 2, 1, 2, 2), (2, 3, 1, 1, 4)])
+@pytest.mark.parametrize(
+    "k, stride, padding, dilation, groups",
+    [(3, 1, 0, 1, 1), (5, 2, 2, 1, 1), (3, 2, 1, 2, 2), (2, 3, 1, 1, 4)],
+)
 def test_fan_out_adds_up_to_the_synapses(k, stride, padding, dilation, groups):
     layer = _conv((4, 9, 11), 8, k, stride, padding, groups, dilation)
-    assert fan_out(layer).sum() == layer_synapses(layer), "every synapse leaves exactly one input neuron"
+    assert fan_out(layer).sum() == layer_synapses(layer), (
+        "every synapse leaves exactly one input neuron"
+    )
 
 
 def test_weight_storage_bits():
     assert weight_storage_bits(np.array([[1, -1]])) == 2, "1 magnitude bit + sign"
     assert weight_storage_bits(np.array([[0, 255]])) == 8
     assert weight_storage_bits(np.array([[-256, 254]])) == 9
-    assert weight_storage_bits(np.array([[64, -128]])) == 3, "factor 64 goes to the exponent: 1, -2 need 2 bits + sign"
+    assert weight_storage_bits(np.array([[64, -128]])) == 3, (
+        "factor 64 goes to the exponent: 1, -2 need 2 bits + sign"
+    )
 
 
 def test_row_bits_rows_of_64_with_header():
@@ -98,7 +117,13 @@ def test_packing_input_and_output_axons():
     (p,) = pack_network(_dense_spec(3, 5), CoreLimits(in_axons=4))
     assert p.unplaceable, "a neuron with 5 presynaptic neurons cannot fit 4 input axons"
     # Layer 0 (4 neurons) feeds 6 neurons packed 2 per core: each of its spikes goes to 3 cores.
-    spec = NetworkSpec(layers=(DenseLayer(np.ones((4, 2), np.int64), NEURON), DenseLayer(np.ones((6, 4), np.int64), NEURON)), input_shape=(2,))
+    spec = NetworkSpec(
+        layers=(
+            DenseLayer(np.ones((4, 2), np.int64), NEURON),
+            DenseLayer(np.ones((6, 4), np.int64), NEURON),
+        ),
+        input_shape=(2,),
+    )
     first, second = pack_network(spec, CoreLimits(neurons=2, out_axons=7))
     assert second.cores == 3 and second.sources_reached.tolist() == [3, 3, 3, 3]
     assert [c.out_axons for c in first.chunks] == [6, 6] and first.cores == 2
@@ -110,13 +135,21 @@ def test_conv_tiles_respect_every_limit():
     limits = CoreLimits(neurons=200, in_axons=150, synapse_bits=1 << 20)
     (p,) = pack_network(spec, limits)
     assert sum(c.neurons for c in p.chunks) == 8 * 12 * 12
-    assert all(c.neurons <= 200 and c.in_axons <= 150 for c in p.chunks), [(c.neurons, c.in_axons) for c in p.chunks]
+    assert all(c.neurons <= 200 and c.in_axons <= 150 for c in p.chunks), [
+        (c.neurons, c.in_axons) for c in p.chunks
+    ]
     assert p.cores >= -(-8 * 12 * 12 // 200)
 
 
 def test_synops_from_a_known_spike_pattern():
     # 2 inputs -> 3 neurons -> 1 neuron; binary input spikes: input 0 at steps 0 and 2, input 1 at 1.
-    spec = NetworkSpec(layers=(DenseLayer(np.ones((3, 2), np.int64), NEURON), DenseLayer(np.ones((1, 3), np.int64), NEURON)), input_shape=(2,))
+    spec = NetworkSpec(
+        layers=(
+            DenseLayer(np.ones((3, 2), np.int64), NEURON),
+            DenseLayer(np.ones((1, 3), np.int64), NEURON),
+        ),
+        input_shape=(2,),
+    )
     x = np.zeros((1, 2, 6), np.int64)
     x[0, 0, [0, 2]] = 1
     x[0, 1, 1] = 1
@@ -124,7 +157,9 @@ def test_synops_from_a_known_spike_pattern():
     rep = resource_report(spec, x, run.spikes, run.u, run.v)
     first, second = rep.activity
     assert first.input_events == 3 and first.synops == 3 * 3, "3 input spikes x fan-out 3"
-    assert first.output_spikes == run.spikes[0].sum() == 9, "every neuron fires one step after each input spike"
+    assert first.output_spikes == run.spikes[0].sum() == 9, (
+        "every neuron fires one step after each input spike"
+    )
     assert second.synops == 9 * 1 and second.output_spikes == 3
     assert first.spike_messages == 9, "one destination core"
     assert first.silent_fraction == 0.0
@@ -140,13 +175,19 @@ def test_synops_from_a_known_spike_pattern():
 
 
 def test_graded_input_counts_one_op_per_nonzero_value():
-    spec = NetworkSpec(layers=(DenseLayer(np.ones((4, 3), np.int64), NEURON),), input_shape=(3,), input_message_bits=8)
+    spec = NetworkSpec(
+        layers=(DenseLayer(np.ones((4, 3), np.int64), NEURON),),
+        input_shape=(3,),
+        input_message_bits=8,
+    )
     x = np.zeros((2, 3, 3), np.int64)
     x[0, :, 0] = [5, 0, 255]  # two nonzero values
     x[1, 1, 1] = 1
     run = run_golden(spec, x, record=True)
     (act,) = resource_report(spec, x, run.spikes, run.u, run.v).activity
-    assert act.input_events == 3 / 2 and act.synops == 3 * 4 / 2, "per sample: 1.5 events x fan-out 4"
+    assert act.input_events == 3 / 2 and act.synops == 3 * 4 / 2, (
+        "per sample: 1.5 events x fan-out 4"
+    )
 
 
 def test_conv_flatten_dense_activity_and_silent_neurons():

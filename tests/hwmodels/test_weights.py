@@ -38,7 +38,9 @@ from tsslbp.hwmodels.weights import (
 def test_pack_and_apply_hand_worked(weights, packed, weight_exp, n_bits, mode, applied) -> None:
     p = pack_dense_weights(np.array(weights))
     found = (p.weights.tolist(), p.weight_exp, p.num_weight_bits, p.sign_mode)
-    assert found == (packed, weight_exp, n_bits, mode), f"expected {(packed, weight_exp, n_bits, mode)}, found {found}"
+    assert found == (packed, weight_exp, n_bits, mode), (
+        f"expected {(packed, weight_exp, n_bits, mode)}, found {found}"
+    )
     found_applied = applied_dense_weights(p).tolist()
     assert found_applied == applied, f"applied: expected {applied}, found {found_applied}"
 
@@ -68,7 +70,22 @@ def _lossless_by_cases(w: np.ndarray) -> bool:
 
 def test_lossless_set_matches_case_analysis(rng: np.random.Generator) -> None:
     """All pairs over small values and the range edges, plus random triples."""
-    values = list(range(-40, 41)) + [-300, -257, -256, -255, -200, -129, -128, -127, 127, 128, 200, 254, 255, 256]
+    values = list(range(-40, 41)) + [
+        -300,
+        -257,
+        -256,
+        -255,
+        -200,
+        -129,
+        -128,
+        -127,
+        127,
+        128,
+        200,
+        254,
+        255,
+        256,
+    ]
     cases = [np.array([pair]) for pair in itertools.product(values, repeat=2)]
     cases += [rng.integers(-260, 260, size=(1, 3)) for _ in range(2000)]
     wrong = [w.tolist() for w in cases if dense_weights_exact(w) != _lossless_by_cases(w)]

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+import reference_tsslbp as ref
 import torch
 
-import reference_tsslbp as ref
 from tsslbp.config import parse_config
 from tsslbp.train.autograd import tsslbp_spike
 from tsslbp.train.functional import LIFParameters, psp
@@ -27,7 +27,9 @@ def test_layer_gradient_matches_loop_reference(rng, n_steps, tau_m, tau_s, v_th)
     spikes = tsslbp_spike(current, LIFParameters(tau_m, tau_s, v_th))
     a = psp(spikes, tau_s)
     np.testing.assert_array_equal(spikes.detach().numpy(), np.stack(rec["o"], axis=-1))
-    np.testing.assert_allclose(a.detach().numpy(), np.stack(rec["a"], axis=-1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        a.detach().numpy(), np.stack(rec["a"], axis=-1), rtol=1e-12, atol=1e-12
+    )
     (a * torch.from_numpy(np.stack(grad_a, axis=-1))).sum().backward()
     assert rec["o"][0].sum() + sum(o.sum() for o in rec["o"]) > 0, "sanity: some neuron must spike"
     np.testing.assert_allclose(current.grad.numpy(), expected, rtol=1e-10, atol=1e-12)
@@ -36,7 +38,13 @@ def test_layer_gradient_matches_loop_reference(rng, n_steps, tau_m, tau_s, v_th)
 def _config(layers, n_steps):
     return parse_config(
         {
-            "Network": {"dataset": "digits", "n_steps": n_steps, "tau_m": 5, "tau_s": 3, "loss": "kernel"},
+            "Network": {
+                "dataset": "digits",
+                "n_steps": n_steps,
+                "tau_m": 5,
+                "tau_s": 3,
+                "loss": "kernel",
+            },
             "Layers": layers,
         }
     )
@@ -62,12 +70,18 @@ def test_network_weight_gradients_match_loop_reference(rng, n_steps):
     loss = kernel_loss(out.spikes, torch.from_numpy(labels), 3.0)
     loss.backward()
 
-    desired = np.eye(10)[labels][..., None] * desired_spike_pattern(n_steps, dtype=torch.float64).numpy()
+    desired = (
+        np.eye(10)[labels][..., None] * desired_spike_pattern(n_steps, dtype=torch.float64).numpy()
+    )
     target_psp = psp(torch.from_numpy(desired), 3.0).numpy()
     weights = [layer.weight.detach().numpy() for layer in model.layers]
-    ref_loss, ref_grads = ref.network_grads(x, weights, target_psp, n_steps, 5.0, 3.0, [1.0, 0.8, 1.0])
+    ref_loss, ref_grads = ref.network_grads(
+        x, weights, target_psp, n_steps, 5.0, 3.0, [1.0, 0.8, 1.0]
+    )
 
-    assert out.spikes.sum() > 0 and all(s.sum() > 0 for s in out.hidden_spikes), "sanity: every layer spikes"
+    assert out.spikes.sum() > 0 and all(s.sum() > 0 for s in out.hidden_spikes), (
+        "sanity: every layer spikes"
+    )
     np.testing.assert_allclose(float(loss.detach()), ref_loss, rtol=1e-12)
     for layer, expected in zip(model.layers, ref_grads):
         np.testing.assert_allclose(layer.weight.grad.numpy(), expected, rtol=1e-9, atol=1e-12)

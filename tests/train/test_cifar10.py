@@ -64,14 +64,20 @@ def make_cifar_dir(parent, rng, meta=True):
     root = parent / "cifar-10-batches-py"
     root.mkdir(parents=True)
     arrays = {}
-    for name, n in [*((f"data_batch_{i}", N_PER_BATCH) for i in range(1, 6)), ("test_batch", N_TEST)]:
+    for name, n in [
+        *((f"data_batch_{i}", N_PER_BATCH) for i in range(1, 6)),
+        ("test_batch", N_TEST),
+    ]:
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n)
         write_py2_pickle(root / name, batch_dict(data, labels))
         arrays[name] = (data, labels)
     if meta:
         names = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"]
-        write_py2_pickle(root / "batches.meta", {"num_cases_per_batch": 10000, "label_names": names, "num_vis": 3072})
+        write_py2_pickle(
+            root / "batches.meta",
+            {"num_cases_per_batch": 10000, "label_names": names, "num_vis": 3072},
+        )
     return root, arrays
 
 
@@ -84,8 +90,14 @@ def test_py2_helper_writes_a_protocol_2_pickle_with_numpy_globals_only(tmp_path,
     path = write_py2_pickle(tmp_path / "b", batch_dict(np.zeros((1, 3072), np.uint8), [0]))
     raw = path.read_bytes()
     assert raw[:2] == b"\x80\x02", f"expected protocol 2, found header {raw[:2]!r}"
-    assert b"_codecs" not in raw, "a Python 2 pickle stores strings directly, not through _codecs.encode"
-    for name in (b"cnumpy.core.multiarray\n_reconstruct\n", b"cnumpy\nndarray\n", b"cnumpy\ndtype\n"):
+    assert b"_codecs" not in raw, (
+        "a Python 2 pickle stores strings directly, not through _codecs.encode"
+    )
+    for name in (
+        b"cnumpy.core.multiarray\n_reconstruct\n",
+        b"cnumpy\nndarray\n",
+        b"cnumpy\ndtype\n",
+    ):
         assert name in raw, f"expected the global {name!r} in the pickle"
 
 
@@ -94,12 +106,16 @@ def test_load_shapes_values_and_label_order(cifar_dir, from_parent):
     root, arrays = cifar_dir
     data = load_cifar10(root.parent if from_parent else root)
     assert data.name == "cifar10"
-    assert data.train.images.shape == (5 * N_PER_BATCH, 3, 32, 32), f"found {tuple(data.train.images.shape)}"
+    assert data.train.images.shape == (5 * N_PER_BATCH, 3, 32, 32), (
+        f"found {tuple(data.train.images.shape)}"
+    )
     assert data.test.images.shape == (N_TEST, 3, 32, 32), f"found {tuple(data.test.images.shape)}"
     assert data.train.images.dtype == torch.float32 and data.train.labels.dtype == torch.int64
     expected_train = np.concatenate([arrays[f"data_batch_{i}"][0] for i in range(1, 6)])
     expected_labels = np.concatenate([arrays[f"data_batch_{i}"][1] for i in range(1, 6)])
-    np.testing.assert_allclose(data.train.images.numpy(), expected_train.reshape(-1, 3, 32, 32) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        data.train.images.numpy(), expected_train.reshape(-1, 3, 32, 32) / 255.0, rtol=1e-6
+    )
     np.testing.assert_array_equal(data.train.labels.numpy(), expected_labels)
     np.testing.assert_array_equal(data.test.labels.numpy(), arrays["test_batch"][1])
     assert data.class_names == tuple(f"c{i}" for i in range(10)), f"found {data.class_names}"
@@ -135,7 +151,10 @@ def test_class_names_default_without_meta(tmp_path, rng):
 
 @pytest.mark.parametrize(
     "mode, std",
-    [(Cifar10Normalization.DATASET, CIFAR10_STD), (Cifar10Normalization.TSSLBP, TSSLBP_CIFAR10_STD)],
+    [
+        (Cifar10Normalization.DATASET, CIFAR10_STD),
+        (Cifar10Normalization.TSSLBP, TSSLBP_CIFAR10_STD),
+    ],
 )
 def test_normalization_is_explicit(cifar_dir, mode, std):
     root, arrays = cifar_dir
@@ -168,9 +187,13 @@ def test_augment_batch_crops_the_padded_image_and_flips(rng):
     keys = []
     for i in range(len(x)):
         found = _match(out[i].numpy(), x[i].numpy(), 2, (-1.0, -2.0, -3.0))
-        assert len(found) == 1, f"sample {i}: expected exactly one matching crop/flip, found {found}"
+        assert len(found) == 1, (
+            f"sample {i}: expected exactly one matching crop/flip, found {found}"
+        )
         keys.append(found[0])
-    assert {k[2] for k in keys} == {False, True}, f"16 samples should include flips and non-flips, found {keys}"
+    assert {k[2] for k in keys} == {False, True}, (
+        f"16 samples should include flips and non-flips, found {keys}"
+    )
     assert len({k[:2] for k in keys}) > 1, f"offsets should vary, found {keys}"
 
 
@@ -193,7 +216,9 @@ def test_crop_flip_augment_depends_only_on_seed_epoch_batch(cifar_dir):
     first = aug(x, epoch=2, batch=1)
     assert torch.equal(first, aug(x, epoch=2, batch=1)), "same (seed, epoch, batch) must repeat"
     assert not torch.equal(first, aug(x, epoch=2, batch=2)), "another batch should differ"
-    assert not torch.equal(first, CropFlipAugment(4)(x, epoch=2, batch=1)), "another seed should differ"
+    assert not torch.equal(first, CropFlipAugment(4)(x, epoch=2, batch=1)), (
+        "another seed should differ"
+    )
 
 
 def test_normalized_augment_pads_with_black(cifar_dir):
@@ -233,10 +258,18 @@ def _corrupt(root, kind):
         _rewrite(root, "data_batch_2", {"data": good})
         return "no b'labels' entry"
     if kind == "shape":
-        _rewrite(root, "data_batch_2", batch_dict(np.zeros((N_PER_BATCH, 3071), np.uint8), [0] * N_PER_BATCH))
+        _rewrite(
+            root,
+            "data_batch_2",
+            batch_dict(np.zeros((N_PER_BATCH, 3071), np.uint8), [0] * N_PER_BATCH),
+        )
         return "shape (4, 3071), expected (N, 3072)"
     if kind == "three_d":
-        _rewrite(root, "data_batch_2", batch_dict(np.zeros((N_PER_BATCH, 3, 1024), np.uint8), [0] * N_PER_BATCH))
+        _rewrite(
+            root,
+            "data_batch_2",
+            batch_dict(np.zeros((N_PER_BATCH, 3, 1024), np.uint8), [0] * N_PER_BATCH),
+        )
         return "shape (4, 3, 1024), expected (N, 3072)"
     if kind == "dtype":
         _rewrite(root, "data_batch_2", batch_dict(good.astype(np.float32), [0] * N_PER_BATCH))
@@ -269,7 +302,9 @@ def test_malformed_batch_raises_data_error_naming_the_file(cifar_dir, kind):
     with pytest.raises(DataError) as info:
         load_cifar10(root)
     message = str(info.value)
-    assert str(root / "data_batch_2") in message, f"expected the file in the message, found {message!r}"
+    assert str(root / "data_batch_2") in message, (
+        f"expected the file in the message, found {message!r}"
+    )
     assert fragment in message, f"expected {fragment!r} in {message!r}"
     assert "\n" not in message, f"expected one line, found {message!r}"
 
@@ -313,7 +348,9 @@ def _payloads(marker):
     }
 
 
-@pytest.mark.parametrize("payload", ["os.system", "subprocess.call", "builtins.exec", "nested in labels", "numpy.save"])
+@pytest.mark.parametrize(
+    "payload", ["os.system", "subprocess.call", "builtins.exec", "nested in labels", "numpy.save"]
+)
 def test_malicious_pickle_is_refused_without_running(cifar_dir, payload):
     root, _ = cifar_dir
     marker = root / "pwned.npy"  # the name np.save writes to, so every payload would create it
@@ -323,7 +360,9 @@ def test_malicious_pickle_is_refused_without_running(cifar_dir, payload):
         load_cifar10(root)
     message = str(info.value)
     assert not marker.exists(), "the pickle's payload ran"
-    assert str(root / "data_batch_1") in message and "unsafe pickle" in message, f"found {message!r}"
+    assert str(root / "data_batch_1") in message and "unsafe pickle" in message, (
+        f"found {message!r}"
+    )
 
 
 def test_read_cifar_pickle_refuses_globals_outside_numpy_arrays(tmp_path):

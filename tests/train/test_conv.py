@@ -3,14 +3,19 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
 from tsslbp.train.data import load_digits
 from tsslbp.train.functional import LIFParameters, psp, static_psp_coefficients
-from tsslbp.train.layers import SeparableTrace, SpikingConv2d, SpikingLinear, SumPooling, materialize
+from tsslbp.train.layers import (
+    SeparableTrace,
+    SpikingConv2d,
+    SpikingLinear,
+    SumPooling,
+    materialize,
+)
 from tsslbp.train.loop import fit
-
-from test_config import CONFIGS
 
 P = LIFParameters(5.0, 3.0, 1.0)
 
@@ -62,7 +67,10 @@ def test_conv_equals_dense_layer_with_the_unrolled_matrix(rng):
     (psp(s_dense, 3.0) * g).sum().backward()
     # d/dW_conv = sum over the positions where each kernel entry appears in the dense matrix.
     expected = torch.autograd.grad(
-        (F.conv2d(eye, conv.weight, None, conv.stride, conv.padding).reshape(n_in, -1).T * dense.weight.grad).sum(),
+        (
+            F.conv2d(eye, conv.weight, None, conv.stride, conv.padding).reshape(n_in, -1).T
+            * dense.weight.grad
+        ).sum(),
         conv.weight,
     )[0]
     torch.testing.assert_close(conv.weight.grad, expected, rtol=1e-9, atol=1e-12)
@@ -75,7 +83,9 @@ def test_sum_pooling_by_hand():
     assert out.shape == (2, 1, 2, 2, 3), "the fifth column is dropped"
     expected = 1.1 * (x[:, :, 0, 0] + x[:, :, 0, 1] + x[:, :, 1, 0] + x[:, :, 1, 1])
     torch.testing.assert_close(out[:, :, 0, 0], expected)
-    sep = SumPooling((2, 2))(SeparableTrace(x[..., 0], torch.tensor([1.0, 2.0], dtype=torch.float64)))
+    sep = SumPooling((2, 2))(
+        SeparableTrace(x[..., 0], torch.tensor([1.0, 2.0], dtype=torch.float64))
+    )
     torch.testing.assert_close(materialize(sep)[..., 1], 2.0 * out[..., 0])
 
 
@@ -94,16 +104,23 @@ def test_conv_config_errors():
             "o": {"type": "linear", "n_inputs": 144, "n_outputs": 10},
         },
     }
-    with pytest.raises(ValueError, match=r"Layers.c.in_channels: expected 1 \(the channels reaching this layer\), found 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"Layers.c.in_channels: expected 1 \(the channels reaching this layer\), found 2",
+    ):
         parse_config(base)
     base["Layers"]["c"]["in_channels"] = 1
     parse_config(base)  # 4 x 6 x 6 = 144
     base["Layers"]["c"]["kernel_size"] = [3, 0]
-    with pytest.raises(ValueError, match="Layers.c.kernel_size: expected an integer >= 1 or a pair"):
+    with pytest.raises(
+        ValueError, match="Layers.c.kernel_size: expected an integer >= 1 or a pair"
+    ):
         parse_config(base)
 
 
 def test_digits_cnn_learns(tmp_path):
     cfg = load_config(CONFIGS / "digits_cnn.yaml").replace(epochs=3)
     history = fit(cfg, load_digits(), tmp_path, progress=False)
-    assert history[-1].test_acc > 0.4, f"expected clearly above chance (10%), found {history[-1].test_acc:.3f}"
+    assert history[-1].test_acc > 0.4, (
+        f"expected clearly above chance (10%), found {history[-1].test_acc:.3f}"
+    )

@@ -11,7 +11,9 @@ from tsslbp.train.data import DataError, load_dataset, load_digits, load_idx_dat
 
 
 def write_idx(path, array, code=0x08, compress=False):
-    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
     path.write_bytes(gzip.compress(payload) if compress else payload)
     return path
@@ -46,13 +48,17 @@ def test_load_idx_dataset_scales_and_flattens(tmp_path, rng):
     arrays = make_mnist_dir(tmp_path / "mnist", rng)
     data = load_idx_dataset(tmp_path / "mnist", "mnist")
     assert data.train.images.shape == (12, 784) and data.test.images.shape == (5, 784)
-    np.testing.assert_allclose(data.train.images.numpy(), arrays["train"][0].reshape(12, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        data.train.images.numpy(), arrays["train"][0].reshape(12, -1) / 255.0, rtol=1e-6
+    )
     np.testing.assert_array_equal(data.test.labels.numpy(), arrays["t10k"][1])
 
 
 def test_load_dataset_uses_data_dir_over_config(tmp_path, rng):
     make_mnist_dir(tmp_path / "fm", rng, compress=False)
-    data = load_dataset(DataConfig(dataset=Dataset.FASHION_MNIST, data_path="/nonexistent"), tmp_path / "fm")
+    data = load_dataset(
+        DataConfig(dataset=Dataset.FASHION_MNIST, data_path="/nonexistent"), tmp_path / "fm"
+    )
     assert len(data.train) == 12
 
 
@@ -66,7 +72,9 @@ def test_bad_magic_number(tmp_path):
 def test_truncated_data(tmp_path, rng):
     path = write_idx(tmp_path / "t", rng.integers(0, 256, size=(4, 4), dtype=np.uint8))
     path.write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(DataError, match=r"t: IDX data holds 13 bytes, the header \(4, 4\) needs 16"):
+    with pytest.raises(
+        DataError, match=r"t: IDX data holds 13 bytes, the header \(4, 4\) needs 16"
+    ):
         read_idx(path)
 
 
@@ -79,7 +87,9 @@ def test_unknown_type_code(tmp_path):
 
 def test_label_count_mismatch_names_the_file(tmp_path, rng):
     make_mnist_dir(tmp_path / "m", rng)
-    write_idx(tmp_path / "m" / "t10k-labels-idx1-ubyte.gz", np.zeros(4, dtype=np.uint8), compress=True)
+    write_idx(
+        tmp_path / "m" / "t10k-labels-idx1-ubyte.gz", np.zeros(4, dtype=np.uint8), compress=True
+    )
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: 4 labels for 5 images"):
         load_idx_dataset(tmp_path / "m")
 

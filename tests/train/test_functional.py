@@ -2,15 +2,14 @@
 
 import math
 
-import pytest
 import torch
 
 from tsslbp.train.functional import (
     LIFParameters,
+    LIFState,
     TsslbpGradParameters,
     lif_forward,
     lif_step,
-    LIFState,
     psp,
     psp_kernel,
     static_psp_coefficients,
@@ -28,7 +27,9 @@ def test_lif_forward_matches_hand_computed_trajectory():
     trace = lif_forward(current, P)
     assert trace.spikes.tolist() == [[0.0, 1.0, 0.0, 0.0]]
     torch.testing.assert_close(trace.u, torch.tensor([[0.6, 1.08, 0.6, 0.48]], dtype=torch.float64))
-    torch.testing.assert_close(trace.du, torch.tensor([[0.6, 0.48, 0.6, -0.12]], dtype=torch.float64))
+    torch.testing.assert_close(
+        trace.du, torch.tensor([[0.6, 0.48, 0.6, -0.12]], dtype=torch.float64)
+    )
 
 
 def test_psp_matches_hand_computed_trace():

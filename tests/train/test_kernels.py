@@ -10,7 +10,9 @@ from tsslbp.train import autograd, kernels
 from tsslbp.train.autograd import _TsslbpSpike, tsslbp_spike_psp
 from tsslbp.train.functional import LIFParameters, TsslbpGradParameters, lif_forward, psp
 
-pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba kernels unavailable or TSSLBP_KERNELS=torch")
+pytestmark = pytest.mark.skipif(
+    not kernels.enabled(), reason="numba kernels unavailable or TSSLBP_KERNELS=torch"
+)
 
 P = LIFParameters(tau_mem=5.0, tau_syn=3.0, v_th=1.0)
 GP = TsslbpGradParameters()
@@ -20,7 +22,9 @@ def _run(fused, current, grad_spikes, grad_psp, p=P, gp=GP):
     """Forward through _TsslbpSpike with the chosen implementation, backward from the given gradients."""
     x = current.clone().requires_grad_()
     spikes, a, _, _ = _TsslbpSpike.apply(x, fused, p.tau_mem, p.tau_syn, p.v_th, *gp)
-    loss = sum((out * g).sum() for out, g in ((spikes, grad_spikes), (a, grad_psp)) if g is not None)
+    loss = sum(
+        (out * g).sum() for out, g in ((spikes, grad_spikes), (a, grad_psp)) if g is not None
+    )
     loss.backward()
     return spikes.detach(), a.detach(), x.grad
 
@@ -28,7 +32,11 @@ def _run(fused, current, grad_spikes, grad_psp, p=P, gp=GP):
 def _inputs(shape, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
     current = torch.rand(shape, generator=g, dtype=dtype) * (1.6 if shape[-1] == 1 else 0.9)
-    return current, torch.randn(shape, generator=g, dtype=dtype), torch.randn(shape, generator=g, dtype=dtype)
+    return (
+        current,
+        torch.randn(shape, generator=g, dtype=dtype),
+        torch.randn(shape, generator=g, dtype=dtype),
+    )
 
 
 # (N, C, H, W, T) conv layer, (N, C, T) linear layer, a neuron count that is not a multiple of the
@@ -107,7 +115,9 @@ def test_fused_equals_torch_for_any_constants(n, steps, scale, tau_mem, tau_syn,
     out = _run(True, current, *grads, p=p)
     assert torch.equal(out[0], ref[0])
     torch.testing.assert_close(out[1], ref[1], rtol=0, atol=1e-13)
-    torch.testing.assert_close(out[2], ref[2], rtol=1e-11, atol=1e-11 * (1 + ref[2].abs().max().item()))
+    torch.testing.assert_close(
+        out[2], ref[2], rtol=1e-11, atol=1e-11 * (1 + ref[2].abs().max().item())
+    )
 
 
 @pytest.mark.parametrize("dtype,ulps", [(np.float32, 8), (np.float64, 16)])
@@ -138,7 +148,9 @@ def test_threaded_split_gives_the_serial_result(monkeypatch):
     monkeypatch.setattr(kernels, "CHUNKS_PER_THREAD", 10**6)
     calls = []
     real_pool = kernels._pool
-    monkeypatch.setattr(kernels, "_pool", lambda workers: calls.append(workers) or real_pool(workers))
+    monkeypatch.setattr(
+        kernels, "_pool", lambda workers: calls.append(workers) or real_pool(workers)
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -191,10 +203,10 @@ def test_backward_needs_some_gradient():
 
 
 def test_network_gradients_match_between_paths(monkeypatch):
+    from test_config import CONFIGS
+
     from tsslbp.config import load_config
     from tsslbp.train.network import TsslbpNetwork
-
-    from test_config import CONFIGS
 
     torch.manual_seed(0)
     net = TsslbpNetwork(load_config(CONFIGS / "digits_cnn.yaml")).double()
@@ -208,7 +220,9 @@ def test_network_gradients_match_between_paths(monkeypatch):
         net.zero_grad()
         out = net(x)
         assert out.spikes.sum() > 0
-        weights = torch.arange(out.spikes.numel(), dtype=torch.float64).reshape(out.spikes.shape).sin()
+        weights = (
+            torch.arange(out.spikes.numel(), dtype=torch.float64).reshape(out.spikes.shape).sin()
+        )
         (out.spikes * weights).sum().backward()
         grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
@@ -284,7 +298,11 @@ def test_kernels_compile_without_a_writable_cache():
 
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "TSSLBP_KERNELS")}
     proc = subprocess.run(
-        [sys.executable, "-c", _NO_CACHE_CHILD], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", _NO_CACHE_CHILD],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "kernels ran" in proc.stdout

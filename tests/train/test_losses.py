@@ -4,7 +4,13 @@ import math
 
 import torch
 
-from tsslbp.train.losses import count_loss, desired_spike_pattern, kernel_loss, predict, softmax_loss
+from tsslbp.train.losses import (
+    count_loss,
+    desired_spike_pattern,
+    kernel_loss,
+    predict,
+    softmax_loss,
+)
 
 
 def _psp_by_hand(train, theta_s):
@@ -25,7 +31,9 @@ def test_kernel_loss_of_silent_output_is_half_the_desired_psp_energy():
     desired = _psp_by_hand([0, 1, 1, 1, 1], 1 / 3)
     expected = 0.5 * sum(v * v for v in desired)
     loss = kernel_loss(spikes, torch.tensor([2]), 3.0)
-    assert math.isclose(float(loss), expected, rel_tol=1e-12), f"expected {expected}, found {float(loss)}"
+    assert math.isclose(float(loss), expected, rel_tol=1e-12), (
+        f"expected {expected}, found {float(loss)}"
+    )
 
 
 def test_kernel_loss_is_zero_for_the_desired_output():

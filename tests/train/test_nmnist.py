@@ -33,7 +33,9 @@ def random_events(rng, n, t_max=300_000):
     ts = np.sort(rng.integers(0, t_max, size=n))
     return [
         (int(x), int(y), int(p), int(t))
-        for x, y, p, t in zip(rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n), ts)
+        for x, y, p, t in zip(
+            rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n), ts
+        )
     ]
 
 
@@ -62,7 +64,11 @@ def nmnist_dir(tmp_path, rng):
 
 
 def test_decode_bit_layout():
-    raw = bytes([0x21, 0x00, 0xFF, 0xFF, 0xFF]) + bytes([0x05, 0x1F, 0x7F, 0x00, 0x01]) + bytes([0, 0, 0x80, 0, 0])
+    raw = (
+        bytes([0x21, 0x00, 0xFF, 0xFF, 0xFF])
+        + bytes([0x05, 0x1F, 0x7F, 0x00, 0x01])
+        + bytes([0, 0, 0x80, 0, 0])
+    )
     ev = decode_events(raw)
     assert ev.x.tolist() == [33, 5, 0], f"found {ev.x.tolist()}"
     assert ev.y.tolist() == [0, 31, 0], f"found {ev.y.tolist()}"
@@ -119,7 +125,12 @@ def test_stabilize_matches_stabilize_m_by_hand():
         (10, 10, 1, 105_000),  # end of saccade 1: X = 11 - 3.5 = 7.5 -> 8, Y = 11 - 7 = 4
         (10, 10, 0, 210_000),  # end of saccade 2: X = 11 - 3.5 - 3.5 = 4, Y = 11 - 7 + 7 = 11
         (10, 10, 1, 315_000),  # end of saccade 3: X = 11 - 7 + 7 = 11, Y unchanged
-        (2, 5, 1, 15_000),  # X = 3 - 0.5 = 2.5 rounds half away from zero to 3 (np.round would give 2)
+        (
+            2,
+            5,
+            1,
+            15_000,
+        ),  # X = 3 - 0.5 = 2.5 rounds half away from zero to 3 (np.round would give 2)
         (0, 20, 1, 105_000),  # X = 1 - 3.5 < 1: dropped
         (20, 3, 1, 105_000),  # Y = 4 - 7 < 1: dropped
     )
@@ -139,7 +150,9 @@ def test_stabilize_drops_events_pushed_past_the_edge():
     # At 300 ms X = 34 - 7 + 7 * 90000/105000 = 33, kept as x = 32.
     ev = _events((33, 0, 1, 300_000), (33, 0, 1, 330_000))
     out = stabilize_events(ev)
-    assert out.x.tolist() == [32] and out.ts.tolist() == [300_000], f"found x={out.x.tolist()} ts={out.ts.tolist()}"
+    assert out.x.tolist() == [32] and out.ts.tolist() == [300_000], (
+        f"found x={out.x.tolist()} ts={out.ts.tolist()}"
+    )
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -153,31 +166,43 @@ def test_load_shapes_values_and_label_order(nmnist_dir, stabilize):
     assert data.name == "nmnist"
     for split, key in ((data.train, "Train"), (data.test, "Test")):
         expected_paths = files[key]
-        assert split.images.shape == (len(expected_paths), 2, 34, 34, n_steps), f"found {tuple(split.images.shape)}"
+        assert split.images.shape == (len(expected_paths), 2, 34, 34, n_steps), (
+            f"found {tuple(split.images.shape)}"
+        )
         assert split.images.dtype == torch.float32 and split.labels.dtype == torch.int64
-        assert split.labels.tolist() == [d for _, d in expected_paths], f"found {split.labels.tolist()}"
+        assert split.labels.tolist() == [d for _, d in expected_paths], (
+            f"found {split.labels.tolist()}"
+        )
         for i, (path, _) in enumerate(expected_paths):
             ev = read_events(path)
             ev = stabilize_events(ev) if stabilize else ev
             expected = bin_events(ev, n_steps, bin_us=20_000, value=EventValue.SPIKE)
-            np.testing.assert_array_equal(split.images[i].numpy(), expected.astype(np.float32), err_msg=str(path))
+            np.testing.assert_array_equal(
+                split.images[i].numpy(), expected.astype(np.float32), err_msg=str(path)
+            )
     assert float(data.train.images.sum()) > 0, "sanity: the frames hold spikes"
 
 
 def test_count_mode_and_integer_dtype(nmnist_dir):
     root, files = nmnist_dir
-    data = load_nmnist(root, 1, bin_us=None, value=EventValue.COUNT, stabilize=False, dtype=torch.uint8)
+    data = load_nmnist(
+        root, 1, bin_us=None, value=EventValue.COUNT, stabilize=False, dtype=torch.uint8
+    )
     assert data.train.images.dtype == torch.uint8
     path = files["Train"][0][0]
     n_events = path.stat().st_size // 5
-    assert int(data.train.images[0].sum()) == n_events, "one frame over the whole recording counts every event"
+    assert int(data.train.images[0].sum()) == n_events, (
+        "one frame over the whole recording counts every event"
+    )
 
 
 def test_default_is_the_reference_binning(nmnist_dir):
     root, files = nmnist_dir
     data = load_nmnist(root, 4)
     path = files["Test"][0][0]
-    expected = bin_events(stabilize_events(read_events(path)), 4, bin_us=3000, value=EventValue.SPIKE)
+    expected = bin_events(
+        stabilize_events(read_events(path)), 4, bin_us=3000, value=EventValue.SPIKE
+    )
     np.testing.assert_array_equal(data.test.images[0].numpy(), expected)
 
 
@@ -201,13 +226,17 @@ def test_second_load_comes_from_cache_without_reading_samples(nmnist_dir, tmp_pa
     cache = tmp_path / "cache"
     n_files = sum(len(v) for v in files.values())
     first = load_nmnist(root, 6, cache_dir=cache)
-    assert len(count_reads) == n_files, f"first load: expected {n_files} reads, found {len(count_reads)}"
+    assert len(count_reads) == n_files, (
+        f"first load: expected {n_files} reads, found {len(count_reads)}"
+    )
     second = load_nmnist(root, 6, cache_dir=cache)
     assert len(count_reads) == n_files, f"second load re-read {len(count_reads) - n_files} files"
     for a, b in ((first.train, second.train), (first.test, second.test)):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     names = sorted(p.name for p in cache.iterdir())
-    assert len(names) == 1 and names[0].endswith(".npz"), f"expected one .npz and no temporary files, found {names}"
+    assert len(names) == 1 and names[0].endswith(".npz"), (
+        f"expected one .npz and no temporary files, found {names}"
+    )
 
 
 def test_cache_is_keyed_by_options_and_file_changes(nmnist_dir, tmp_path, count_reads):
@@ -276,7 +305,9 @@ def test_empty_sample_file(nmnist_dir):
     _expect_error(root, "empty file", path)
 
 
-@pytest.mark.parametrize("field, event, fragment", [("x", (34, 0, 1, 5), "x = 34"), ("y", (0, 40, 0, 5), "y = 40")])
+@pytest.mark.parametrize(
+    "field, event, fragment", [("x", (34, 0, 1, 5), "x = 34"), ("y", (0, 40, 0, 5), "y = 40")]
+)
 def test_coordinates_out_of_range(nmnist_dir, field, event, fragment):
     root, files = nmnist_dir
     path = files["Train"][2][0]

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
 from tsslbp.train.data import load_digits
 from tsslbp.train.loop import CheckpointError, evaluate, fit, load_checkpoint, model_from_checkpoint
-
-from test_config import CONFIGS
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +36,15 @@ def _maybe_with_dropout(cfg, with_dropout):
 def test_two_epochs_on_digits_beat_chance_clearly(tmp_path, digits, cfg):
     history = fit(cfg.replace(epochs=2), digits, tmp_path, progress=False)
     assert len(history) == 2
-    assert history[-1].test_acc > 0.5, f"expected > 50% test accuracy (chance 10%), found {history[-1].test_acc:.3f}"
+    assert history[-1].test_acc > 0.5, (
+        f"expected > 50% test accuracy (chance 10%), found {history[-1].test_acc:.3f}"
+    )
     model, loaded_cfg, state = model_from_checkpoint(tmp_path / "last.pt")
     assert loaded_cfg == cfg.replace(epochs=2) and state["epoch"] == 2
     again = evaluate(model, digits.test, loaded_cfg)
-    assert again.accuracy == history[-1].test_acc, "a reloaded checkpoint must score what training reported"
+    assert again.accuracy == history[-1].test_acc, (
+        "a reloaded checkpoint must score what training reported"
+    )
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path, digits, cfg):
@@ -62,13 +65,23 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, digits, cfg, 
     resumed = fit(three, digits, tmp_path / "part", resume=True, progress=False)
     assert [m.epoch for m in resumed] == [1, 2, 3]
     full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
-    assert all(torch.equal(full[k], part[k]) for k in full), "resume must reproduce the uninterrupted run exactly"
+    assert all(torch.equal(full[k], part[k]) for k in full), (
+        "resume must reproduce the uninterrupted run exactly"
+    )
 
 
 def test_checkpoint_holds_weights_config_and_metrics(tmp_path, digits, cfg):
     fit(cfg.replace(epochs=1), digits, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "best.pt")
-    assert set(state) >= {"model", "config", "metrics", "seed", "epoch", "optimizer", "tsslbp_version"}
+    assert set(state) >= {
+        "model",
+        "config",
+        "metrics",
+        "seed",
+        "epoch",
+        "optimizer",
+        "tsslbp_version",
+    }
     assert state["config"]["Network"]["epochs"] == 1 and len(state["metrics"]) == 1
 
 
@@ -110,10 +123,14 @@ def test_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path, digits, cfg
     resumed = fit(two, digits, tmp_path / "part", resume=True, progress=False)
     assert [m.epoch for m in resumed] == [1, 2]
     full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
-    assert all(torch.equal(full[k], part[k]) for k in full), "mid-epoch resume must reproduce the run exactly"
+    assert all(torch.equal(full[k], part[k]) for k in full), (
+        "mid-epoch resume must reproduce the run exactly"
+    )
     a = load_checkpoint(tmp_path / "full" / "last.pt")["metrics"]
     b = load_checkpoint(tmp_path / "part" / "last.pt")["metrics"]
-    assert [(m["loss"], m["train_acc"], m["test_acc"]) for m in a] == [(m["loss"], m["train_acc"], m["test_acc"]) for m in b]
+    assert [(m["loss"], m["train_acc"], m["test_acc"]) for m in a] == [
+        (m["loss"], m["train_acc"], m["test_acc"]) for m in b
+    ]
 
 
 class _Crash(BaseException):
@@ -121,7 +138,9 @@ class _Crash(BaseException):
 
 
 @pytest.mark.parametrize("with_dropout", [False, True])
-def test_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(tmp_path, digits, cfg, with_dropout, monkeypatch):
+def test_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(
+    tmp_path, digits, cfg, with_dropout, monkeypatch
+):
     two = _maybe_with_dropout(cfg, with_dropout).replace(epochs=2)
     fit(two, digits, tmp_path / "full", progress=False)
 
@@ -142,12 +161,16 @@ def test_crash_mid_epoch_resumes_from_the_periodic_checkpoint_exactly(tmp_path, 
         fit(two, digits, tmp_path / "part", progress=False, checkpoint_seconds=0)
     monkeypatch.setattr(torch.optim.Adam, "step", real_step)
     saved = load_checkpoint(tmp_path / "part" / "last.pt")
-    assert (saved["epoch"], saved["partial"]["batches_done"]) == (1, 16), "expected a checkpoint after batch 16 of epoch 2"
+    assert (saved["epoch"], saved["partial"]["batches_done"]) == (1, 16), (
+        "expected a checkpoint after batch 16 of epoch 2"
+    )
 
     resumed = fit(two, digits, tmp_path / "part", resume=True, progress=False)
     assert [m.epoch for m in resumed] == [1, 2]
     full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
-    assert all(torch.equal(full[k], part[k]) for k in full), "a run resumed after a crash must end with the uninterrupted weights"
+    assert all(torch.equal(full[k], part[k]) for k in full), (
+        "a run resumed after a crash must end with the uninterrupted weights"
+    )
 
 
 def test_no_periodic_checkpoint_when_disabled(tmp_path, digits, cfg, monkeypatch):
@@ -155,11 +178,17 @@ def test_no_periodic_checkpoint_when_disabled(tmp_path, digits, cfg, monkeypatch
 
     saves = []
     real_save = loop.save_checkpoint
-    monkeypatch.setattr(loop, "save_checkpoint", lambda path, state: (saves.append(state.get("partial")), real_save(path, state)))
+    monkeypatch.setattr(
+        loop,
+        "save_checkpoint",
+        lambda path, state: (saves.append(state.get("partial")), real_save(path, state)),
+    )
     fit(cfg.replace(epochs=1), digits, tmp_path / "none", progress=False, checkpoint_seconds=None)
     assert all(p is None for p in saves), "checkpoint_seconds=None must save only at epoch ends"
     saves.clear()
     fit(cfg.replace(epochs=1), digits, tmp_path / "each", progress=False, checkpoint_seconds=0)
     n_batches = -(-len(digits.train) // cfg.train.batch_size)
     partial = [p["batches_done"] for p in saves if p is not None]
-    assert partial == list(range(1, n_batches)), f"expected a mid-epoch save after every batch but the last, found {partial}"
+    assert partial == list(range(1, n_batches)), (
+        f"expected a mid-epoch save after every batch but the last, found {partial}"
+    )

@@ -29,7 +29,9 @@ def _machine() -> dict[str, Any]:
     from ..train import kernels
 
     return {
-        "tsslbp_kernels": f"numba {kernels.numba.__version__}" if kernels.enabled() else "off (torch ops)",
+        "tsslbp_kernels": f"numba {kernels.numba.__version__}"
+        if kernels.enabled()
+        else "off (torch ops)",
         "glibc_retain_freed_memory": retain_freed_memory(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -40,16 +42,24 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def run_bench(out: str | Path, quick: bool = False, suites: Sequence[str] = SUITES, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_bench(
+    out: str | Path,
+    quick: bool = False,
+    suites: Sequence[str] = SUITES,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run the chosen suites and write the results folder; returns the results dict."""
     from ..manifest import write_manifest
-    from . import plots, suites as s
+    from . import plots
+    from . import suites as s
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
-        raise ValueError(f"unknown benchmark suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+        raise ValueError(
+            f"unknown benchmark suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}"
+        )
     results: dict[str, Any] = {"quick": quick, "machine": _machine(), "seconds": {}}
     runners = {
         "throughput": lambda: s.train_throughput(quick, log=log),
@@ -68,7 +78,11 @@ def run_bench(out: str | Path, quick: bool = False, suites: Sequence[str] = SUIT
     report = markdown_report(results)
     (out / "results.md").write_text(report)
     pngs = plots.write_plots(results, out)
-    write_manifest(out / "results.json", outputs=[out / "results.md", *pngs], figures={"seconds": results["seconds"], "quick": quick})
+    write_manifest(
+        out / "results.json",
+        outputs=[out / "results.md", *pngs],
+        figures={"seconds": results["seconds"], "quick": quick},
+    )
     return results
 
 
@@ -89,48 +103,80 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
     ]
     if "throughput" in results:
-        lines += ["## Training step (forward + backward + Adam), batch 64, T = 5", "",
-                  "| network | implementation | ms/step | samples/s | time vs tsslbp | peak RSS MiB | step RSS MiB |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Training step (forward + backward + Adam), batch 64, T = 5",
+            "",
+            "| network | implementation | ms/step | samples/s | time vs tsslbp | peak RSS MiB | step RSS MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in results["throughput"]:
             if "unavailable" in r:
-                lines.append(f"| {r['network']} | {r['implementation']} | {r['unavailable']} | | | | |")
+                lines.append(
+                    f"| {r['network']} | {r['implementation']} | {r['unavailable']} | | | | |"
+                )
                 continue
-            lines.append(f"| {r['network']} | {r['implementation']} | {_f(r['ms_per_step'], 2)} | {_f(r['samples_per_s'], 0)} | "
-                         f"{_f(r.get('time_vs_tsslbp'), 2)}x | {_f(r.get('peak_rss_mb'))} | {_f(r.get('step_rss_mb'))} |")
+            lines.append(
+                f"| {r['network']} | {r['implementation']} | {_f(r['ms_per_step'], 2)} | {_f(r['samples_per_s'], 0)} | "
+                f"{_f(r.get('time_vs_tsslbp'), 2)}x | {_f(r.get('peak_rss_mb'))} | {_f(r.get('step_rss_mb'))} |"
+            )
         lines.append("")
     if "scaling" in results:
         for key, label in (("T", "time steps T (hidden 400)"), ("width", "hidden width (T = 5)")):
             rows = results["scaling"][key]
             impls = list(dict.fromkeys(r["implementation"] for r in rows))
             xs = list(dict.fromkeys(r["T" if key == "T" else "hidden"] for r in rows))
-            lines += [f"## Step time (ms) vs {label}, Fashion-MNIST MLP, batch 64", "",
-                      f"| {'T' if key == 'T' else 'hidden'} | " + " | ".join(impls) + (" | tsslbp ms per time step |" if key == "T" else " |"),
-                      "|---" * (len(impls) + 1 + (key == "T")) + "|"]
+            lines += [
+                f"## Step time (ms) vs {label}, Fashion-MNIST MLP, batch 64",
+                "",
+                f"| {'T' if key == 'T' else 'hidden'} | "
+                + " | ".join(impls)
+                + (" | tsslbp ms per time step |" if key == "T" else " |"),
+                "|---" * (len(impls) + 1 + (key == "T")) + "|",
+            ]
             for x in xs:
-                cells = {r["implementation"]: r["ms_per_step"] for r in rows if r["T" if key == "T" else "hidden"] == x}
+                cells = {
+                    r["implementation"]: r["ms_per_step"]
+                    for r in rows
+                    if r["T" if key == "T" else "hidden"] == x
+                }
                 extra = f" | {_f(cells.get('tsslbp', float('nan')) / x, 3)}" if key == "T" else ""
-                lines.append(f"| {x} | " + " | ".join(_f(cells.get(i), 2) for i in impls) + extra + " |")
+                lines.append(
+                    f"| {x} | " + " | ".join(_f(cells.get(i), 2) for i in impls) + extra + " |"
+                )
             lines.append("")
     if "deploy" in results:
-        lines += ["## Deployment: golden model vs Lava's fixed-point CPU simulator", "",
-                  "| network | steps/sample | Lava samples/s (N) | Lava before step 1 | golden samples/s, same N | ratio | golden samples/s, whole test set | ratio | outputs identical |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Deployment: golden model vs Lava's fixed-point CPU simulator",
+            "",
+            "| network | steps/sample | Lava samples/s (N) | Lava before step 1 | golden samples/s, same N | ratio | golden samples/s, whole test set | ratio | outputs identical |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in results["deploy"]:
             if "unavailable" in r:
                 lines.append(f"| {r['network']} | {r['unavailable']} | | | | | | | |")
                 continue
-            lines.append(f"| {r['network']} | {r['steps_per_sample']} | {_f(r['lava_samples_per_s'])} ({r['lava_samples']}) | {_f(r['lava_before_first_step_s'], 2)} s | "
-                         f"{_f(r['golden_samples_per_s_same_samples'], 0)} | {_f(r['ratio_same_samples'], 0)}x | {_f(r['golden_samples_per_s_batched'], 0)} ({r['golden_samples']}) | "
-                         f"{_f(r['ratio_batched'], 0)}x | {'yes' if r['outputs_identical'] else 'NO'} |")
+            lines.append(
+                f"| {r['network']} | {r['steps_per_sample']} | {_f(r['lava_samples_per_s'])} ({r['lava_samples']}) | {_f(r['lava_before_first_step_s'], 2)} s | "
+                f"{_f(r['golden_samples_per_s_same_samples'], 0)} | {_f(r['ratio_same_samples'], 0)}x | {_f(r['golden_samples_per_s_batched'], 0)} ({r['golden_samples']}) | "
+                f"{_f(r['ratio_batched'], 0)}x | {'yes' if r['outputs_identical'] else 'NO'} |"
+            )
         lines.append("")
     if "accuracy" in results:
-        lines += ["## Fashion-MNIST MLP 784-400-400-10, T = 5: test accuracy after equal epochs", "",
-                  "| seed | epochs | TSSL-BP (tsslbp) | snnTorch BPTT |", "|---|---|---|---|"]
+        lines += [
+            "## Fashion-MNIST MLP 784-400-400-10, T = 5: test accuracy after equal epochs",
+            "",
+            "| seed | epochs | TSSL-BP (tsslbp) | snnTorch BPTT |",
+            "|---|---|---|---|",
+        ]
         for r in results["accuracy"]:
             if "unavailable" in r:
                 lines.append(f"| - | - | {r['unavailable']} | |")
                 continue
-            peer = f"{100 * r['snntorch']:.2f}%" if "snntorch" in r else r.get("snntorch_unavailable", "-")
+            peer = (
+                f"{100 * r['snntorch']:.2f}%"
+                if "snntorch" in r
+                else r.get("snntorch_unavailable", "-")
+            )
             lines.append(f"| {r['seed']} | {r['epochs']} | {100 * r['tsslbp']:.2f}% | {peer} |")
         lines.append("")
     lines.append("Suite times: " + ", ".join(f"{k} {v} s" for k, v in results["seconds"].items()))

@@ -18,7 +18,9 @@ from ..config import ExperimentConfig, LayerKind
 
 __all__ = ["SNNTORCH_MISSING", "snntorch_available", "SnnTorchNet", "snntorch_loss"]
 
-SNNTORCH_MISSING = "snntorch is not installed (pip install --no-deps snntorch==1.0.0, the 'bench' extra)"
+SNNTORCH_MISSING = (
+    "snntorch is not installed (pip install --no-deps snntorch==1.0.0, the 'bench' extra)"
+)
 
 
 def snntorch_available() -> bool:
@@ -54,9 +56,20 @@ class SnnTorchNet(nn.Module):
         self.neurons = nn.ModuleList()
         for layer in cfg.layers:
             if layer.type is LayerKind.LINEAR:
-                op: nn.Module = nn.Sequential(nn.Flatten(), nn.Linear(layer.n_inputs, layer.n_outputs, bias=False))
+                op: nn.Module = nn.Sequential(
+                    nn.Flatten(), nn.Linear(layer.n_inputs, layer.n_outputs, bias=False)
+                )
             elif layer.type is LayerKind.CONV:
-                op = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.groups, bias=False)
+                op = nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.groups,
+                    bias=False,
+                )
             elif layer.type is LayerKind.POOLING:
                 self.ops.append(_SumPool(layer.kernel_size, layer.scale))
                 self.neurons.append(nn.Identity())
@@ -64,12 +77,22 @@ class SnnTorchNet(nn.Module):
             else:  # dropout: left out of the speed comparison on both sides
                 continue
             self.ops.append(op)
-            self.neurons.append(snn.Leaky(beta=beta, threshold=1.0, spike_grad=surrogate.fast_sigmoid(), reset_mechanism="zero"))
+            self.neurons.append(
+                snn.Leaky(
+                    beta=beta,
+                    threshold=1.0,
+                    spike_grad=surrogate.fast_sigmoid(),
+                    reset_mechanism="zero",
+                )
+            )
 
     def forward(self, x: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Output spikes (T, N, n_class) for the analog input ``x`` (N, features) applied every step."""
         x = x.reshape(x.shape[0], *self.input_shape)  # linear layers flatten their input
-        mems = [neuron.init_leaky() if not isinstance(neuron, nn.Identity) else None for neuron in self.neurons]
+        mems = [
+            neuron.init_leaky() if not isinstance(neuron, nn.Identity) else None
+            for neuron in self.neurons
+        ]
         out = []
         for _ in range(n_steps):
             h = x

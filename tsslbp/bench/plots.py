@@ -38,8 +38,24 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     """Write the plots the results allow; returns their paths."""
     paths = []
     if "scaling" in results:
-        paths.append(_lines(results["scaling"]["T"], "T", out / "scaling_T.png", "time steps T", "Step time vs T (Fashion-MNIST MLP)"))
-        paths.append(_lines(results["scaling"]["width"], "hidden", out / "scaling_width.png", "hidden width", "Step time vs width (T = 5)"))
+        paths.append(
+            _lines(
+                results["scaling"]["T"],
+                "T",
+                out / "scaling_T.png",
+                "time steps T",
+                "Step time vs T (Fashion-MNIST MLP)",
+            )
+        )
+        paths.append(
+            _lines(
+                results["scaling"]["width"],
+                "hidden",
+                out / "scaling_width.png",
+                "hidden width",
+                "Step time vs width (T = 5)",
+            )
+        )
     if "throughput" in results:
         rows = [r for r in results["throughput"] if "samples_per_s" in r]
         fig, ax = _figure()
@@ -47,7 +63,17 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
         impls = list(dict.fromkeys(r["implementation"] for r in rows))
         width = 0.8 / max(len(impls), 1)
         for j, impl in enumerate(impls):
-            values = [next((r["samples_per_s"] for r in rows if r["network"] == n and r["implementation"] == impl), 0.0) for n in nets]
+            values = [
+                next(
+                    (
+                        r["samples_per_s"]
+                        for r in rows
+                        if r["network"] == n and r["implementation"] == impl
+                    ),
+                    0.0,
+                )
+                for n in nets
+            ]
             ax.bar([i + j * width for i in range(len(nets))], values, width, label=impl)
         ax.set_xticks([i + width * (len(impls) - 1) / 2 for i in range(len(nets))])
         ax.set_xticklabels([n.split(" ")[1] for n in nets])

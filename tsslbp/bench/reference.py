@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
 from ..train.functional import LIFState, TsslbpGradParameters, lif_step
-from ..train.layers import SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout
+from ..train.layers import SpikingLinear, SumPooling, TimeSharedDropout
 from ..train.losses import desired_psp
 from ..train.network import TsslbpNetwork
 
@@ -30,7 +30,12 @@ __all__ = ["step_by_step_grads"]
 
 
 def _neuron_backward(
-    grad_a: list[torch.Tensor], rec: dict[str, list[torch.Tensor]], tau_m: float, tau_s: float, v_th: float, p: TsslbpGradParameters
+    grad_a: list[torch.Tensor],
+    rec: dict[str, list[torch.Tensor]],
+    tau_m: float,
+    tau_s: float,
+    v_th: float,
+    p: TsslbpGradParameters,
 ) -> list[torch.Tensor]:
     """dE/dI[t] of one layer of LIF neurons from dE/da[t] of its PSPs (lists over t)."""
     theta_m, theta_s = 1.0 / tau_m, 1.0 / tau_s
@@ -40,22 +45,32 @@ def _neuron_backward(
     grad_current: list[torch.Tensor] = [grad_a[0]] * n_steps
     for t in range(n_steps - 1, -1, -1):
         o, u, du = rec["o"][t], rec["u"][t], rec["du"][t]
-        total = sum(eps[k] * grad_a[t + k] for k in range(n_steps - t))  # the pairwise (t, t+k) term
-        inv = torch.where(du > 0, torch.clamp(1.0 / torch.where(du > 0, du, torch.ones_like(du)), max=p.max_inv_slope), torch.zeros_like(du))
+        total = sum(
+            eps[k] * grad_a[t + k] for k in range(n_steps - t)
+        )  # the pairwise (t, t+k) term
+        inv = torch.where(
+            du > 0,
+            torch.clamp(1.0 / torch.where(du > 0, du, torch.ones_like(du)), max=p.max_inv_slope),
+            torch.zeros_like(du),
+        )
         inter = o * inv * total
         if t == n_steps - 1:
             d = inter
         else:
             d = inter + carried * theta_m * u * inv * o + carried * (1.0 - theta_m) * (1.0 - o)
         carried = d * o + carried * (1.0 - o) * (1.0 - theta_m)
-        s = torch.exp(torch.clamp((v_th - u) / p.surrogate_alpha, -p.surrogate_clamp, p.surrogate_clamp))
+        s = torch.exp(
+            torch.clamp((v_th - u) / p.surrogate_alpha, -p.surrogate_clamp, p.surrogate_clamp)
+        )
         surrogate = s / ((1.0 + s) ** 2 * p.surrogate_alpha) * total
         silent = rec["a"][t] < 1.0 / (p.silent_psp_divisor * tau_s)
         grad_current[t] = torch.where(silent, surrogate, d)
     return grad_current
 
 
-def step_by_step_grads(model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def step_by_step_grads(
+    model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Kernel loss and its gradients for every weight of ``model``, one time step at a time.
 
     Args:
@@ -93,7 +108,15 @@ def step_by_step_grads(model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tens
             if isinstance(layer, SpikingLinear):
                 current = a_t @ layer.weight.T
             else:
-                current = F.conv2d(a_t, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+                current = F.conv2d(
+                    a_t,
+                    layer.weight,
+                    None,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.groups,
+                )
             if state is None:
                 state, a_prev = LIFState(torch.zeros_like(current)), torch.zeros_like(current)
             step, state = lif_step(current, state, n)
@@ -116,19 +139,36 @@ def step_by_step_grads(model: TsslbpNetwork, x: torch.Tensor, labels: torch.Tens
             (n_batch, channels, h, w) = inputs[0].shape
             grad_a = [g.reshape(n_batch, channels, h // kh, w // kw) for g in grad_a]
             grad_a = [
-                F.pad(g.repeat_interleave(kh, -2).repeat_interleave(kw, -1) * layer.scale, (0, w - g.shape[-1] * kw, 0, h - g.shape[-2] * kh))
+                F.pad(
+                    g.repeat_interleave(kh, -2).repeat_interleave(kw, -1) * layer.scale,
+                    (0, w - g.shape[-1] * kw, 0, h - g.shape[-2] * kh),
+                )
                 for g in grad_a
             ]
             continue
         n = layer.neuron
-        grad_a = [g.reshape(o.shape) for g, o in zip(grad_a, rec["o"])]  # flat when a linear layer follows
+        grad_a = [
+            g.reshape(o.shape) for g, o in zip(grad_a, rec["o"])
+        ]  # flat when a linear layer follows
         grad_current = _neuron_backward(grad_a, rec, n.tau_mem, n.tau_syn, n.v_th, layer.grad)
         if isinstance(layer, SpikingLinear):
             grads.append(sum(g.T @ a for g, a in zip(grad_current, inputs)))
             grad_a = [g @ layer.weight for g in grad_current]
         else:
-            conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
-            grads.append(sum(conv2d_weight(a, layer.weight.shape, g, **conv) for g, a in zip(grad_current, inputs)))
-            grad_a = [conv2d_input(a.shape, layer.weight, g, **conv) for g, a in zip(grad_current, inputs)]
+            conv = dict(
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                groups=layer.groups,
+            )
+            grads.append(
+                sum(
+                    conv2d_weight(a, layer.weight.shape, g, **conv)
+                    for g, a in zip(grad_current, inputs)
+                )
+            )
+            grad_a = [
+                conv2d_input(a.shape, layer.weight, g, **conv) for g, a in zip(grad_current, inputs)
+            ]
     grads.reverse()
     return loss.detach(), [g.detach() for g in grads]

@@ -43,7 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(3):
         step()
     peak = memory_mb("VmHWM")
-    print(json.dumps({"rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1), "step_rss_mb": round(peak - before, 1)}))
+    print(
+        json.dumps(
+            {
+                "rss_before_mb": round(before, 1),
+                "peak_rss_mb": round(peak, 1),
+                "step_rss_mb": round(peak - before, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,12 @@ def bench_config(name: str, n_steps: int = 5, hidden: int | None = None) -> Expe
     return parse_config(raw, f"{name} (benchmark variant)")
 
 
-def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str, ...] = IMPLEMENTATIONS, seed: int = 0) -> dict[str, Callable[[], None] | str]:
+def make_steppers(
+    cfg: ExperimentConfig,
+    batch: int,
+    implementations: tuple[str, ...] = IMPLEMENTATIONS,
+    seed: int = 0,
+) -> dict[str, Callable[[], None] | str]:
     """One training step (forward, backward, Adam update) per implementation, on the same batch.
 
     Returns ``{name: step function}``, or ``{name: reason}`` where an implementation is unavailable.
@@ -90,7 +95,10 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
         torch_model.load_state_dict(model.state_dict())
         torch_loss_fn = loss_function(cfg)
         steppers["tsslbp (torch ops)"] = _adam_stepper(
-            torch_model, cfg.train.lr, lambda: torch_loss_fn(torch_model(x).spikes, y), context=_kernels_off
+            torch_model,
+            cfg.train.lr,
+            lambda: torch_loss_fn(torch_model(x).spikes, y),
+            context=_kernels_off,
         )
     if "step-by-step" in implementations:
         ref_model = TsslbpNetwork(cfg)
@@ -114,7 +122,9 @@ def make_steppers(cfg: ExperimentConfig, batch: int, implementations: tuple[str,
         else:
             peer = SnnTorchNet(cfg)
             peer_loss = snntorch_loss()
-            steppers["snntorch"] = _adam_stepper(peer, cfg.train.lr, lambda: peer_loss(peer(x, cfg.n_steps), y))
+            steppers["snntorch"] = _adam_stepper(
+                peer, cfg.train.lr, lambda: peer_loss(peer(x, cfg.n_steps), y)
+            )
     return steppers
 
 
@@ -142,7 +152,9 @@ def _kernels_off() -> contextlib.AbstractContextManager:
     return mock.patch.dict(os.environ, {"TSSLBP_KERNELS": "torch"})
 
 
-def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None] | str:
+def _numpy_loop_stepper(
+    cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor
+) -> Callable[[], None] | str:
     """A training step whose gradients come from the tests' plain numpy loop (MLPs only)."""
     import importlib.util
 
@@ -165,7 +177,9 @@ def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Te
 
     def step_numpy_loop() -> None:
         weights = [w.detach().numpy() for w in params]
-        _, grads = ref.network_grads(x_np, weights, target, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds)
+        _, grads = ref.network_grads(
+            x_np, weights, target, cfg.n_steps, cfg.neuron.tau_m, cfg.neuron.tau_s, thresholds
+        )
         for w, g in zip(params, grads):
             w.grad = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))
         opt.step()
@@ -173,7 +187,9 @@ def _numpy_loop_stepper(cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Te
     return step_numpy_loop
 
 
-def time_interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def time_interleaved(
+    fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2
+) -> dict[str, float]:
     """Median seconds per call of each function, called in turn ``repeats`` times (after warm-up)."""
     for fn in fns.values():
         for _ in range(warmup):
@@ -203,7 +219,11 @@ NETWORKS = {
 
 
 def train_throughput(
-    quick: bool, batch: int = 64, n_steps: int = 5, log: Callable[[str], None] = print, networks: dict[str, str] = NETWORKS
+    quick: bool,
+    batch: int = 64,
+    n_steps: int = 5,
+    log: Callable[[str], None] = print,
+    networks: dict[str, str] = NETWORKS,
 ) -> list[dict[str, Any]]:
     """Samples/s, ms/step and peak RSS of one training step, per network and implementation."""
     rows = []
@@ -216,16 +236,25 @@ def train_throughput(
         log(f"  {net}: timing {', '.join(ready)} ({repeats} interleaved steps each)")
         seconds = time_interleaved(ready, repeats, warmup=1 if is_cnn else 2)
         for impl, value in steppers.items():
-            row: dict[str, Any] = {"network": net, "implementation": impl, "T": n_steps, "batch": batch}
+            row: dict[str, Any] = {
+                "network": net,
+                "implementation": impl,
+                "T": n_steps,
+                "batch": batch,
+            }
             if impl in seconds:
-                row.update(ms_per_step=1e3 * seconds[impl], samples_per_s=batch / seconds[impl], repeats=repeats)
+                row.update(
+                    ms_per_step=1e3 * seconds[impl],
+                    samples_per_s=batch / seconds[impl],
+                    repeats=repeats,
+                )
                 rss = _rss(config, impl, n_steps, batch)
                 row.update(rss if isinstance(rss, dict) else {"rss_error": rss})
             else:
                 row["unavailable"] = value
             rows.append(row)
         base = seconds.get("tsslbp")
-        for row in rows[-len(steppers):]:
+        for row in rows[-len(steppers) :]:
             if base and "ms_per_step" in row:
                 row["time_vs_tsslbp"] = row["ms_per_step"] / (1e3 * base)
     return rows
@@ -265,7 +294,9 @@ DEPLOY_NETWORKS = {
 }
 
 
-def deploy_speed(quick: bool, lava_samples: int | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def deploy_speed(
+    quick: bool, lava_samples: int | None = None, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
     """Golden model vs Lava on trained, exported networks: samples/s on the same samples."""
     from ..deploy.runner import run_lava
     from ..export.exporter import export_checkpoint
@@ -278,7 +309,9 @@ def deploy_speed(quick: bool, lava_samples: int | None = None, log: Callable[[st
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for net, (config, quick_epochs, full_epochs) in DEPLOY_NETWORKS.items():
-            cfg = load_config(CONFIGS / config).replace(epochs=quick_epochs if quick else full_epochs)
+            cfg = load_config(CONFIGS / config).replace(
+                epochs=quick_epochs if quick else full_epochs
+            )
             try:
                 data = load_experiment_data(cfg)
             except (OSError, ValueError) as err:
@@ -308,19 +341,21 @@ def deploy_speed(quick: bool, lava_samples: int | None = None, log: Callable[[st
             golden_all_s = statistics.median(golden_all)
             identical = bool(np.array_equal(golden.output, lava.output))
             g_same = statistics.median(golden_same)
-            rows.append({
-                "network": net,
-                "steps_per_sample": int(x.shape[-1]),
-                "lava_samples": len(x),
-                "lava_samples_per_s": len(x) / lava_wall,
-                "lava_before_first_step_s": lava.timing.build_s + lava.timing.startup_s,
-                "golden_samples_per_s_same_samples": len(x) / g_same,
-                "golden_samples": len(x_all),
-                "golden_samples_per_s_batched": len(x_all) / golden_all_s,
-                "ratio_same_samples": (len(x) / g_same) / (len(x) / lava_wall),
-                "ratio_batched": (len(x_all) / golden_all_s) / (len(x) / lava_wall),
-                "outputs_identical": identical,
-            })
+            rows.append(
+                {
+                    "network": net,
+                    "steps_per_sample": int(x.shape[-1]),
+                    "lava_samples": len(x),
+                    "lava_samples_per_s": len(x) / lava_wall,
+                    "lava_before_first_step_s": lava.timing.build_s + lava.timing.startup_s,
+                    "golden_samples_per_s_same_samples": len(x) / g_same,
+                    "golden_samples": len(x_all),
+                    "golden_samples_per_s_batched": len(x_all) / golden_all_s,
+                    "ratio_same_samples": (len(x) / g_same) / (len(x) / lava_wall),
+                    "ratio_batched": (len(x_all) / golden_all_s) / (len(x) / lava_wall),
+                    "outputs_identical": identical,
+                }
+            )
     return rows
 
 
@@ -341,14 +376,22 @@ def accuracy_vs_bptt(quick: bool, log: Callable[[str], None] = print) -> list[di
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             ours = fit(cfg, data, out, progress=False)[-1].test_acc
-        row: dict[str, Any] = {"seed": seed, "epochs": epochs, "tsslbp": ours, "tsslbp_s": time.perf_counter() - t0}
+        row: dict[str, Any] = {
+            "seed": seed,
+            "epochs": epochs,
+            "tsslbp": ours,
+            "tsslbp_s": time.perf_counter() - t0,
+        }
         if snntorch_available():
             t0 = time.perf_counter()
             row["snntorch"] = _train_bptt(cfg, data, seed, epochs)
             row["snntorch_s"] = time.perf_counter() - t0
         else:
             row["snntorch_unavailable"] = SNNTORCH_MISSING
-        log(f"  seed {seed}: TSSL-BP {100 * ours:.2f}%" + (f", snnTorch BPTT {100 * row['snntorch']:.2f}%" if "snntorch" in row else ""))
+        log(
+            f"  seed {seed}: TSSL-BP {100 * ours:.2f}%"
+            + (f", snnTorch BPTT {100 * row['snntorch']:.2f}%" if "snntorch" in row else "")
+        )
         rows.append(row)
     return rows
 
@@ -361,7 +404,9 @@ def _train_bptt(cfg: ExperimentConfig, data: Any, seed: int, epochs: int) -> flo
     loss_fn = snntorch_loss()
     x_all, y_all = data.train.images, data.train.labels
     for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        order = torch.randperm(
+            len(y_all), generator=torch.Generator().manual_seed(seed * 100003 + epoch)
+        )
         for start in range(0, len(order), cfg.train.batch_size):
             idx = order[start : start + cfg.train.batch_size]
             loss = loss_fn(model(x_all[idx], cfg.n_steps), y_all[idx])

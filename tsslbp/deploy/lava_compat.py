@@ -52,7 +52,9 @@ START_METHOD_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing
 # in any process where something already fixed the start method (tqdm's multiprocessing lock does,
 # to the platform default). When the method is already 'fork' there is nothing to set.
 _START_METHOD_CALL = "mp.set_start_method('fork')"
-_GUARDED_START_METHOD_CALL = "mp.get_start_method(allow_none=True) == 'fork' or mp.set_start_method('fork')"
+_GUARDED_START_METHOD_CALL = (
+    "mp.get_start_method(allow_none=True) == 'fork' or mp.set_start_method('fork')"
+)
 
 # Python 3.11 is the first version that rejects unhashable dataclass defaults.
 _FIRST_STRICT_PYTHON = (3, 11)

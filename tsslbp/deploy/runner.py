@@ -193,12 +193,16 @@ def _check_neuron(index: int, neuron: CubaNeuron) -> None:
     for name in ("i_decay", "v_decay"):
         value = getattr(neuron, name)
         if not DECAY_MIN <= value <= DECAY_MAX:
-            raise LavaSpecError(f"layer {index}: {name} must lie in {DECAY_MIN}..{DECAY_MAX}, got {value}")
+            raise LavaSpecError(
+                f"layer {index}: {name} must lie in {DECAY_MIN}..{DECAY_MAX}, got {value}"
+            )
     if neuron.v_th_mant < 0:
         raise LavaSpecError(f"layer {index}: v_th_mant must be >= 0, got {neuron.v_th_mant}")
 
 
-def _bias_mant(index: int, layer: DenseLayer | ConvLayer, shape_lava: tuple[int, ...]) -> np.ndarray:
+def _bias_mant(
+    index: int, layer: DenseLayer | ConvLayer, shape_lava: tuple[int, ...]
+) -> np.ndarray:
     """The layer's bias mantissas as an int32 array in Lava's neuron layout (zeros if none).
 
     Dense biases are per neuron; conv biases per channel, broadcast over (W, H) as netx does.
@@ -274,7 +278,9 @@ def _flatten(port: OutPort) -> OutPort:
 
 def _expect_shape(index: int, what: str, found: tuple[int, ...], expected: tuple[int, ...]) -> None:
     if tuple(found) != tuple(expected):
-        raise LavaSpecError(f"layer {index}: {what} has Lava shape {tuple(found)}, expected {expected}")
+        raise LavaSpecError(
+            f"layer {index}: {what} has Lava shape {tuple(found)}, expected {expected}"
+        )
 
 
 def _build_graph(
@@ -313,7 +319,9 @@ def _build_graph(
         if trace_dir is not None:
             for name in TRACE_NAMES:
                 path = trace_dir / f"layer{index}_{name}.npy"
-                np.lib.format.open_memmap(path, mode="w+", dtype=np.int32, shape=(n_steps, *shape_lava))
+                np.lib.format.open_memmap(
+                    path, mode="w+", dtype=np.int32, shape=(n_steps, *shape_lava)
+                )
                 trace_files[(index, name)] = path
                 layer_traces[name] = str(path)
         synapse: Dense | Conv | None = None
@@ -425,7 +433,9 @@ def _flatten_spikes(spikes: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _progress_bar(enabled: bool, n_samples: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+def _progress_bar(
+    enabled: bool, n_samples: int
+) -> tuple[Callable[[int], None], Callable[[], None]]:
     """A tqdm bar over samples (or no-ops): returns (update to n done, close)."""
     if not enabled:
         return (lambda _: None), (lambda: None)
@@ -580,7 +590,10 @@ def run_lava(
     )
     _log.info(
         "lava: %d samples x %d steps, startup %.2f s, %.0f steps/s",
-        n_samples, steps, timing.startup_s, timing.steps_per_s,
+        n_samples,
+        steps,
+        timing.startup_s,
+        timing.steps_per_s,
     )
     return LavaResult(
         spikes=spikes,

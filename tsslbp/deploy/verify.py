@@ -65,9 +65,13 @@ class VerifyReport:
         out = []
         for h in self.health:
             if h.v_saturated:
-                out.append(f"layer {h.layer}: v saturated at 2**23 - 1 in {h.v_saturated:.3%} of the values")
+                out.append(
+                    f"layer {h.layer}: v saturated at 2**23 - 1 in {h.v_saturated:.3%} of the values"
+                )
             if h.u_near_wrap:
-                out.append(f"layer {h.layer}: |u| within 1% of the 24-bit wrap in {h.u_near_wrap:.3%} of the values")
+                out.append(
+                    f"layer {h.layer}: |u| within 1% of the 24-bit wrap in {h.u_near_wrap:.3%} of the values"
+                )
         return out
 
     @property
@@ -99,7 +103,14 @@ def compare_runs(golden: Any, lava: Any) -> tuple[tuple[LayerMatch, ...], Mismat
 
         u_eq, v_eq = same("u"), same("v")
         matches.append(
-            LayerMatch(i, float(equal.mean()), float(u_eq.mean()), float(v_eq.mean()), int(gs.sum()), int(ls.sum()))
+            LayerMatch(
+                i,
+                float(equal.mean()),
+                float(u_eq.mean()),
+                float(v_eq.mean()),
+                int(gs.sum()),
+                int(ls.sum()),
+            )
         )
         if first is None:
             bad = ~(equal & u_eq & v_eq)
@@ -110,7 +121,11 @@ def compare_runs(golden: Any, lava: Any) -> tuple[tuple[LayerMatch, ...], Mismat
                 at = (sample, *neuron, step)
 
                 def state(run: Any) -> dict[str, int]:
-                    return {k: int(getattr(run, k)[i][at]) for k in ("spikes", "u", "v") if getattr(run, k)[i] is not None}
+                    return {
+                        k: int(getattr(run, k)[i][at])
+                        for k in ("spikes", "u", "v")
+                        if getattr(run, k)[i] is not None
+                    }
 
                 first = Mismatch(i, sample, neuron, step, state(golden), state(lava))
     return tuple(matches), first

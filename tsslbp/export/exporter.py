@@ -19,14 +19,20 @@ from ..config import Dataset
 from ..hwmodels.golden import run_golden
 from ..hwmodels.health import state_health
 from ..hwmodels.readout import encode_for_spec, predict_counts
-from ..train.losses import predict
 from ..hwmodels.spec import FlattenLayer, NetworkSpec
 from ..train.data import DataSplits, load_experiment_data
 from ..train.loop import model_from_checkpoint
+from ..train.losses import predict
 from .netx import write_netx
 from .quantize import QuantConfig, QuantizationError, QuantReport, file_sha256, quantize_network
 
-__all__ = ["AUTO_INPUT_BITS", "ExportResult", "calibration_batch", "golden_agreement", "export_checkpoint"]
+__all__ = [
+    "AUTO_INPUT_BITS",
+    "ExportResult",
+    "calibration_batch",
+    "golden_agreement",
+    "export_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ def calibration_batch(data: DataSplits, n: int, seed: int) -> torch.Tensor:
     return data.train.images[order[: min(n, len(data.train))]]
 
 
-def golden_agreement(spec: NetworkSpec, calib: torch.Tensor, float_pred: np.ndarray) -> tuple[float, object]:
+def golden_agreement(
+    spec: NetworkSpec, calib: torch.Tensor, float_pred: np.ndarray
+) -> tuple[float, object]:
     """Fraction of samples where the golden model's prediction equals ``float_pred``, and the run."""
     golden = run_golden(spec, encode_for_spec(calib.numpy(), spec), record=True)
     return float((predict_counts(golden.spikes[-1], spec.metadata) == float_pred).mean()), golden
@@ -99,7 +107,13 @@ def export_checkpoint(
     for bits in AUTO_INPUT_BITS if auto else (input_bits,):
         trial_cfg = dataclasses.replace(qcfg, input_bits=bits)
         try:
-            spec, report = quantize_network(model, cfg, calib, trial_cfg, metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)})
+            spec, report = quantize_network(
+                model,
+                cfg,
+                calib,
+                trial_cfg,
+                metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)},
+            )
         except QuantizationError as err:
             if not auto:
                 raise
@@ -115,7 +129,9 @@ def export_checkpoint(
     bits, spec, report, golden = best
     meta = spec.metadata
     # The report has one entry per neuron layer; the spec also holds flatten layers.
-    neuron_layers = [i for i, layer in enumerate(spec.layers) if not isinstance(layer, FlattenLayer)]
+    neuron_layers = [
+        i for i, layer in enumerate(spec.layers) if not isinstance(layer, FlattenLayer)
+    ]
     health = {h.layer: h for h in state_health(golden.u, golden.v)}
     layers = tuple(
         dataclasses.replace(

@@ -18,7 +18,6 @@ network is the trained one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 import torch
@@ -74,14 +73,18 @@ class FoldedFlatten:
     in_shape: tuple[int, int, int]
 
 
-FoldedLayer = Union[FoldedConv, FoldedDense, FoldedFlatten]
+FoldedLayer = FoldedConv | FoldedDense | FoldedFlatten
 
 
-def _fold_into_conv(pool: SumPooling, conv: FoldedConv, pooled_from: tuple[int, int, int], name: str) -> FoldedConv:
+def _fold_into_conv(
+    pool: SumPooling, conv: FoldedConv, pooled_from: tuple[int, int, int], name: str
+) -> FoldedConv:
     ky, kx = pool.kernel_size
     c, h, w = pooled_from
     if conv.dilation != (1, 1):
-        raise FoldError(f"{name}: a conv with dilation {conv.dilation} after pooling cannot be folded")
+        raise FoldError(
+            f"{name}: a conv with dilation {conv.dilation} after pooling cannot be folded"
+        )
     if (h % ky or w % kx) and conv.padding != (0, 0):
         raise FoldError(
             f"{name}: pooling {ky}x{kx} of a {h}x{w} map drops rows/columns that a padded conv would read; "
@@ -105,13 +108,17 @@ def _fold_into_conv(pool: SumPooling, conv: FoldedConv, pooled_from: tuple[int, 
     return folded
 
 
-def _fold_into_dense(pool: SumPooling, dense: FoldedDense, pooled_from: tuple[int, int, int]) -> FoldedDense:
+def _fold_into_dense(
+    pool: SumPooling, dense: FoldedDense, pooled_from: tuple[int, int, int]
+) -> FoldedDense:
     ky, kx = pool.kernel_size
     c, h, w = pooled_from
     ph, pw = h // ky, w // kx
     weight = dense.weight.reshape(-1, c, ph, pw)
     expanded = np.zeros((weight.shape[0], c, h, w), dtype=weight.dtype)
-    expanded[:, :, : ph * ky, : pw * kx] = np.repeat(np.repeat(weight, ky, axis=2), kx, axis=3) * pool.scale
+    expanded[:, :, : ph * ky, : pw * kx] = (
+        np.repeat(np.repeat(weight, ky, axis=2), kx, axis=3) * pool.scale
+    )
     return FoldedDense(weight=expanded.reshape(weight.shape[0], -1), neuron=dense.neuron)
 
 
@@ -143,10 +150,25 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
             c_in, h, w = shape
             out = (
                 weight.shape[0],
-                conv_output_size(h, weight.shape[2], layer.stride[0], layer.padding[0], layer.dilation[0]),
-                conv_output_size(w, weight.shape[3], layer.stride[1], layer.padding[1], layer.dilation[1]),
+                conv_output_size(
+                    h, weight.shape[2], layer.stride[0], layer.padding[0], layer.dilation[0]
+                ),
+                conv_output_size(
+                    w, weight.shape[3], layer.stride[1], layer.padding[1], layer.dilation[1]
+                ),
             )
-            plain.append(FoldedConv(weight, layer.neuron, shape, out, layer.stride, layer.padding, layer.dilation, layer.groups))
+            plain.append(
+                FoldedConv(
+                    weight,
+                    layer.neuron,
+                    shape,
+                    out,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    layer.groups,
+                )
+            )
             shape = out
         elif isinstance(layer, SpikingLinear):
             if len(shape) == 3:
@@ -171,12 +193,16 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
         elif isinstance(nxt, FoldedConv):
             folded[0] = _fold_into_conv(pool, nxt, pooled_from, f"layer after pooling {index}")
         else:
-            raise FoldError(f"pooling layer {index}: followed by {type(nxt).__name__}, expected conv or flatten")
+            raise FoldError(
+                f"pooling layer {index}: followed by {type(nxt).__name__}, expected conv or flatten"
+            )
     return folded
 
 
 @torch.no_grad()
-def run_folded(layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float) -> list[torch.Tensor]:
+def run_folded(
+    layers: list[FoldedLayer], x: torch.Tensor, n_steps: int, tau_syn: float
+) -> list[torch.Tensor]:
     """Run folded float layers on inputs ``x`` (see :func:`folded_traces`); spikes of every neuron layer."""
     return [trace.spikes for _, trace in folded_traces(layers, x, n_steps, tau_syn)]
 
@@ -203,7 +229,9 @@ def folded_traces(
         weight = torch.from_numpy(layer.weight).to(dtype)
         if isinstance(layer, FoldedConv):
             frames = trace.movedim(-1, 1).reshape(-1, *trace.shape[1:-1])
-            out = F.conv2d(frames, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+            out = F.conv2d(
+                frames, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups
+            )
             current = out.reshape(trace.shape[0], n_steps, *out.shape[1:]).movedim(1, -1)
         else:
             current = torch.einsum("oi,nit->not", weight, trace)

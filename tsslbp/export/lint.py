@@ -31,7 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..hwmodels.resources import CORES_PER_CHIP, CoreLimits, LayerPacking, pack_network
+from ..hwmodels.resources import CoreLimits, LayerPacking, pack_network
 from ..hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, InputLayer, NetworkSpec
 from . import schema as sc
 from .netx import NetxError, read_netx
@@ -135,12 +135,20 @@ class DesignRuleError(ValueError):
 def layer_names(spec: NetworkSpec) -> list[str]:
     """A name per spec layer: the config's layer names for tsslbp exports (synaptic layers in
     order), else the type and spec index (``conv1``, ``flatten5``)."""
-    names = [f"{type(layer).__name__.replace('Layer', '').lower()}{i}" for i, layer in enumerate(spec.layers)]
+    names = [
+        f"{type(layer).__name__.replace('Layer', '').lower()}{i}"
+        for i, layer in enumerate(spec.layers)
+    ]
     config = spec.metadata.get("config") if isinstance(spec.metadata, dict) else None
     if isinstance(config, dict) and isinstance(config.get("Layers"), dict):
-        trained = [name for name, entry in config["Layers"].items()
-                   if isinstance(entry, dict) and entry.get("type") in ("linear", "conv")]
-        synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, (DenseLayer, ConvLayer))]
+        trained = [
+            name
+            for name, entry in config["Layers"].items()
+            if isinstance(entry, dict) and entry.get("type") in ("linear", "conv")
+        ]
+        synaptic = [
+            i for i, layer in enumerate(spec.layers) if isinstance(layer, (DenseLayer, ConvLayer))
+        ]
         if len(trained) == len(synaptic):
             for i, name in zip(synaptic, trained):
                 names[i] = str(name)
@@ -153,29 +161,80 @@ def _file_offset(spec: NetworkSpec) -> int:
     return 0 if spec.layers and isinstance(spec.layers[0], InputLayer) else 1
 
 
-def _range_finding(rule: Rule, index: int, name: str, what: str, values: Any, low: int, high: int, why: str) -> Finding | None:
+def _range_finding(
+    rule: Rule, index: int, name: str, what: str, values: Any, low: int, high: int, why: str
+) -> Finding | None:
     arr = np.asarray(values)
     if arr.size == 0 or (arr.min() >= low and arr.max() <= high):
         return None
-    return Finding(Severity.ERROR, rule, index, name, f"{low}..{high}", f"{arr.min()}..{arr.max()}",
-                   f"{what} outside Loihi's range: {why}")
+    return Finding(
+        Severity.ERROR,
+        rule,
+        index,
+        name,
+        f"{low}..{high}",
+        f"{arr.min()}..{arr.max()}",
+        f"{what} outside Loihi's range: {why}",
+    )
 
 
 def _neuron_findings(neuron: Any, index: int, name: str) -> list[Finding]:
     found = [
-        _range_finding(Rule.DECAY_BITS, index, name, sc.KEY_I_DECAY, neuron.i_decay, sc.DECAY_MIN, sc.DECAY_MAX,
-                       "decays are 12-bit fractions of 4096"),
-        _range_finding(Rule.DECAY_BITS, index, name, sc.KEY_V_DECAY, neuron.v_decay, sc.DECAY_MIN, sc.DECAY_MAX,
-                       "decays are 12-bit fractions of 4096"),
-        _range_finding(Rule.THRESHOLD_BITS, index, name, sc.KEY_V_TH_MANT, neuron.v_th_mant, sc.VTH_MANT_MIN,
-                       sc.VTH_MANT_MAX, "the threshold mantissa is a 17-bit field"),
+        _range_finding(
+            Rule.DECAY_BITS,
+            index,
+            name,
+            sc.KEY_I_DECAY,
+            neuron.i_decay,
+            sc.DECAY_MIN,
+            sc.DECAY_MAX,
+            "decays are 12-bit fractions of 4096",
+        ),
+        _range_finding(
+            Rule.DECAY_BITS,
+            index,
+            name,
+            sc.KEY_V_DECAY,
+            neuron.v_decay,
+            sc.DECAY_MIN,
+            sc.DECAY_MAX,
+            "decays are 12-bit fractions of 4096",
+        ),
+        _range_finding(
+            Rule.THRESHOLD_BITS,
+            index,
+            name,
+            sc.KEY_V_TH_MANT,
+            neuron.v_th_mant,
+            sc.VTH_MANT_MIN,
+            sc.VTH_MANT_MAX,
+            "the threshold mantissa is a 17-bit field",
+        ),
     ]
     if neuron.graded_spike:
-        found.append(Finding(Severity.WARNING, Rule.GRADED_SPIKE, index, name, "binary spikes", "gradedSpike=1",
-                             "gradedSpike is set but lava's LIF (and lava-dl's netx for CUBA/LOIHI) sends 0/1 spikes"))
+        found.append(
+            Finding(
+                Severity.WARNING,
+                Rule.GRADED_SPIKE,
+                index,
+                name,
+                "binary spikes",
+                "gradedSpike=1",
+                "gradedSpike is set but lava's LIF (and lava-dl's netx for CUBA/LOIHI) sends 0/1 spikes",
+            )
+        )
     if neuron.ref_delay != sc.REF_DELAY_DEFAULT:
-        found.append(Finding(Severity.WARNING, Rule.REF_DELAY, index, name, str(sc.REF_DELAY_DEFAULT), str(neuron.ref_delay),
-                             "refDelay is ignored: lava's LIF has no refractory period, so the deployed network has none"))
+        found.append(
+            Finding(
+                Severity.WARNING,
+                Rule.REF_DELAY,
+                index,
+                name,
+                str(sc.REF_DELAY_DEFAULT),
+                str(neuron.ref_delay),
+                "refDelay is ignored: lava's LIF has no refractory period, so the deployed network has none",
+            )
+        )
     return [f for f in found if f is not None]
 
 
@@ -183,47 +242,113 @@ def _weight_findings(layer: DenseLayer | ConvLayer, index: int, name: str) -> li
     w = np.asarray(layer.weight, dtype=np.int64)
     out = []
     if w.size and (w.min() < sc.WEIGHT_MIN or w.max() > sc.WEIGHT_MAX):
-        out.append(Finding(Severity.ERROR, Rule.WEIGHT_BITS, index, name,
-                           f"{WEIGHT_BITS_MAX}-bit signed [{sc.WEIGHT_MIN}, {sc.WEIGHT_MAX}]",
-                           f"{w.min()}..{w.max()}", "weights do not fit Loihi's synaptic weight field"))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                Rule.WEIGHT_BITS,
+                index,
+                name,
+                f"{WEIGHT_BITS_MAX}-bit signed [{sc.WEIGHT_MIN}, {sc.WEIGHT_MAX}]",
+                f"{w.min()}..{w.max()}",
+                "weights do not fit Loihi's synaptic weight field",
+            )
+        )
     elif isinstance(layer, DenseLayer) and not sc.representable_weights(w):
-        out.append(Finding(Severity.WARNING, Rule.WEIGHT_EXACT, index, name,
-                           "8-bit mantissa after netx's packing", f"{w.min()}..{w.max()}",
-                           "lava-dl's weight packing changes some of these weights (see schema.representable_weights)"))
+        out.append(
+            Finding(
+                Severity.WARNING,
+                Rule.WEIGHT_EXACT,
+                index,
+                name,
+                "8-bit mantissa after netx's packing",
+                f"{w.min()}..{w.max()}",
+                "lava-dl's weight packing changes some of these weights (see schema.representable_weights)",
+            )
+        )
     if layer.bias is not None:
-        f = _range_finding(Rule.BIAS_BITS, index, name, "bias", layer.bias, sc.BIAS_MANT_MIN, sc.BIAS_MANT_MAX,
-                           "bias mantissas are 13-bit signed")
+        f = _range_finding(
+            Rule.BIAS_BITS,
+            index,
+            name,
+            "bias",
+            layer.bias,
+            sc.BIAS_MANT_MIN,
+            sc.BIAS_MANT_MAX,
+            "bias mantissas are 13-bit signed",
+        )
         if f is not None:
             out.append(f)
     return out
 
 
-def _resource_findings(spec: NetworkSpec, names: list[str], offset: int, limits: CoreLimits) -> list[Finding]:
+def _resource_findings(
+    spec: NetworkSpec, names: list[str], offset: int, limits: CoreLimits
+) -> list[Finding]:
     out = []
     packings: list[LayerPacking] = pack_network(spec, limits)
     for p in packings:
         if not p.unplaceable:
             continue
         index, name = p.layer + offset, names[p.layer]
-        worst = max(p.chunks, key=lambda c: (c.in_axons / limits.in_axons, c.synapse_bits / limits.synapse_bits))
+        worst = max(
+            p.chunks,
+            key=lambda c: (c.in_axons / limits.in_axons, c.synapse_bits / limits.synapse_bits),
+        )
         if worst.in_axons > limits.in_axons:
-            out.append(Finding(Severity.ERROR, Rule.FAN_IN, index, name, f"{limits.in_axons} input axons per core",
-                               f"{worst.in_axons}", "one neuron's presynaptic neurons exceed a core's input axons"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.FAN_IN,
+                    index,
+                    name,
+                    f"{limits.in_axons} input axons per core",
+                    f"{worst.in_axons}",
+                    "one neuron's presynaptic neurons exceed a core's input axons",
+                )
+            )
         if worst.synapse_bits > limits.synapse_bits:
-            out.append(Finding(Severity.ERROR, Rule.SYNAPSE_MEMORY, index, name,
-                               f"{limits.synapse_bits} bits of synaptic memory per core", f"{worst.synapse_bits} bits",
-                               "one neuron's weights exceed a core's synaptic memory"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.SYNAPSE_MEMORY,
+                    index,
+                    name,
+                    f"{limits.synapse_bits} bits of synaptic memory per core",
+                    f"{worst.synapse_bits} bits",
+                    "one neuron's weights exceed a core's synaptic memory",
+                )
+            )
         if worst.out_axons > limits.out_axons:
-            out.append(Finding(Severity.ERROR, Rule.FAN_OUT, index, name, f"{limits.out_axons} output axons per core",
-                               f"{worst.out_axons}", "one neuron sends to more cores than a core has output axons"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.FAN_OUT,
+                    index,
+                    name,
+                    f"{limits.out_axons} output axons per core",
+                    f"{worst.out_axons}",
+                    "one neuron sends to more cores than a core has output axons",
+                )
+            )
     cores = sum(p.cores for p in packings)
     if cores > limits.cores_per_chip:
-        out.append(Finding(Severity.WARNING, Rule.CHIP_CORES, None, "network", f"{limits.cores_per_chip} cores per chip",
-                           f"{cores} cores", f"needs {math.ceil(cores / limits.cores_per_chip)} Loihi 2 chips"))
+        out.append(
+            Finding(
+                Severity.WARNING,
+                Rule.CHIP_CORES,
+                None,
+                "network",
+                f"{limits.cores_per_chip} cores per chip",
+                f"{cores} cores",
+                f"needs {math.ceil(cores / limits.cores_per_chip)} Loihi 2 chips",
+            )
+        )
     return out
 
 
-def lint_spec(spec: NetworkSpec, limits: CoreLimits = CoreLimits(), offset: int | None = None) -> list[Finding]:
+def lint_spec(
+    spec: NetworkSpec, limits: CoreLimits = CoreLimits(), offset: int | None = None
+) -> list[Finding]:
     """Design-rule findings of a network (see the module docstring for the rules).
 
     Args:
@@ -240,14 +365,32 @@ def lint_spec(spec: NetworkSpec, limits: CoreLimits = CoreLimits(), offset: int 
     out: list[Finding] = []
     bits = int(spec.input_message_bits)
     if not 0 <= bits <= sc.MESSAGE_BITS_MAX:
-        out.append(Finding(Severity.ERROR, Rule.INPUT_BITS, None, "network", f"0..{sc.MESSAGE_BITS_MAX} bits",
-                           str(bits), "graded input spikes carry at most 24 bits in lava's fixed-point models"))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                Rule.INPUT_BITS,
+                None,
+                "network",
+                f"0..{sc.MESSAGE_BITS_MAX} bits",
+                str(bits),
+                "graded input spikes carry at most 24 bits in lava's fixed-point models",
+            )
+        )
     quant = spec.metadata.get("quantization") if isinstance(spec.metadata, dict) else None
     declared = quant.get("input_bits") if isinstance(quant, dict) else None
     binary = isinstance(spec.metadata, dict) and spec.metadata.get("input_encoding") == "binary"
     if isinstance(declared, int) and not binary and declared != bits:
-        out.append(Finding(Severity.ERROR, Rule.INPUT_BITS, None, "network", f"{declared} bits (tsslbp metadata)",
-                           f"{bits} bits", "the file's input_message_bits differs from the width the encoder uses"))
+        out.append(
+            Finding(
+                Severity.ERROR,
+                Rule.INPUT_BITS,
+                None,
+                "network",
+                f"{declared} bits (tsslbp metadata)",
+                f"{bits} bits",
+                "the file's input_message_bits differs from the width the encoder uses",
+            )
+        )
     for i, layer in enumerate(spec.layers):
         index, name = i + offset, names[i]
         if isinstance(layer, FlattenLayer):
@@ -275,7 +418,10 @@ def _raw_types(path: Path) -> tuple[list[tuple[int, str, str | None]], int]:
                 continue
             kind = _text(layer[sc.KEY_TYPE][()])
             neuron = None
-            if isinstance(layer.get(sc.KEY_NEURON), h5py.Group) and sc.KEY_TYPE in layer[sc.KEY_NEURON]:
+            if (
+                isinstance(layer.get(sc.KEY_NEURON), h5py.Group)
+                and sc.KEY_TYPE in layer[sc.KEY_NEURON]
+            ):
                 neuron = _text(layer[sc.KEY_NEURON][sc.KEY_TYPE][()])
             if int(k) == 0 and kind == sc.LayerType.INPUT.value and neuron is None:
                 offset = 1
@@ -288,7 +434,9 @@ def _text(value: Any) -> str:
     return item.decode("ascii", errors="replace") if isinstance(item, bytes) else str(item)
 
 
-def lint_file(path: str | os.PathLike[str], limits: CoreLimits = CoreLimits()) -> tuple[list[Finding], NetworkSpec | None]:
+def lint_file(
+    path: str | os.PathLike[str], limits: CoreLimits = CoreLimits()
+) -> tuple[list[Finding], NetworkSpec | None]:
     """Design-rule findings of a netx file, and its spec when tsslbp can read it.
 
     Raises:
@@ -309,30 +457,84 @@ def lint_file(path: str | os.PathLike[str], limits: CoreLimits = CoreLimits()) -
     for index, kind, neuron in raw:
         name = f"{kind}{index}"
         if kind in LAVA_DL_UNSUPPORTED_LAYERS:
-            out.append(Finding(Severity.ERROR, Rule.LAYER_TYPE, index, name, "input, dense, dense_rec, dense_comp, conv, flatten",
-                               kind, f"lava-dl's netx raises NotImplementedError for '{kind}' layers"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.LAYER_TYPE,
+                    index,
+                    name,
+                    "input, dense, dense_rec, dense_comp, conv, flatten",
+                    kind,
+                    f"lava-dl's netx raises NotImplementedError for '{kind}' layers",
+                )
+            )
         elif kind in LAVA_DL_ONLY_LAYERS:
-            out.append(Finding(Severity.WARNING, Rule.LAYER_TYPE, index, name, ", ".join(sorted(supported_layers)),
-                               kind, f"lava-dl reads '{kind}' but tsslbp has no model of it: nothing below was checked"))
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    Rule.LAYER_TYPE,
+                    index,
+                    name,
+                    ", ".join(sorted(supported_layers)),
+                    kind,
+                    f"lava-dl reads '{kind}' but tsslbp has no model of it: nothing below was checked",
+                )
+            )
         elif kind not in supported_layers:
-            out.append(Finding(Severity.ERROR, Rule.LAYER_TYPE, index, name, "input, dense, dense_rec, dense_comp, conv, flatten",
-                               kind, "unknown layer type: lava-dl's netx skips it silently and the layers around it do not connect"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.LAYER_TYPE,
+                    index,
+                    name,
+                    "input, dense, dense_rec, dense_comp, conv, flatten",
+                    kind,
+                    "unknown layer type: lava-dl's netx skips it silently and the layers around it do not connect",
+                )
+            )
         if neuron is None or neuron in supported_neurons:
             continue
         if neuron in LAVA_DL_ONLY_NEURONS or "RF" in neuron:
-            out.append(Finding(Severity.WARNING, Rule.NEURON_TYPE, index, name, ", ".join(sorted(supported_neurons)),
-                               neuron, f"lava-dl builds '{neuron}' neurons but tsslbp has no model of them"))
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    Rule.NEURON_TYPE,
+                    index,
+                    name,
+                    ", ".join(sorted(supported_neurons)),
+                    neuron,
+                    f"lava-dl builds '{neuron}' neurons but tsslbp has no model of them",
+                )
+            )
         else:
-            out.append(Finding(Severity.ERROR, Rule.NEURON_TYPE, index, name, "CUBA, LOIHI, SDNN, RF*", neuron,
-                               "lava-dl's netx has no process for this neuron type"))
+            out.append(
+                Finding(
+                    Severity.ERROR,
+                    Rule.NEURON_TYPE,
+                    index,
+                    name,
+                    "CUBA, LOIHI, SDNN, RF*",
+                    neuron,
+                    "lava-dl's netx has no process for this neuron type",
+                )
+            )
     try:
         spec = read_netx(path)
     except NetxError as exc:
         if not any(f.severity is Severity.ERROR for f in out):
             # Only types lava-dl runs and tsslbp does not know: a warning, the rest is unchecked.
             severity = Severity.WARNING if out else Severity.ERROR
-            out.append(Finding(severity, Rule.NETX_READ, None, "network", "a netx file tsslbp reads",
-                               "unreadable", str(exc)))
+            out.append(
+                Finding(
+                    severity,
+                    Rule.NETX_READ,
+                    None,
+                    "network",
+                    "a netx file tsslbp reads",
+                    "unreadable",
+                    str(exc),
+                )
+            )
         return out, None
     return out + lint_spec(spec, limits, offset), spec
 

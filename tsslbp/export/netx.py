@@ -148,9 +148,16 @@ def _layer_problems(
             if len(pair) != 2:
                 yield f"conv {name} must be a (y, x) pair, found {pair}"
                 return
-        if min(layer.stride) < 1 or min(layer.dilation) < 1 or min(layer.padding) < 0 or layer.groups < 1:
-            yield (f"conv stride/dilation/groups must be >= 1 and padding >= 0, found stride {layer.stride}, "
-                   f"padding {layer.padding}, dilation {layer.dilation}, groups {layer.groups}")
+        if (
+            min(layer.stride) < 1
+            or min(layer.dilation) < 1
+            or min(layer.padding) < 0
+            or layer.groups < 1
+        ):
+            yield (
+                f"conv stride/dilation/groups must be >= 1 and padding >= 0, found stride {layer.stride}, "
+                f"padding {layer.padding}, dilation {layer.dilation}, groups {layer.groups}"
+            )
             return
         if len(prev_shape) != 3:
             yield f"conv needs a (C, H, W) input, found {prev_shape}"
@@ -163,12 +170,18 @@ def _layer_problems(
         if c_out % layer.groups or prev_shape[0] % layer.groups:
             yield f"groups={layer.groups} must divide in ({prev_shape[0]}) and out ({c_out}) channels"
         if c_in_group * layer.groups != prev_shape[0]:
-            yield (f"conv weight expects {c_in_group * layer.groups} input channels ({c_in_group} per group "
-                   f"x {layer.groups} groups), the previous layer gives {prev_shape[0]}")
+            yield (
+                f"conv weight expects {c_in_group * layer.groups} input channels ({c_in_group} per group "
+                f"x {layer.groups} groups), the previous layer gives {prev_shape[0]}"
+            )
         expected = (
             c_out,
-            conv_output_size(prev_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0]),
-            conv_output_size(prev_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1]),
+            conv_output_size(
+                prev_shape[1], k_h, layer.stride[0], layer.padding[0], layer.dilation[0]
+            ),
+            conv_output_size(
+                prev_shape[2], k_w, layer.stride[1], layer.padding[1], layer.dilation[1]
+            ),
         )
         if tuple(layer.shape) != expected:
             yield f"conv shape {tuple(layer.shape)} does not match its input and kernel, expected {expected}"
@@ -193,7 +206,10 @@ def spec_problems(spec: NetworkSpec) -> list[tuple[int | None, str]]:
         return [(None, "the network has no layers")]
     if not 0 <= spec.input_message_bits <= sc.MESSAGE_BITS_MAX:
         problems.append(
-            (None, f"input_message_bits must be in 0..{sc.MESSAGE_BITS_MAX}, found {spec.input_message_bits}")
+            (
+                None,
+                f"input_message_bits must be in 0..{sc.MESSAGE_BITS_MAX}, found {spec.input_message_bits}",
+            )
         )
     try:
         json.dumps(spec.metadata)
@@ -201,7 +217,9 @@ def spec_problems(spec: NetworkSpec) -> list[tuple[int | None, str]]:
         problems.append((None, f"metadata is not JSON-serializable: {exc}"))
     prev_shape = tuple(int(n) for n in spec.input_shape)
     if not prev_shape or min(prev_shape) < 1:
-        problems.append((None, f"input_shape must be non-empty positive sizes, found {spec.input_shape}"))
+        problems.append(
+            (None, f"input_shape must be non-empty positive sizes, found {spec.input_shape}")
+        )
         return problems
     for i, layer in enumerate(spec.layers):
         next_layer = spec.layers[i + 1] if i + 1 < len(spec.layers) else None
@@ -304,14 +322,22 @@ def _read_neuron(group: h5py.Group) -> CubaNeuron:
     supported = [t.value for t in sc.NeuronType]
     if kind not in supported:
         raise _Problem(f"unsupported neuron type {kind!r} (supported: {', '.join(supported)})")
-    values = {key: _int_scalar(_read(neuron, key, sc.KEY_NEURON), f"{sc.KEY_NEURON}/{key}")
-              for key in (sc.KEY_I_DECAY, sc.KEY_V_DECAY, sc.KEY_V_TH_MANT)}
+    values = {
+        key: _int_scalar(_read(neuron, key, sc.KEY_NEURON), f"{sc.KEY_NEURON}/{key}")
+        for key in (sc.KEY_I_DECAY, sc.KEY_V_DECAY, sc.KEY_V_TH_MANT)
+    }
     ref_delay = sc.REF_DELAY_DEFAULT
     if sc.KEY_REF_DELAY in neuron:
-        ref_delay = _int_scalar(_read(neuron, sc.KEY_REF_DELAY), f"{sc.KEY_NEURON}/{sc.KEY_REF_DELAY}")
+        ref_delay = _int_scalar(
+            _read(neuron, sc.KEY_REF_DELAY), f"{sc.KEY_NEURON}/{sc.KEY_REF_DELAY}"
+        )
     graded = False
     if sc.KEY_GRADED_SPIKE in neuron:
-        graded = bool(_int_scalar(_read(neuron, sc.KEY_GRADED_SPIKE), f"{sc.KEY_NEURON}/{sc.KEY_GRADED_SPIKE}"))
+        graded = bool(
+            _int_scalar(
+                _read(neuron, sc.KEY_GRADED_SPIKE), f"{sc.KEY_NEURON}/{sc.KEY_GRADED_SPIKE}"
+            )
+        )
     return CubaNeuron(
         i_decay=values[sc.KEY_I_DECAY],
         v_decay=values[sc.KEY_V_DECAY],
@@ -343,10 +369,16 @@ def _read_input(group: h5py.Group) -> InputLayer | tuple[int, ...]:
     shape = _shape(group)
     if sc.KEY_NEURON not in group:
         return shape
-    weight = (_int_scalar(_read(group, sc.KEY_WEIGHT), sc.KEY_WEIGHT)
-              if sc.KEY_WEIGHT in group else sc.INPUT_LAYER_DEFAULT_WEIGHT)
-    bias = (_int_array(_read(group, sc.KEY_BIAS), sc.KEY_BIAS)
-            if sc.KEY_BIAS in group else np.array([sc.INPUT_LAYER_DEFAULT_BIAS], dtype=np.int64))
+    weight = (
+        _int_scalar(_read(group, sc.KEY_WEIGHT), sc.KEY_WEIGHT)
+        if sc.KEY_WEIGHT in group
+        else sc.INPUT_LAYER_DEFAULT_WEIGHT
+    )
+    bias = (
+        _int_array(_read(group, sc.KEY_BIAS), sc.KEY_BIAS)
+        if sc.KEY_BIAS in group
+        else np.array([sc.INPUT_LAYER_DEFAULT_BIAS], dtype=np.int64)
+    )
     return InputLayer(shape=shape, neuron=_read_neuron(group), weight=weight, bias=bias.reshape(-1))
 
 
@@ -356,13 +388,19 @@ def _read_dense(group: h5py.Group) -> DenseLayer:
     if weight.ndim == 1:
         # netx reshapes a flat weight to (out, -1).
         if weight.size % n_out:
-            raise _Problem(f"flat dense weight of {weight.size} values does not split into {n_out} rows")
+            raise _Problem(
+                f"flat dense weight of {weight.size} values does not split into {n_out} rows"
+            )
         weight = weight.reshape(n_out, -1)
     if weight.ndim != 2 or weight.shape[0] != n_out:
-        raise _Problem(f"dense weight must be ({n_out}, in) for shape {n_out}, found {weight.shape}")
+        raise _Problem(
+            f"dense weight must be ({n_out}, in) for shape {n_out}, found {weight.shape}"
+        )
     _check_declared(group, sc.KEY_OUT_FEATURES, n_out)
     _check_declared(group, sc.KEY_IN_FEATURES, weight.shape[1])
-    return DenseLayer(weight=weight, neuron=_read_neuron(group), bias=_optional_bias(group, n_out, "dense"))
+    return DenseLayer(
+        weight=weight, neuron=_read_neuron(group), bias=_optional_bias(group, n_out, "dense")
+    )
 
 
 def _read_conv(group: h5py.Group, in_shape: tuple[int, ...] | None) -> ConvLayer:
@@ -376,11 +414,19 @@ def _read_conv(group: h5py.Group, in_shape: tuple[int, ...] | None) -> ConvLayer
         # slayer's older exports keep the size-1 time axis of its Conv3d kernel.
         weight = weight[..., 0]
     if weight.ndim != 4:
-        raise _Problem(f"conv weight must be (out, in / groups, kH, kW), found shape {weight.shape}")
-    groups = _int_scalar(_read(group, sc.KEY_GROUPS), sc.KEY_GROUPS) if sc.KEY_GROUPS in group else 1
+        raise _Problem(
+            f"conv weight must be (out, in / groups, kH, kW), found shape {weight.shape}"
+        )
+    groups = (
+        _int_scalar(_read(group, sc.KEY_GROUPS), sc.KEY_GROUPS) if sc.KEY_GROUPS in group else 1
+    )
     stride, padding, dilation = (
         _pair(_read(group, key), key) if key in group else default
-        for key, default in ((sc.KEY_STRIDE, (1, 1)), (sc.KEY_PADDING, (0, 0)), (sc.KEY_DILATION, (1, 1)))
+        for key, default in (
+            (sc.KEY_STRIDE, (1, 1)),
+            (sc.KEY_PADDING, (0, 0)),
+            (sc.KEY_DILATION, (1, 1)),
+        )
     )
     _check_declared(group, sc.KEY_OUT_CHANNELS, weight.shape[0])
     _check_declared(group, sc.KEY_IN_CHANNELS, weight.shape[1] * groups)
@@ -409,7 +455,9 @@ def _read_metadata(f: h5py.File) -> tuple[dict[str, Any], int]:
             # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             metadata = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
         except ValueError as exc:
-            raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata is not valid JSON: {_one_line(exc)}") from None
+            raise _Problem(
+                f"'{sc.TSSLBP_GROUP}' metadata is not valid JSON: {_one_line(exc)}"
+            ) from None
         if not isinstance(metadata, dict):
             raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata must be a JSON object")
     bits = 0
@@ -428,7 +476,9 @@ def _read_attr(attrs: h5py.AttributeManager, key: str) -> Any:
     try:
         return attrs[key]
     except _H5_READ_ERRORS as exc:
-        raise _Problem(f"cannot read '{sc.TSSLBP_GROUP}' attribute {key} ({_one_line(exc)})") from None
+        raise _Problem(
+            f"cannot read '{sc.TSSLBP_GROUP}' attribute {key} ({_one_line(exc)})"
+        ) from None
 
 
 def _layer_keys(layers: h5py.Group) -> list[str]:
@@ -471,7 +521,9 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
         except _Problem as exc:
             raise NetxError(f"{path}: {exc}") from None
         except _H5_OPEN_ERRORS as exc:
-            raise NetxError(f"{path}: cannot open an object, damaged file or dangling link ({_one_line(exc)})") from None
+            raise NetxError(
+                f"{path}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
+            ) from None
 
         layers: list[Layer] = []
         input_shape: tuple[int, ...] | None = None
@@ -485,7 +537,9 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
                 kind = _decode(_read(group, sc.KEY_TYPE))
                 supported = [t.value for t in sc.LayerType]
                 if kind not in supported:
-                    raise _Problem(f"unsupported layer type {kind!r} (supported: {', '.join(supported)})")
+                    raise _Problem(
+                        f"unsupported layer type {kind!r} (supported: {', '.join(supported)})"
+                    )
                 layer_type = sc.LayerType(kind)
                 if layer_type is sc.LayerType.INPUT:
                     if i != 0:
@@ -520,8 +574,12 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
 
     if input_shape is None or not layers:
         raise NetxError(f"{path}: no layers besides the input shape")
-    spec = NetworkSpec(layers=tuple(layers), input_shape=input_shape,
-                       input_message_bits=message_bits, metadata=metadata)
+    spec = NetworkSpec(
+        layers=tuple(layers),
+        input_shape=input_shape,
+        input_message_bits=message_bits,
+        metadata=metadata,
+    )
     _raise_first(spec_problems(spec), path, offset)
     return spec
 
@@ -573,7 +631,9 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         group.create_dataset(sc.KEY_SHAPE, data=np.asarray(layer.shape, dtype=np.int64))
         group.create_dataset(sc.KEY_IN_CHANNELS, data=np.int64(layer.in_shape[0]))
         group.create_dataset(sc.KEY_OUT_CHANNELS, data=np.int64(layer.weight.shape[0]))
-        group.create_dataset(sc.KEY_KERNEL_SIZE, data=np.asarray(layer.weight.shape[2:], dtype=np.int64))
+        group.create_dataset(
+            sc.KEY_KERNEL_SIZE, data=np.asarray(layer.weight.shape[2:], dtype=np.int64)
+        )
         group.create_dataset(sc.KEY_STRIDE, data=np.asarray(layer.stride, dtype=np.int64))
         group.create_dataset(sc.KEY_PADDING, data=np.asarray(layer.padding, dtype=np.int64))
         group.create_dataset(sc.KEY_DILATION, data=np.asarray(layer.dilation, dtype=np.int64))
@@ -612,13 +672,17 @@ def write_netx(spec: NetworkSpec, path: str | os.PathLike[str]) -> None:
                 # A shape-only input layer: lava-dl takes the network's input shape from it.
                 first = layers.create_group("0")
                 _write_type(first, sc.LayerType.INPUT)
-                first.create_dataset(sc.KEY_SHAPE, data=np.asarray(spec.input_shape, dtype=np.int64))
+                first.create_dataset(
+                    sc.KEY_SHAPE, data=np.asarray(spec.input_shape, dtype=np.int64)
+                )
             for i, layer in enumerate(spec.layers):
                 _write_layer(layers.create_group(str(i + offset)), layer)
             own = f.create_group(sc.TSSLBP_GROUP)
             own.attrs[sc.ATTR_FORMAT_VERSION] = sc.FORMAT_VERSION
             own.attrs[sc.ATTR_INPUT_MESSAGE_BITS] = int(spec.input_message_bits)
-            own.attrs[sc.ATTR_METADATA] = json.dumps(spec.metadata)  # key order is meaning (the Layers mapping)
+            own.attrs[sc.ATTR_METADATA] = json.dumps(
+                spec.metadata
+            )  # key order is meaning (the Layers mapping)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -47,14 +47,23 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import nir
 import numpy as np
 
 from .. import __version__
 from ..hwmodels.fixed_point import ACT_SHIFT
-from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, Layer, NetworkSpec
+from ..hwmodels.spec import (
+    DECAY_UNITY,
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    InputLayer,
+    Layer,
+    NetworkSpec,
+)
 from .fold import FoldedConv, FoldedDense, _fold_into_conv, _fold_into_dense
 from .netx import spec_problems
 from .quantize import V_TH_MANT_MAX, WEIGHT_INT_MAX, decay_constant, quantize_weights
@@ -110,13 +119,22 @@ class NirError(ValueError):
 # ------------------------------------------------------------------------------------------ export
 
 
-def _cuba_node(neuron: CubaNeuron, shape: tuple[int, ...], bias: np.ndarray | None, dt: float,
-               instant_synapse: bool, fixed: dict[str, Any], where: str) -> nir.CubaLIF:
+def _cuba_node(
+    neuron: CubaNeuron,
+    shape: tuple[int, ...],
+    bias: np.ndarray | None,
+    dt: float,
+    instant_synapse: bool,
+    fixed: dict[str, Any],
+    where: str,
+) -> nir.CubaLIF:
     """The CubaLIF node of one layer (module docstring) with ``fixed`` as its tsslbp metadata."""
     for name, value in ((_K_I_DECAY, neuron.i_decay), (_K_V_DECAY, neuron.v_decay)):
         if value == 0 and not (instant_synapse and name == _K_I_DECAY):
             # dt/tau = 0 would need an infinite w_in (or r) to keep the input gain of 1.
-            raise NirError(f"{where}: {name} = 0 (a state that never decays) has no CubaLIF form with finite parameters")
+            raise NirError(
+                f"{where}: {name} = 0 (a state that never decays) has no CubaLIF form with finite parameters"
+            )
     tau_mem_steps = DECAY_UNITY / neuron.v_decay
     tau_syn_steps = 1.0 if instant_synapse else DECAY_UNITY / neuron.i_decay
     full = np.ones(shape, dtype=np.float64)
@@ -166,27 +184,38 @@ def spec_to_nir(spec: NetworkSpec, dt: float = DEFAULT_DT) -> nir.NIRGraph:
     """
     if not (dt > 0 and np.isfinite(dt)):
         raise NirError(f"dt must be a positive number of seconds, found {dt}")
-    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.asarray(spec.input_shape)})}
+    nodes: dict[str, nir.NIRNode] = {
+        "input": nir.Input(input_type={"input": np.asarray(spec.input_shape)})
+    }
     shape = tuple(spec.input_shape)
     # Graded input: the graph takes x in [0, 1], Loihi receives round(x (2**bits - 1)).
     input_scale = float((1 << spec.input_message_bits) - 1) if spec.input_message_bits else 1.0
     for i, layer in enumerate(spec.layers):
         where = f"layer {i} ({type(layer).__name__})"
         if isinstance(layer, InputLayer):
-            fixed = {_K_KIND: _KIND_INPUT, _K_WEIGHT: int(layer.weight),
-                     _K_BIAS: np.asarray(layer.bias, dtype=np.int64).reshape(-1)}
-            nodes[f"cuba{i}"] = _cuba_node(layer.neuron, tuple(layer.shape), None, dt, True, fixed, where)
+            fixed = {
+                _K_KIND: _KIND_INPUT,
+                _K_WEIGHT: int(layer.weight),
+                _K_BIAS: np.asarray(layer.bias, dtype=np.int64).reshape(-1),
+            }
+            nodes[f"cuba{i}"] = _cuba_node(
+                layer.neuron, tuple(layer.shape), None, dt, True, fixed, where
+            )
         elif isinstance(layer, DenseLayer):
             nodes[f"dense{i}"] = nir.Linear(
-                weight=np.asarray(layer.weight, dtype=np.float64) * (input_scale if i == 0 else 1.0),
+                weight=np.asarray(layer.weight, dtype=np.float64)
+                * (input_scale if i == 0 else 1.0),
                 metadata={METADATA_KEY: {_K_WEIGHT: np.asarray(layer.weight, dtype=np.int64)}},
             )
             fixed = {} if layer.bias is None else {_K_BIAS: np.asarray(layer.bias, dtype=np.int64)}
-            nodes[f"cuba{i}"] = _cuba_node(layer.neuron, tuple(layer.shape), layer.bias, dt, False, fixed, where)
+            nodes[f"cuba{i}"] = _cuba_node(
+                layer.neuron, tuple(layer.shape), layer.bias, dt, False, fixed, where
+            )
         elif isinstance(layer, ConvLayer):
             nodes[f"conv{i}"] = nir.Conv2d(
                 input_shape=tuple(int(n) for n in layer.in_shape[1:]),
-                weight=np.asarray(layer.weight, dtype=np.float64) * (input_scale if i == 0 else 1.0),
+                weight=np.asarray(layer.weight, dtype=np.float64)
+                * (input_scale if i == 0 else 1.0),
                 stride=tuple(int(n) for n in layer.stride),
                 padding=tuple(int(n) for n in layer.padding),
                 dilation=tuple(int(n) for n in layer.dilation),
@@ -196,9 +225,13 @@ def spec_to_nir(spec: NetworkSpec, dt: float = DEFAULT_DT) -> nir.NIRGraph:
                 metadata={METADATA_KEY: {_K_WEIGHT: np.asarray(layer.weight, dtype=np.int64)}},
             )
             fixed = {} if layer.bias is None else {_K_BIAS: np.asarray(layer.bias, dtype=np.int64)}
-            nodes[f"cuba{i}"] = _cuba_node(layer.neuron, tuple(layer.shape), layer.bias, dt, False, fixed, where)
+            nodes[f"cuba{i}"] = _cuba_node(
+                layer.neuron, tuple(layer.shape), layer.bias, dt, False, fixed, where
+            )
         else:
-            nodes[f"flatten{i}"] = nir.Flatten(input_type={"input": np.asarray(layer.in_shape)}, start_dim=0, end_dim=-1)
+            nodes[f"flatten{i}"] = nir.Flatten(
+                input_type={"input": np.asarray(layer.in_shape)}, start_dim=0, end_dim=-1
+            )
         shape = tuple(layer.shape)
     nodes["output"] = nir.Output(output_type={"output": np.asarray(shape)})
     names = list(nodes)
@@ -211,7 +244,9 @@ def spec_to_nir(spec: NetworkSpec, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         # JSON keeps the key order of the netx metadata (h5py groups would sort the keys).
         _K_NETX_META: json.dumps(spec.metadata),
     }
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata={METADATA_KEY: meta})
+    return nir.NIRGraph(
+        nodes=nodes, edges=list(zip(names[:-1], names[1:])), metadata={METADATA_KEY: meta}
+    )
 
 
 # ----------------------------------------------------------------------------------- graph walking
@@ -224,7 +259,7 @@ class _Synapse:
     """A synapse node (after pooling folded in) and the neuron node that follows it."""
 
     name: str
-    node: Union[nir.Linear, nir.Affine, nir.Conv2d]
+    node: nir.Linear | nir.Affine | nir.Conv2d
     weight: np.ndarray  # float64, pooling folded in
     in_shape: _Shape  # what the synapse reads (before pooling, if pooling was folded)
     shape: _Shape  # neuron layer shape
@@ -234,7 +269,7 @@ class _Synapse:
     groups: int
     pooled: bool
     neuron_name: str
-    neuron: Union[nir.CubaLIF, nir.LIF]
+    neuron: nir.CubaLIF | nir.LIF
 
 
 @dataclass(frozen=True)
@@ -245,11 +280,11 @@ class _Flatten:
 @dataclass(frozen=True)
 class _InputNeurons:
     name: str
-    neuron: Union[nir.CubaLIF, nir.LIF]
+    neuron: nir.CubaLIF | nir.LIF
     shape: _Shape
 
 
-_Stage = Union[_Synapse, _Flatten, _InputNeurons]
+_Stage = _Synapse | _Flatten | _InputNeurons
 
 
 @dataclass(frozen=True)
@@ -270,11 +305,15 @@ def _chain(graph: nir.NIRGraph) -> list[tuple[str, nir.NIRNode]]:
     """The nodes from the Input to the Output node, which must form a single path."""
     for name, node in graph.nodes.items():
         if isinstance(node, nir.NIRGraph):
-            raise NirError(f"{_kind(name, node)}: subgraphs (e.g. snnTorch's recurrent RLeaky/RSynaptic) are not supported")
+            raise NirError(
+                f"{_kind(name, node)}: subgraphs (e.g. snnTorch's recurrent RLeaky/RSynaptic) are not supported"
+            )
     inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
     outputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:
-        raise NirError(f"the graph needs exactly one Input and one Output node, found {len(inputs)} and {len(outputs)}")
+        raise NirError(
+            f"the graph needs exactly one Input and one Output node, found {len(inputs)} and {len(outputs)}"
+        )
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     n_in: dict[str, int] = {n: 0 for n in graph.nodes}
     for a, b in graph.edges:
@@ -288,14 +327,20 @@ def _chain(graph: nir.NIRGraph) -> list[tuple[str, nir.NIRNode]]:
     while current != outputs[0]:
         nxt = succ[current]
         if len(nxt) != 1:
-            raise NirError(f"{_kind(current, graph.nodes[current])}: {len(nxt)} outgoing edges; only a chain Input -> ... -> Output maps onto layers")
+            raise NirError(
+                f"{_kind(current, graph.nodes[current])}: {len(nxt)} outgoing edges; only a chain Input -> ... -> Output maps onto layers"
+            )
         current = nxt[0]
         if n_in[current] != 1:
-            raise NirError(f"{_kind(current, graph.nodes[current])}: {n_in[current]} incoming edges; only a chain Input -> ... -> Output maps onto layers")
+            raise NirError(
+                f"{_kind(current, graph.nodes[current])}: {n_in[current]} incoming edges; only a chain Input -> ... -> Output maps onto layers"
+            )
         path.append((current, graph.nodes[current]))
     if len(path) != len(graph.nodes):
         stray = sorted(set(graph.nodes) - {n for n, _ in path})
-        raise NirError(f"node {stray[0]!r} ({type(graph.nodes[stray[0]]).__name__}) is not on the path from Input to Output")
+        raise NirError(
+            f"node {stray[0]!r} ({type(graph.nodes[stray[0]]).__name__}) is not on the path from Input to Output"
+        )
     return path
 
 
@@ -327,8 +372,14 @@ def _ints(values: Any, count: int, where: str, field: str) -> tuple[int, ...]:
     arr = np.asarray(values).reshape(-1)
     if arr.size == 1:
         arr = np.repeat(arr, count)
-    if arr.size != count or not np.all(np.isfinite(arr.astype(np.float64))) or not np.array_equal(arr, np.round(arr)):
-        raise NirError(f"{where}: {field} must be {count} integers, found {np.asarray(values).tolist()}")
+    if (
+        arr.size != count
+        or not np.all(np.isfinite(arr.astype(np.float64)))
+        or not np.array_equal(arr, np.round(arr))
+    ):
+        raise NirError(
+            f"{where}: {field} must be {count} integers, found {np.asarray(values).tolist()}"
+        )
     return tuple(int(v) for v in arr)
 
 
@@ -341,13 +392,25 @@ def _pool(name: str, node: Any, shape: _Shape) -> _Pool:
     padding = _ints(node.padding, 2, where, "padding")
     if stride != kernel or padding != (0, 0) or min(kernel) < 1:
         # Only non-overlapping windows fold into the next layer's weights (fold.py).
-        raise NirError(f"{where}: only pooling with stride == kernel_size and no padding folds into the next layer, found kernel {kernel}, stride {stride}, padding {padding}")
+        raise NirError(
+            f"{where}: only pooling with stride == kernel_size and no padding folds into the next layer, found kernel {kernel}, stride {stride}, padding {padding}"
+        )
     scale = 1.0 if isinstance(node, nir.SumPool2d) else 1.0 / (kernel[0] * kernel[1])
     return _Pool(kernel, scale, shape, name)
 
 
 #: Node types a chain may hold (Input only at its start).
-_SUPPORTED = (nir.Output, nir.Linear, nir.Affine, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d, nir.Flatten, nir.CubaLIF, nir.LIF)
+_SUPPORTED = (
+    nir.Output,
+    nir.Linear,
+    nir.Affine,
+    nir.Conv2d,
+    nir.SumPool2d,
+    nir.AvgPool2d,
+    nir.Flatten,
+    nir.CubaLIF,
+    nir.LIF,
+)
 
 
 def _stages(chain: list[tuple[str, nir.NIRNode]]) -> tuple[_Shape, list[_Stage]]:
@@ -361,9 +424,13 @@ def _stages(chain: list[tuple[str, nir.NIRNode]]) -> tuple[_Shape, list[_Stage]]
     for name, node in chain[1:]:
         where = _kind(name, node)
         if not isinstance(node, _SUPPORTED):
-            raise NirError(f"{where}: unsupported node type (supported: {', '.join(t.__name__ for t in _SUPPORTED)})")
+            raise NirError(
+                f"{where}: unsupported node type (supported: {', '.join(t.__name__ for t in _SUPPORTED)})"
+            )
         if synapse is not None and not isinstance(node, (nir.CubaLIF, nir.LIF)):
-            raise NirError(f"{where} follows {_kind(synapse['name'], synapse['node'])}: every synapse needs CubaLIF or LIF neurons right after it")
+            raise NirError(
+                f"{where} follows {_kind(synapse['name'], synapse['node'])}: every synapse needs CubaLIF or LIF neurons right after it"
+            )
         if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
             if pool is not None:
                 raise NirError(f"{where}: two pooling nodes in a row (fold them into one)")
@@ -376,7 +443,9 @@ def _stages(chain: list[tuple[str, nir.NIRNode]]) -> tuple[_Shape, list[_Stage]]
                 raise NirError(f"{where}: flatten needs a (C, H, W) input, found {shape}")
             declared = (node.output_type or {}).get("output")
             if declared is not None and np.asarray(declared).size != 1:
-                raise NirError(f"{where}: only a flatten of the whole (C, H, W) map is supported, found output {np.asarray(declared).tolist()}")
+                raise NirError(
+                    f"{where}: only a flatten of the whole (C, H, W) map is supported, found output {np.asarray(declared).tolist()}"
+                )
             stages.append(_Flatten(pool.pooled_from if pool is not None else shape))
             shape = (int(np.prod(shape)),)
         elif isinstance(node, (nir.Linear, nir.Affine)):
@@ -386,13 +455,25 @@ def _stages(chain: list[tuple[str, nir.NIRNode]]) -> tuple[_Shape, list[_Stage]]
             if len(shape) != 1:
                 raise NirError(f"{where}: reads a {shape} map; add a Flatten node before it")
             if weight.shape[1] != shape[0]:
-                raise NirError(f"{where}: weight has {weight.shape[1]} inputs, the previous node gives {shape[0]}")
+                raise NirError(
+                    f"{where}: weight has {weight.shape[1]} inputs, the previous node gives {shape[0]}"
+                )
             in_shape = shape
             if pool is not None:
                 folded = _fold_into_dense(pool, FoldedDense(weight, None), pool.pooled_from)  # type: ignore[arg-type]
                 weight, in_shape = folded.weight, (int(np.prod(pool.pooled_from)),)
-            synapse = {"name": name, "node": node, "weight": weight, "in_shape": in_shape, "shape": (weight.shape[0],),
-                       "stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "pooled": pool is not None}
+            synapse = {
+                "name": name,
+                "node": node,
+                "weight": weight,
+                "in_shape": in_shape,
+                "shape": (weight.shape[0],),
+                "stride": (1, 1),
+                "padding": (0, 0),
+                "dilation": (1, 1),
+                "groups": 1,
+                "pooled": pool is not None,
+            }
             pool = None
         elif isinstance(node, nir.Conv2d):
             synapse = _conv(name, node, shape, pool)
@@ -401,17 +482,23 @@ def _stages(chain: list[tuple[str, nir.NIRNode]]) -> tuple[_Shape, list[_Stage]]
             size = int(np.prod(node.v_threshold.shape))
             if synapse is None:
                 if stages or pool is not None:
-                    raise NirError(f"{where}: neurons without a synapse node before them (Linear, Affine or Conv2d)")
+                    raise NirError(
+                        f"{where}: neurons without a synapse node before them (Linear, Affine or Conv2d)"
+                    )
                 stages.append(_InputNeurons(name, node, shape))
                 continue
             if size != int(np.prod(synapse["shape"])):
-                raise NirError(f"{where}: {size} neurons after a synapse with {int(np.prod(synapse['shape']))} outputs")
+                raise NirError(
+                    f"{where}: {size} neurons after a synapse with {int(np.prod(synapse['shape']))} outputs"
+                )
             stages.append(_Synapse(neuron_name=name, neuron=node, **synapse))
             shape = tuple(synapse["shape"])
             synapse = None
         elif isinstance(node, nir.Output):
             if pool is not None:
-                raise NirError(f"{where}: the graph ends with pooling {pool.name!r}; pooling must feed a Conv2d or Flatten -> Linear")
+                raise NirError(
+                    f"{where}: the graph ends with pooling {pool.name!r}; pooling must feed a Conv2d or Flatten -> Linear"
+                )
             if not stages:
                 raise NirError(f"{where}: the graph has no layers")
     return input_shape, stages
@@ -421,34 +508,51 @@ def _conv(name: str, node: nir.Conv2d, shape: _Shape, pool: _Pool | None) -> dic
     where = _kind(name, node)
     weight = np.asarray(node.weight, dtype=np.float64)
     if weight.ndim != 4:
-        raise NirError(f"{where}: weight must be (out, in / groups, kH, kW), found shape {weight.shape}")
+        raise NirError(
+            f"{where}: weight must be (out, in / groups, kH, kW), found shape {weight.shape}"
+        )
     if len(shape) != 3:
         raise NirError(f"{where}: needs a (C, H, W) input, found {shape}")
     padding: Any = node.padding
     if isinstance(padding, (str, bytes)):
         if (padding.decode() if isinstance(padding, bytes) else padding) != "valid":
-            raise NirError(f"{where}: padding {padding!r} is not supported (give the padding as integers)")
+            raise NirError(
+                f"{where}: padding {padding!r} is not supported (give the padding as integers)"
+            )
         padding = (0, 0)
     stride = _ints(node.stride, 2, where, "stride")
     pad = _ints(padding, 2, where, "padding")
     dilation = _ints(node.dilation, 2, where, "dilation")
     groups = _ints(node.groups, 1, where, "groups")[0]
     if weight.shape[1] * groups != shape[0]:
-        raise NirError(f"{where}: weight expects {weight.shape[1] * groups} input channels, the previous node gives {shape[0]}")
+        raise NirError(
+            f"{where}: weight expects {weight.shape[1] * groups} input channels, the previous node gives {shape[0]}"
+        )
     from ..config import conv_output_size
 
-    out = (weight.shape[0],
-           conv_output_size(shape[1], weight.shape[2], stride[0], pad[0], dilation[0]),
-           conv_output_size(shape[2], weight.shape[3], stride[1], pad[1], dilation[1]))
+    out = (
+        weight.shape[0],
+        conv_output_size(shape[1], weight.shape[2], stride[0], pad[0], dilation[0]),
+        conv_output_size(shape[2], weight.shape[3], stride[1], pad[1], dilation[1]),
+    )
     conv = FoldedConv(weight, None, shape, out, stride, pad, dilation, groups)  # type: ignore[arg-type]
     if pool is not None:
         try:
             conv = _fold_into_conv(pool, conv, pool.pooled_from, where)  # type: ignore[arg-type]
         except ValueError as exc:
             raise NirError(str(exc)) from None
-    return {"name": name, "node": node, "weight": conv.weight, "in_shape": conv.in_shape, "shape": out,
-            "stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation, "groups": groups,
-            "pooled": pool is not None}
+    return {
+        "name": name,
+        "node": node,
+        "weight": conv.weight,
+        "in_shape": conv.in_shape,
+        "shape": out,
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "groups": groups,
+        "pooled": pool is not None,
+    }
 
 
 # ---------------------------------------------------------------------------------- import: exact
@@ -457,7 +561,9 @@ def _conv(name: str, node: nir.Conv2d, shape: _Shape, pool: _Pool | None) -> dic
 def _fixed(name: str, node: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     meta = node.metadata.get(METADATA_KEY) if isinstance(node.metadata, dict) else None
     if not isinstance(meta, dict):
-        raise NirError(f"{_kind(name, node)}: no '{METADATA_KEY}' metadata, although the graph has tsslbp metadata")
+        raise NirError(
+            f"{_kind(name, node)}: no '{METADATA_KEY}' metadata, although the graph has tsslbp metadata"
+        )
     for key in keys:
         if key not in meta:
             raise NirError(f"{_kind(name, node)}: '{METADATA_KEY}' metadata lacks '{key}'")
@@ -467,14 +573,18 @@ def _fixed(name: str, node: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 def _fixed_int(meta: dict[str, Any], key: str, where: str) -> int:
     arr = np.asarray(meta[key])
     if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_:
-        raise NirError(f"{where}: '{METADATA_KEY}' metadata '{key}' must be one integer, found {arr.tolist()!r:.40}")
+        raise NirError(
+            f"{where}: '{METADATA_KEY}' metadata '{key}' must be one integer, found {arr.tolist()!r:.40}"
+        )
     return int(arr.reshape(()))
 
 
 def _fixed_array(meta: dict[str, Any], key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
     arr = np.asarray(meta[key])
     if not np.issubdtype(arr.dtype, np.integer) or arr.shape != shape:
-        raise NirError(f"{where}: '{METADATA_KEY}' metadata '{key}' must be integers of shape {shape}, found {arr.dtype} {arr.shape}")
+        raise NirError(
+            f"{where}: '{METADATA_KEY}' metadata '{key}' must be integers of shape {shape}, found {arr.dtype} {arr.shape}"
+        )
     return arr.astype(np.int64)
 
 
@@ -498,25 +608,44 @@ def _exact_layer(stage: _Stage) -> Layer:
         neuron, meta = _fixed_neuron(stage.name, stage.neuron)
         where = _kind(stage.name, stage.neuron)
         if meta.get(_K_KIND) != _KIND_INPUT:
-            raise NirError(f"{where}: neurons without a synapse must be a tsslbp input layer ('{_K_KIND}' metadata)")
+            raise NirError(
+                f"{where}: neurons without a synapse must be a tsslbp input layer ('{_K_KIND}' metadata)"
+            )
         for key in (_K_WEIGHT, _K_BIAS):
             if key not in meta:
                 raise NirError(f"{where}: '{METADATA_KEY}' metadata lacks '{key}'")
         bias = np.asarray(meta[_K_BIAS]).reshape(-1)
-        return InputLayer(shape=stage.shape, neuron=neuron, weight=_fixed_int(meta, _K_WEIGHT, where),
-                          bias=_fixed_array({_K_BIAS: bias}, _K_BIAS, bias.shape, where))
+        return InputLayer(
+            shape=stage.shape,
+            neuron=neuron,
+            weight=_fixed_int(meta, _K_WEIGHT, where),
+            bias=_fixed_array({_K_BIAS: bias}, _K_BIAS, bias.shape, where),
+        )
     if stage.pooled:
-        raise NirError(f"{_kind(stage.name, stage.node)}: pooling before a synapse in a graph with tsslbp metadata (tsslbp writes pooling folded)")
+        raise NirError(
+            f"{_kind(stage.name, stage.node)}: pooling before a synapse in a graph with tsslbp metadata (tsslbp writes pooling folded)"
+        )
     syn_meta = _fixed(stage.name, stage.node, (_K_WEIGHT,))
     weight = _fixed_array(syn_meta, _K_WEIGHT, stage.weight.shape, _kind(stage.name, stage.node))
     neuron, meta = _fixed_neuron(stage.neuron_name, stage.neuron)
     n_bias = stage.shape[0]
-    bias = (_fixed_array(meta, _K_BIAS, (n_bias,), _kind(stage.neuron_name, stage.neuron))
-            if _K_BIAS in meta else None)
+    bias = (
+        _fixed_array(meta, _K_BIAS, (n_bias,), _kind(stage.neuron_name, stage.neuron))
+        if _K_BIAS in meta
+        else None
+    )
     if isinstance(stage.node, nir.Conv2d):
-        return ConvLayer(weight=weight, neuron=neuron, in_shape=stage.in_shape, shape=stage.shape,  # type: ignore[arg-type]
-                         stride=stage.stride, padding=stage.padding, dilation=stage.dilation,
-                         groups=stage.groups, bias=bias)
+        return ConvLayer(
+            weight=weight,
+            neuron=neuron,
+            in_shape=stage.in_shape,
+            shape=stage.shape,  # type: ignore[arg-type]
+            stride=stage.stride,
+            padding=stage.padding,
+            dilation=stage.dilation,
+            groups=stage.groups,
+            bias=bias,
+        )
     return DenseLayer(weight=weight, neuron=neuron, bias=bias)
 
 
@@ -525,13 +654,17 @@ def _graph_meta(graph: nir.NIRGraph) -> dict[str, Any] | None:
     if meta is None:
         return None
     if not isinstance(meta, dict):
-        raise NirError(f"graph metadata '{METADATA_KEY}' must be a group, found {type(meta).__name__}")
+        raise NirError(
+            f"graph metadata '{METADATA_KEY}' must be a group, found {type(meta).__name__}"
+        )
     for key in (_K_FORMAT, _K_DT, _K_BITS, _K_NETX_META):
         if key not in meta:
             raise NirError(f"graph metadata '{METADATA_KEY}' lacks '{key}'")
     version = _fixed_int(meta, _K_FORMAT, "graph")
     if version != NIR_FORMAT_VERSION:
-        raise NirError(f"graph metadata '{METADATA_KEY}' has format_version {version}, this tsslbp reads {NIR_FORMAT_VERSION}")
+        raise NirError(
+            f"graph metadata '{METADATA_KEY}' has format_version {version}, this tsslbp reads {NIR_FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -540,14 +673,27 @@ def _check_floats(graph_chain: list[tuple[str, nir.NIRNode]], expected: nir.NIRG
     exp_chain = _chain(expected)
     if [type(n) for _, n in graph_chain] != [type(n) for _, n in exp_chain]:
         raise NirError("the graph's node types differ from what its tsslbp metadata describes")
-    fields = ("weight", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in", "tau", "bias")
+    fields = (
+        "weight",
+        "tau_syn",
+        "tau_mem",
+        "r",
+        "v_leak",
+        "v_threshold",
+        "v_reset",
+        "w_in",
+        "tau",
+        "bias",
+    )
     for (name, node), (_, ref) in zip(graph_chain, exp_chain):
         for field in fields:
             if not hasattr(ref, field):
                 continue
             found = np.asarray(getattr(node, field), dtype=np.float64)
             want = np.asarray(getattr(ref, field), dtype=np.float64)
-            if found.shape != want.shape or not np.allclose(found, want, rtol=_CONSISTENCY_RTOL, atol=0.0):
+            if found.shape != want.shape or not np.allclose(
+                found, want, rtol=_CONSISTENCY_RTOL, atol=0.0
+            ):
                 raise NirError(
                     f"{_kind(name, node)}: {field} disagrees with its tsslbp metadata (edited after export?); "
                     f"remove the graph's '{METADATA_KEY}' metadata to quantize the float parameters instead"
@@ -563,14 +709,18 @@ def _uniform(name: str, node: Any, field: str) -> float:
         raise NirError(f"{_kind(name, node)}: {field} is empty or NaN")
     low, high = float(values.min()), float(values.max())
     if low != high:
-        raise NirError(f"{_kind(name, node)}: {field} differs between neurons ({low:g}..{high:g}); Loihi has one value per layer")
+        raise NirError(
+            f"{_kind(name, node)}: {field} differs between neurons ({low:g}..{high:g}); Loihi has one value per layer"
+        )
     return low
 
 
 def _decay(name: str, node: Any, field: str, tau: float, dt: float) -> int:
     """12-bit decay of ``dt/tau``: the fraction of the state lost per step."""
     if not tau >= dt:
-        raise NirError(f"{_kind(name, node)}: {field} = {tau:g} s is shorter than dt = {dt:g} s (forward Euler would overshoot)")
+        raise NirError(
+            f"{_kind(name, node)}: {field} = {tau:g} s is shorter than dt = {dt:g} s (forward Euler would overshoot)"
+        )
     return decay_constant(tau / dt)
 
 
@@ -578,10 +728,14 @@ def _neuron_floats(name: str, node: Any, dt: float) -> tuple[int, int, float, fl
     """(iDecay, vDecay, input gain g, threshold) of a foreign CubaLIF or LIF node."""
     where = _kind(name, node)
     if _uniform(name, node, "v_reset") != 0.0:
-        raise NirError(f"{where}: v_reset = {_uniform(name, node, 'v_reset'):g}; Loihi resets v to 0 only")
+        raise NirError(
+            f"{where}: v_reset = {_uniform(name, node, 'v_reset'):g}; Loihi resets v to 0 only"
+        )
     if _uniform(name, node, "v_leak") != 0.0:
-        raise NirError(f"{where}: v_leak = {_uniform(name, node, 'v_leak'):g}; a leak target maps to a bias on v, which Loihi "
-                       "applies without the one-step synaptic delay: set v_leak to 0")
+        raise NirError(
+            f"{where}: v_leak = {_uniform(name, node, 'v_leak'):g}; a leak target maps to a bias on v, which Loihi "
+            "applies without the one-step synaptic delay: set v_leak to 0"
+        )
     v_th = _uniform(name, node, "v_threshold")
     if not (v_th > 0 and np.isfinite(v_th)):
         raise NirError(f"{where}: v_threshold = {v_th:g}; Loihi needs a positive threshold")
@@ -595,7 +749,9 @@ def _neuron_floats(name: str, node: Any, dt: float) -> tuple[int, int, float, fl
     v_decay = _decay(name, node, "tau_mem" if isinstance(node, nir.CubaLIF) else "tau", tau_mem, dt)
     gain = g_syn * dt * _uniform(name, node, "r") / tau_mem
     if not (np.isfinite(gain) and gain > 0):
-        raise NirError(f"{where}: the input gain (dt w_in / tau_syn)(dt r / tau_mem) = {gain:g} must be positive and finite")
+        raise NirError(
+            f"{where}: the input gain (dt w_in / tau_syn)(dt r / tau_mem) = {gain:g} must be positive and finite"
+        )
     return i_decay, v_decay, gain, v_th
 
 
@@ -604,13 +760,17 @@ def _quantized_layer(stage: _Stage, dt: float, input_gain: float) -> tuple[Layer
     if isinstance(stage, _Flatten):
         return FlattenLayer(in_shape=stage.in_shape), None
     if isinstance(stage, _InputNeurons):
-        raise NirError(f"{_kind(stage.name, stage.neuron)}: neurons right after the Input node map onto a lava-dl input "
-                       "layer, which tsslbp only imports with tsslbp metadata; add a synapse (Linear) before them")
+        raise NirError(
+            f"{_kind(stage.name, stage.neuron)}: neurons right after the Input node map onto a lava-dl input "
+            "layer, which tsslbp only imports with tsslbp metadata; add a synapse (Linear) before them"
+        )
     where = _kind(stage.name, stage.node)
     bias = np.asarray(getattr(stage.node, "bias", 0.0), dtype=np.float64)
     if np.any(bias != 0):
-        raise NirError(f"{where}: nonzero bias; Loihi adds biases to v without the one-step synaptic delay, "
-                       "so a biased network would not run the producer's dynamics: export it without bias")
+        raise NirError(
+            f"{where}: nonzero bias; Loihi adds biases to v without the one-step synaptic delay, "
+            "so a biased network would not run the producer's dynamics: export it without bias"
+        )
     i_decay, v_decay, gain, v_th = _neuron_floats(stage.neuron_name, stage.neuron, dt)
     # Loihi: u += (W_int << 6) s and v > vThMant << 6; float: I' += g W s and v > v_th (module docstring).
     effective = stage.weight * gain / input_gain
@@ -622,13 +782,25 @@ def _quantized_layer(stage: _Stage, dt: float, input_gain: float) -> tuple[Layer
     w_int, _ = quantize_weights(effective, scale / one)
     v_th_mant = int(round(v_th * scale / one))
     if v_th_mant < 1:
-        raise NirError(f"{_kind(stage.neuron_name, stage.neuron)}: threshold {v_th:g} quantizes to 0 (weights {max_w:g} times larger)")
+        raise NirError(
+            f"{_kind(stage.neuron_name, stage.neuron)}: threshold {v_th:g} quantizes to 0 (weights {max_w:g} times larger)"
+        )
     if not representable_weights(w_int):
-        raise NirError(f"{where}: the quantized weights ({int(w_int.min())}..{int(w_int.max())}) are not applied exactly by netx + Lava")
+        raise NirError(
+            f"{where}: the quantized weights ({int(w_int.min())}..{int(w_int.max())}) are not applied exactly by netx + Lava"
+        )
     neuron = CubaNeuron(i_decay=i_decay, v_decay=v_decay, v_th_mant=v_th_mant)
     if isinstance(stage.node, nir.Conv2d):
-        layer: Layer = ConvLayer(weight=w_int, neuron=neuron, in_shape=stage.in_shape, shape=stage.shape,  # type: ignore[arg-type]
-                                 stride=stage.stride, padding=stage.padding, dilation=stage.dilation, groups=stage.groups)
+        layer: Layer = ConvLayer(
+            weight=w_int,
+            neuron=neuron,
+            in_shape=stage.in_shape,
+            shape=stage.shape,  # type: ignore[arg-type]
+            stride=stage.stride,
+            padding=stage.padding,
+            dilation=stage.dilation,
+            groups=stage.groups,
+        )
     else:
         layer = DenseLayer(weight=w_int, neuron=neuron)
     return layer, scale
@@ -673,21 +845,31 @@ def nir_to_spec(graph: nir.NIRGraph, dt: float | None = None, input_bits: int = 
     if meta is not None:
         file_dt = float(np.asarray(meta[_K_DT]))
         if dt is not None and not np.isclose(dt, file_dt, rtol=1e-9, atol=0.0):
-            raise NirError(f"dt = {dt:g} s given, but the graph's tsslbp metadata says {file_dt:g} s")
+            raise NirError(
+                f"dt = {dt:g} s given, but the graph's tsslbp metadata says {file_dt:g} s"
+            )
         try:
             netx_meta = json.loads(str(meta[_K_NETX_META]))
         except ValueError as exc:
-            raise NirError(f"graph metadata '{METADATA_KEY}' {_K_NETX_META} is not valid JSON: {exc}") from None
+            raise NirError(
+                f"graph metadata '{METADATA_KEY}' {_K_NETX_META} is not valid JSON: {exc}"
+            ) from None
         if not isinstance(netx_meta, dict):
             raise NirError(f"graph metadata '{METADATA_KEY}' {_K_NETX_META} must be a JSON object")
         layers = tuple(_exact_layer(stage) for stage in stages)
-        spec = NetworkSpec(layers=layers, input_shape=input_shape,
-                           input_message_bits=_fixed_int(meta, _K_BITS, "graph"), metadata=netx_meta)
+        spec = NetworkSpec(
+            layers=layers,
+            input_shape=input_shape,
+            input_message_bits=_fixed_int(meta, _K_BITS, "graph"),
+            metadata=netx_meta,
+        )
         _raise_problems(spec)
         _check_floats(chain, spec_to_nir(spec, file_dt))
         return spec
     if dt is None:
-        raise NirError("the graph has no tsslbp metadata: give the producer's time step dt (snnTorch's export uses 1e-4 s)")
+        raise NirError(
+            "the graph has no tsslbp metadata: give the producer's time step dt (snnTorch's export uses 1e-4 s)"
+        )
     if not (dt > 0 and np.isfinite(dt)):
         raise NirError(f"dt must be a positive number of seconds, found {dt}")
     if not 0 <= input_bits <= MESSAGE_BITS_MAX:
@@ -712,7 +894,12 @@ def nir_to_spec(graph: nir.NIRGraph, dt: float | None = None, input_bits: int = 
         # Each synaptic layer delays by one step in Lava: the output is the producer's, this much later.
         "readout_offset": len(scales),
     }
-    spec = NetworkSpec(layers=tuple(layers_q), input_shape=input_shape, input_message_bits=int(input_bits), metadata=metadata)
+    spec = NetworkSpec(
+        layers=tuple(layers_q),
+        input_shape=input_shape,
+        input_message_bits=int(input_bits),
+        metadata=metadata,
+    )
     _raise_problems(spec)
     return spec
 

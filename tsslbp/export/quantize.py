@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,19 @@ import torch
 
 from .. import __version__
 from ..config import Dataset, ExperimentConfig
-from ..hwmodels.spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, Layer, NetworkSpec
-from ..train.network import TsslbpNetwork
-from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
 from ..hwmodels.fixed_point import ACT_SHIFT
 from ..hwmodels.health import STATE_LIMIT
+from ..hwmodels.spec import (
+    DECAY_UNITY,
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    Layer,
+    NetworkSpec,
+)
+from ..train.network import TsslbpNetwork
+from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
 from .schema import VTH_MANT_MAX, representable_weights
 
 __all__ = [
@@ -180,11 +188,17 @@ class LayerQuant:
         out = []
         if self.n_clipped:
             lo, hi, _ = weight_grid(self.weight_bits)
-            out.append(f"layer {self.name}: {self.n_clipped} of {self.n_weights} weights ({self.n_clipped / self.n_weights:.2%}) clipped to [{lo}, {hi}]")
+            out.append(
+                f"layer {self.name}: {self.n_clipped} of {self.n_weights} weights ({self.n_clipped / self.n_weights:.2%}) clipped to [{lo}, {hi}]"
+            )
         if self.v_saturated:
-            out.append(f"layer {self.name}: v saturated at 2**23 - 1 in {self.v_saturated:.3%} of the calibration values")
+            out.append(
+                f"layer {self.name}: v saturated at 2**23 - 1 in {self.v_saturated:.3%} of the calibration values"
+            )
         if self.u_near_wrap:
-            out.append(f"layer {self.name}: |u| within 1% of the 24-bit wrap in {self.u_near_wrap:.3%} of the calibration values")
+            out.append(
+                f"layer {self.name}: |u| within 1% of the 24-bit wrap in {self.u_near_wrap:.3%} of the calibration values"
+            )
         return out
 
 
@@ -215,7 +229,9 @@ def decay_constant(tau: float) -> int:
     return int(round(DECAY_UNITY / tau))
 
 
-def quantize_weights(weight: np.ndarray, gain: float, bits: int = WEIGHT_BITS_MAX) -> tuple[np.ndarray, int]:
+def quantize_weights(
+    weight: np.ndarray, gain: float, bits: int = WEIGHT_BITS_MAX
+) -> tuple[np.ndarray, int]:
     """``w_int``: ``weight * gain`` rounded to the nearest point of the ``bits``-wide grid
     (:func:`weight_grid`; 8 bits: the even integers in [-256, 254]).
 
@@ -305,7 +321,11 @@ def quantize_network(
         w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
         why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max u {max_u:.3g}, v_th {v_th:g}"
         if not np.any(w_int):
-            hint = ", use fewer input bits" if first_layer and limited_by == "state range" and not events else ""
+            hint = (
+                ", use fewer input bits"
+                if first_layer and limited_by == "state range" and not events
+                else ""
+            )
             raise QuantizationError(
                 f"layer {name}: every weight rounds to 0 at weight gain {gain:.3g} (max |w| {max_w:.3g}; {why}{hint})"
             )
@@ -316,7 +336,9 @@ def quantize_network(
             )
         v_th_mant = int(round(v_th * scale / (1 << ACT_SHIFT)))
         if v_th_mant < 1:
-            raise QuantizationError(f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g}; {why})")
+            raise QuantizationError(
+                f"layer {name}: threshold {v_th} quantizes to 0 (scale {scale:.3g}; {why})"
+            )
         neuron = CubaNeuron(i_decay=i_decay, v_decay=v_decay, v_th_mant=v_th_mant)
         if isinstance(item, FoldedConv):
             layers.append(

@@ -43,12 +43,12 @@ import numpy as np
 
 from .fixed_point import (
     ACT_SHIFT,
-    STATE_HALF_RANGE,
-    V_LIMIT,
     BIAS_EXP,
     BIAS_MANT_STORAGE_BITS,
     CONV_OUT_BITS,
     INT32_BITS,
+    STATE_HALF_RANGE,
+    V_LIMIT,
     VTH_SHIFT,
     clip_voltage,
     decay,
@@ -57,7 +57,17 @@ from .fixed_point import (
     wrap_current,
     wrap_signed,
 )
-from .spec import DECAY_UNITY, ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, InputLayer, Layer, NetworkSpec, lava_shape
+from .spec import (
+    DECAY_UNITY,
+    ConvLayer,
+    CubaNeuron,
+    DenseLayer,
+    FlattenLayer,
+    InputLayer,
+    Layer,
+    NetworkSpec,
+    lava_shape,
+)
 from .weights import applied_dense_weights, pack_dense_weights
 
 __all__ = [
@@ -128,7 +138,9 @@ def cuba_step(
     # The synaptic input is shifted left by 6 (MSB alignment) in int32, then added in int32.
     activation = wrap_signed(shift_left(a_in, ACT_SHIFT), INT32_BITS)
     u = wrap_current(wrap_signed(decay(state.u, params.i_decay) + activation, INT32_BITS))
-    bias = shift_left(wrap_signed(np.asarray(bias_mant, dtype=np.int64), BIAS_MANT_STORAGE_BITS), BIAS_EXP)
+    bias = shift_left(
+        wrap_signed(np.asarray(bias_mant, dtype=np.int64), BIAS_MANT_STORAGE_BITS), BIAS_EXP
+    )
     v = wrap_signed(wrap_signed(decay(state.v, params.v_decay) + u, INT32_BITS) + bias, INT32_BITS)
     v = clip_voltage(v)
     # A spike needs v strictly above the threshold, which is MSB-aligned like the state.
@@ -173,7 +185,9 @@ def dense_synapse(
     else:
         # lava: weights[:, s_in].sum() accumulates in int64.
         total = _matmul_exact((spikes != 0).astype(np.int64), applied_weight.T)
-    shifted = shift_left(total, weight_exp) if weight_exp > 0 else shift_right_floor(total, -weight_exp)
+    shifted = (
+        shift_left(total, weight_exp) if weight_exp > 0 else shift_right_floor(total, -weight_exp)
+    )
     return wrap_signed(shifted, INT32_BITS)
 
 
@@ -302,13 +316,29 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
         elif isinstance(layer, ConvLayer):
             weight = np.asarray(layer.weight, dtype=np.int64)
-            weight_f32 = weight.reshape(layer.groups, weight.shape[0] // layer.groups, -1).astype(np.float32)
+            weight_f32 = weight.reshape(layer.groups, weight.shape[0] // layer.groups, -1).astype(
+                np.float32
+            )
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
-        bias_f64 = 0.0 if bias is None else shift_left(wrap_signed(bias, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
+        bias_f64 = (
+            0.0
+            if bias is None
+            else shift_left(wrap_signed(bias, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
+        )
         weight_abs_max = 0 if weight is None else int(np.abs(weight).max(initial=0))
-        plans.append(_Plan(weight, weight_f32, weight_abs_max, weight_exp, graded, bias_f64, CubaParams.from_neuron(layer.neuron)))
+        plans.append(
+            _Plan(
+                weight,
+                weight_f32,
+                weight_abs_max,
+                weight_exp,
+                graded,
+                bias_f64,
+                CubaParams.from_neuron(layer.neuron),
+            )
+        )
         # LIF neurons emit binary spikes (netx ignores gradedSpike for CUBA/LOIHI neurons).
         graded = False
     return plans
@@ -350,7 +380,11 @@ def _decay_f64(x: np.ndarray, decay_constant: int) -> np.ndarray:
 
 
 def _cuba_step_f64(
-    a_in: np.ndarray, a_in_bound: float, bias: np.ndarray | float, state: _StateF64, params: CubaParams
+    a_in: np.ndarray,
+    a_in_bound: float,
+    bias: np.ndarray | float,
+    state: _StateF64,
+    params: CubaParams,
 ) -> tuple[np.ndarray, _StateF64]:
     """:func:`cuba_step` on float-held integers; returns (spikes as bool, new state).
 
@@ -361,12 +395,18 @@ def _cuba_step_f64(
     if state.u_abs_max + a_in_bound * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
         a_in_bound = _abs_max(a_in)  # the static bound may be loose: measure before giving up
     if state.u_abs_max + a_in_bound * (1 << ACT_SHIFT) >= _FAST_STATE_LIMIT:
-        spikes, exact = cuba_step(a_in.astype(np.int64), np.asarray(bias, dtype=np.int64) >> BIAS_EXP,
-                                  CubaState(state.u.astype(np.int64), state.v.astype(np.int64)), params)
+        spikes, exact = cuba_step(
+            a_in.astype(np.int64),
+            np.asarray(bias, dtype=np.int64) >> BIAS_EXP,
+            CubaState(state.u.astype(np.int64), state.v.astype(np.int64)),
+            params,
+        )
         u = exact.u.astype(np.float64)
         return spikes, _StateF64(u, exact.v.astype(np.float64), _abs_max(u))
     u = _decay_f64(state.u, params.i_decay)
-    u += a_in * (1 << ACT_SHIFT)  # exact: |a_in| << 6 stays far below float32's and float64's 2**24, 2**53
+    u += a_in * (
+        1 << ACT_SHIFT
+    )  # exact: |a_in| << 6 stays far below float32's and float64's 2**24, 2**53
     u_abs_max = _abs_max(u)
     if u_abs_max >= STATE_HALF_RANGE:
         u = wrap_current(u)
@@ -385,11 +425,15 @@ def _input_step_flags(x_tf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per step of a time-first input (S, B, ...): (same as the step before, all zero)."""
     n_steps = x_tf.shape[0]
     silent = np.array([not x_tf[t].any() for t in range(n_steps)], dtype=bool)
-    same = np.array([t > 0 and np.array_equal(x_tf[t], x_tf[t - 1]) for t in range(n_steps)], dtype=bool)
+    same = np.array(
+        [t > 0 and np.array_equal(x_tf[t], x_tf[t - 1]) for t in range(n_steps)], dtype=bool
+    )
     return same, silent
 
 
-def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) -> tuple[np.ndarray, float]:
+def _synapse_f64(
+    pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan
+) -> tuple[np.ndarray, float]:
     """The message of a dense or conv synapse for presynaptic ``pre`` (bool spikes or int payloads),
     and a bound on its magnitude.
 
@@ -410,16 +454,22 @@ def _synapse_f64(pre: np.ndarray, layer: DenseLayer | ConvLayer, plan: _Plan) ->
             elif exp < 0:
                 out = np.floor(out / (1 << -exp))
             return out, float(bound << max(exp, 0))
-        message = dense_synapse(pre.astype(np.int64), plan.applied_weight, plan.weight_exp, plan.graded_input)
+        message = dense_synapse(
+            pre.astype(np.int64), plan.applied_weight, plan.weight_exp, plan.graded_input
+        )
         return message.astype(np.float64), float(1 << (INT32_BITS - 1))
     k = layer.weight[0].size
     bound = x_max * plan.weight_abs_max * k
     if bound < _FLOAT32_EXACT_LIMIT:
         batch, c_out = x.shape[0], layer.weight.shape[0]
-        cols = _im2col(x.astype(np.float32), layer).reshape(batch, layer.groups, -1, layer.shape[1] * layer.shape[2])
+        cols = _im2col(x.astype(np.float32), layer).reshape(
+            batch, layer.groups, -1, layer.shape[1] * layer.shape[2]
+        )
         out = np.matmul(plan.weight_f32, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
         return out, float(bound)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
-    return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64), float(1 << (CONV_OUT_BITS - 1))
+    return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64), float(
+        1 << (CONV_OUT_BITS - 1)
+    )
 
 
 def _reset_due(step: int, neuron_index: int, reset_interval: int | None, reset_offset: int) -> bool:
@@ -450,7 +500,11 @@ def _run_chunk(
         shape = (batch, *layer.shape)
         states.append(None if isinstance(layer, FlattenLayer) else _StateF64.zeros(shape))
         # Synapses start with an empty buffer: the first message each sends is zero.
-        buffers.append((np.zeros(shape, dtype=np.float32), 0.0) if isinstance(layer, (DenseLayer, ConvLayer)) else None)
+        buffers.append(
+            (np.zeros(shape, dtype=np.float32), 0.0)
+            if isinstance(layer, (DenseLayer, ConvLayer))
+            else None
+        )
 
     x_tf = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # contiguous per-step slices
     same_as_before, silent = _input_step_flags(x_tf)
@@ -467,7 +521,9 @@ def _run_chunk(
             if isinstance(layer, InputLayer):
                 # The input layer's a_in is never connected; the inputs drive its bias_mant.
                 a_in, a_in_bound = np.zeros((batch, *layer.shape)), 0.0
-                bias = shift_left(wrap_signed(pre, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(np.float64)
+                bias = shift_left(wrap_signed(pre, BIAS_MANT_STORAGE_BITS), BIAS_EXP).astype(
+                    np.float64
+                )
             else:
                 (a_in, a_in_bound), bias = buffers[i], plan.bias_f64
                 # A synapse's message is a function of its input alone: zero for no input, the same
@@ -540,7 +596,18 @@ def run_golden(
     # Samples are independent: run them in chunks whose state stays in the CPU caches.
     for first in range(0, batch, _CHUNK_SAMPLES):
         rows = slice(first, min(first + _CHUNK_SAMPLES, batch))
-        _run_chunk(spec, plans, x[rows], rows, spikes_rec, u_rec, v_rec, record, reset_interval, reset_offset)
+        _run_chunk(
+            spec,
+            plans,
+            x[rows],
+            rows,
+            spikes_rec,
+            u_rec,
+            v_rec,
+            record,
+            reset_interval,
+            reset_offset,
+        )
 
     def lava(a: np.ndarray | None, layer: Layer) -> np.ndarray | None:
         return to_lava_order(a) if a is not None and len(layer.shape) == 3 else a

@@ -35,7 +35,9 @@ def encode_graded(x: np.ndarray, n_steps: int, total_steps: int, input_bits: int
     if total_steps < n_steps:
         raise ValueError(f"total_steps ({total_steps}) must be >= n_steps ({n_steps})")
     if values.size and (values.min() < 0.0 or values.max() > 1.0):
-        raise ValueError(f"inputs must lie in [0, 1] for graded encoding, found {values.min():g}..{values.max():g}")
+        raise ValueError(
+            f"inputs must lie in [0, 1] for graded encoding, found {values.min():g}..{values.max():g}"
+        )
     q = np.round(values * ((1 << input_bits) - 1)).astype(np.int64)
     out = np.zeros(q.shape + (total_steps,), dtype=np.int64)
     out[..., :n_steps] = q[..., None]
@@ -65,7 +67,9 @@ def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
 def window_counts(spikes: np.ndarray, offset: int, n_steps: int) -> np.ndarray:
     """Spike counts over steps ``offset .. offset + n_steps - 1`` of (B, N, S) spikes -> (B, N)."""
     if spikes.shape[-1] < offset + n_steps:
-        raise ValueError(f"the run has {spikes.shape[-1]} steps, the readout needs {offset + n_steps}")
+        raise ValueError(
+            f"the run has {spikes.shape[-1]} steps, the readout needs {offset + n_steps}"
+        )
     return spikes[..., offset : offset + n_steps].astype(np.int64).sum(-1)
 
 

@@ -245,7 +245,10 @@ def row_bits(targets: np.ndarray | int, weight_bits: int) -> np.ndarray:
     full, rem = np.divmod(n, SYNAPSES_PER_ROW)
 
     def words(k: np.ndarray | int) -> np.ndarray:
-        return -(-(np.asarray(k) * weight_bits + ROW_HEADER_BITS) // MEMORY_WORD_BITS) * MEMORY_WORD_BITS
+        return (
+            -(-(np.asarray(k) * weight_bits + ROW_HEADER_BITS) // MEMORY_WORD_BITS)
+            * MEMORY_WORD_BITS
+        )
 
     return full * words(SYNAPSES_PER_ROW) + np.where(rem > 0, words(rem), 0)
 
@@ -318,7 +321,9 @@ class LayerPacking:
         return max((c.out_axons for c in self.chunks), default=0)
 
 
-def _tile_targets(layer: ConvLayer, c0: int, c1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+def _tile_targets(
+    layer: ConvLayer, c0: int, c1: int, y0: int, y1: int, x0: int, x1: int
+) -> np.ndarray:
     """(C_in, H_in, W_in) number of neurons of the tile (output channels ``c0 .. c1 - 1``, rows
     ``y0 .. y1 - 1``, columns ``x0 .. x1 - 1``) each input neuron connects to."""
     pixels_out = np.zeros(layer.shape[1:], dtype=bool)
@@ -333,14 +338,22 @@ def _tile_targets(layer: ConvLayer, c0: int, c1: int, y0: int, y1: int, x0: int,
     return targets
 
 
-def _worst_tile_out_axons(dest: np.ndarray | None, shape: tuple[int, ...], tile: tuple[int, int, int]) -> int:
+def _worst_tile_out_axons(
+    dest: np.ndarray | None, shape: tuple[int, ...], tile: tuple[int, int, int]
+) -> int:
     """Largest sum of destination cores over the tiles of a (C, H, W) layer."""
     if dest is None:
         return 0
     padded = np.zeros(tuple(-(-n // t) * t for n, t in zip(shape, tile)), dtype=np.int64)
     padded[: shape[0], : shape[1], : shape[2]] = dest.reshape(shape)
-    blocks = padded.reshape(padded.shape[0] // tile[0], tile[0], padded.shape[1] // tile[1], tile[1],
-                            padded.shape[2] // tile[2], tile[2])
+    blocks = padded.reshape(
+        padded.shape[0] // tile[0],
+        tile[0],
+        padded.shape[1] // tile[1],
+        tile[1],
+        padded.shape[2] // tile[2],
+        tile[2],
+    )
     return int(blocks.sum(axis=(1, 3, 5)).max())
 
 
@@ -355,7 +368,9 @@ def _conv_tile_size(
     """Tile (channels, rows, columns) with the fewest cores whose interior tile fits every per-core
     limit, and the limit that tile uses most of; None when not even one neuron fits."""
     c, h, w = layer.shape
-    pairs = sorted(((-(-h // rb)) * (-(-w // wb)), rb, wb) for rb in _split_sizes(h) for wb in _split_sizes(w))
+    pairs = sorted(
+        ((-(-h // rb)) * (-(-w // wb)), rb, wb) for rb in _split_sizes(h) for wb in _split_sizes(w)
+    )
     best: tuple[int, tuple[int, int, int], str] | None = None
     for spatial_cores, rb, wb in pairs:
         if best is not None and spatial_cores >= best[0]:
@@ -368,7 +383,8 @@ def _conv_tile_size(
                 "neurons": cb * rb * wb / limits.neurons,
                 "synapse memory": float(row_bits(targets, bits).sum()) / limits.synapse_bits,
                 "input axons": int(np.count_nonzero(targets)) / limits.in_axons,
-                "output axons": _worst_tile_out_axons(dest, layer.shape, (cb, rb, wb)) / limits.out_axons,
+                "output axons": _worst_tile_out_axons(dest, layer.shape, (cb, rb, wb))
+                / limits.out_axons,
             }
 
         if max(over(1).values()) > 1.0:
@@ -399,8 +415,11 @@ def _flat_chunks(
             targets = _flat_targets(layer, start, start + m)
             mem, axin = int(row_bits(targets, bits).sum()), int(np.count_nonzero(targets))
         axout = int(out_prefix[start + m] - out_prefix[start]) if out_prefix is not None else 0
-        return {"synapse memory": mem / limits.synapse_bits, "input axons": axin / limits.in_axons,
-                "output axons": axout / limits.out_axons}
+        return {
+            "synapse memory": mem / limits.synapse_bits,
+            "input axons": axin / limits.in_axons,
+            "output axons": axout / limits.out_axons,
+        }
 
     regions: list[tuple[int, ...]] = []
     reasons: list[str] = []
@@ -443,7 +462,9 @@ def _flat_targets(layer: Layer, start: int, stop: int) -> np.ndarray:
         mask = np.zeros(n_pix, dtype=bool)
         mask[max(start - ch * n_pix, 0) : min(stop - ch * n_pix, n_pix)] = True
         g = ch // per_group_out
-        targets[g * c_in_group : (g + 1) * c_in_group] += _conv_pixel_fan_out(layer, mask.reshape(layer.shape[1:]))
+        targets[g * c_in_group : (g + 1) * c_in_group] += _conv_pixel_fan_out(
+            layer, mask.reshape(layer.shape[1:])
+        )
     return targets.reshape(-1)
 
 
@@ -453,27 +474,36 @@ def _region_targets(layer: Layer, region: tuple[int, ...]) -> np.ndarray:
     return _flat_targets(layer, *region)
 
 
-def _pack_layer(index: int, layer: Layer, dest: np.ndarray | None, limits: CoreLimits) -> LayerPacking:
+def _pack_layer(
+    index: int, layer: Layer, dest: np.ndarray | None, limits: CoreLimits
+) -> LayerPacking:
     """Pack one neuron layer; ``dest`` gives each of its neurons' destination cores (or None)."""
     n = int(np.prod(layer.shape))
     has_synapses = isinstance(layer, (DenseLayer, ConvLayer))
     bits = weight_storage_bits(layer.weight) if has_synapses else 0
-    n_in = int(layer.weight.shape[1]) if isinstance(layer, DenseLayer) else (
-        int(np.prod(layer.in_shape)) if isinstance(layer, ConvLayer) else 0)
+    n_in = (
+        int(layer.weight.shape[1])
+        if isinstance(layer, DenseLayer)
+        else (int(np.prod(layer.in_shape)) if isinstance(layer, ConvLayer) else 0)
+    )
     tiling = _conv_tile_size(layer, dest, bits, limits) if isinstance(layer, ConvLayer) else None
     if tiling is not None:
         (cb, rb, wb), reason = tiling
         c, h, w = layer.shape
         regions = [
             (c0, min(c0 + cb, c), y0, min(y0 + rb, h), x0, min(x0 + wb, w))
-            for c0 in range(0, c, cb) for y0 in range(0, h, rb) for x0 in range(0, w, wb)
+            for c0 in range(0, c, cb)
+            for y0 in range(0, h, rb)
+            for x0 in range(0, w, wb)
         ]
         unplaceable = False
     else:
         regions, reason, unplaceable = _flat_chunks(layer, n, n_in, bits, dest, limits)
     chunks = []
     reached = np.zeros(n_in, dtype=np.int64) if has_synapses else None
-    dest_chw = dest.reshape(tuple(layer.shape)) if dest is not None and len(layer.shape) == 3 else dest
+    dest_chw = (
+        dest.reshape(tuple(layer.shape)) if dest is not None and len(layer.shape) == 3 else dest
+    )
     for region in regions:
         if len(region) == 6:
             c0, c1, y0, y1, x0, x1 = region
@@ -489,7 +519,17 @@ def _pack_layer(index: int, layer: Layer, dest: np.ndarray | None, limits: CoreL
         else:
             mem, axin = 0, 0
         chunks.append(CoreChunk(size, mem, axin, axout, region))
-    return LayerPacking(index, n, layer_synapses(layer), fan_in(layer), bits, tuple(chunks), reason, unplaceable, reached)
+    return LayerPacking(
+        index,
+        n,
+        layer_synapses(layer),
+        fan_in(layer),
+        bits,
+        tuple(chunks),
+        reason,
+        unplaceable,
+        reached,
+    )
 
 
 def pack_network(spec: NetworkSpec, limits: CoreLimits = CoreLimits()) -> list[LayerPacking]:
@@ -580,14 +620,19 @@ def layer_activity(
     out = []
     batch = inputs.shape[0]
     first = spec.layers[0]
-    pre = _netx_flat(np.asarray(inputs), tuple(first.shape if isinstance(first, InputLayer) else spec.input_shape))
+    pre = _netx_flat(
+        np.asarray(inputs),
+        tuple(first.shape if isinstance(first, InputLayer) else spec.input_shape),
+    )
     dest_cores = _destination_cores(spec, packings)
     for i, layer in enumerate(spec.layers):
         if isinstance(layer, FlattenLayer):
             continue  # its input spikes pass on unchanged (same C-order)
         events = pre != 0
         if isinstance(layer, (DenseLayer, ConvLayer)):
-            synops_t = np.einsum("bns,n->bs", events.astype(np.float64), fan_out(layer).astype(np.float64))
+            synops_t = np.einsum(
+                "bns,n->bs", events.astype(np.float64), fan_out(layer).astype(np.float64)
+            )
         else:
             synops_t = np.zeros((batch, events.shape[-1]))
         s = _netx_flat(spikes[i], tuple(layer.shape)).astype(bool)
@@ -606,7 +651,9 @@ def layer_activity(
                 synops=float(synops_t.sum() / batch),
                 neuron_updates_active=float(n_active),
                 neuron_updates_inactive=float(n_updates - n_active),
-                spike_messages=float((spikes_per_neuron * dest_cores[i]).sum() / batch) if dest_cores[i] is not None else 0.0,
+                spike_messages=float((spikes_per_neuron * dest_cores[i]).sum() / batch)
+                if dest_cores[i] is not None
+                else 0.0,
                 silent_fraction=float(np.mean(spikes_per_neuron == 0)),
                 synops_per_step=synops_t.mean(axis=0),
                 active_per_step=active.sum(axis=1).mean(axis=0).astype(np.float64),
@@ -758,4 +805,6 @@ def resource_report(
         neuron_ns = active * T_NEURON_ACTIVE_NS + (n - active) * T_NEURON_INACTIVE_NS
         per_layer_ns.append((a.synops_per_step * T_SYNOP_NS + neuron_ns) / max(p.cores, 1))
     step_ns = np.max(np.stack(per_layer_ns), axis=0) + _barrier_ns(sum(p.cores for p in packings))
-    return ResourceReport(packings, activity, steps, int(np.asarray(inputs).shape[0]), energy, float(step_ns.sum()))
+    return ResourceReport(
+        packings, activity, steps, int(np.asarray(inputs).shape[0]), energy, float(step_ns.sum())
+    )

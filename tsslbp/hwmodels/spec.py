@@ -26,7 +26,7 @@ Conventions (those of lava-dl's netx and lava-nc's fixed-point process models):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class FlattenLayer:
         return (int(np.prod(self.in_shape)),)
 
 
-Layer = Union[InputLayer, DenseLayer, ConvLayer, FlattenLayer]
+Layer = InputLayer | DenseLayer | ConvLayer | FlattenLayer
 
 
 @dataclass(frozen=True)

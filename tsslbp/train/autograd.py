@@ -7,7 +7,15 @@ from typing import Any
 import torch
 
 from . import kernels
-from .functional import LIFParameters, LIFTrace, TsslbpGradParameters, lif_forward, psp, psp_adjoint, tsslbp_backward
+from .functional import (
+    LIFParameters,
+    LIFTrace,
+    TsslbpGradParameters,
+    lif_forward,
+    psp,
+    psp_adjoint,
+    tsslbp_backward,
+)
 
 __all__ = ["tsslbp_spike", "tsslbp_spike_psp", "straight_through"]
 
@@ -33,7 +41,9 @@ class _TsslbpSpike(torch.autograd.Function):
         # them for the backward pass; the fused path rebuilds du and returns an empty placeholder.
         p = LIFParameters(tau_mem, tau_syn, v_th)
         if fused:
-            spikes, u, psp_out = (x.movedim(0, -1) for x in kernels.lif_psp_forward(current.movedim(-1, 0), p))
+            spikes, u, psp_out = (
+                x.movedim(0, -1) for x in kernels.lif_psp_forward(current.movedim(-1, 0), p)
+            )
             return spikes, psp_out, u, current.new_empty(0)
         trace = lif_forward(current, p)
         return trace.spikes, psp(trace.spikes, tau_syn), trace.u, trace.du
@@ -52,13 +62,19 @@ class _TsslbpSpike(torch.autograd.Function):
             ctx.save_for_backward(*((u,) if ctx.fused else (spikes, u, du)))
 
     @staticmethod
-    def backward(ctx: Any, grad_spikes: torch.Tensor | None, grad_psp: torch.Tensor | None, *_: Any) -> tuple:  # type: ignore[override]
+    def backward(
+        ctx: Any, grad_spikes: torch.Tensor | None, grad_psp: torch.Tensor | None, *_: Any
+    ) -> tuple:  # type: ignore[override]
         grad_current = None
         if ctx.needs_input_grad[0] and (grad_spikes is not None or grad_psp is not None):
             if ctx.fused:
                 (u,) = ctx.saved_tensors
-                time_first = (None if g is None else g.movedim(-1, 0) for g in (grad_spikes, grad_psp, u))
-                grad_current = kernels.tsslbp_psp_backward(*time_first, ctx.p, ctx.gp).movedim(0, -1)
+                time_first = (
+                    None if g is None else g.movedim(-1, 0) for g in (grad_spikes, grad_psp, u)
+                )
+                grad_current = kernels.tsslbp_psp_backward(*time_first, ctx.p, ctx.gp).movedim(
+                    0, -1
+                )
             else:
                 spikes, u, du = ctx.saved_tensors
                 # dE/do over both uses of the spikes: directly, and through the PSP (its adjoint).
@@ -67,7 +83,9 @@ class _TsslbpSpike(torch.autograd.Function):
                     through_psp = psp_adjoint(grad_psp, ctx.p.tau_syn)
                     grad_o = through_psp if grad_o is None else through_psp + grad_o
                 grad_current = tsslbp_backward(grad_o, LIFTrace(spikes, u, du), ctx.p, ctx.gp)
-        return (grad_current,) + (None,) * (len(ctx.needs_input_grad) - 1)  # no gradient for the constants
+        return (grad_current,) + (None,) * (
+            len(ctx.needs_input_grad) - 1
+        )  # no gradient for the constants
 
 
 def _use_kernels(current: torch.Tensor, gp: TsslbpGradParameters) -> bool:
@@ -98,7 +116,12 @@ def tsslbp_spike_psp(
     (tensor([[0., 1., 0.]]), tensor([[0.0000, 0.5000, 0.2500]]))
     """
     spikes, psp_out, _, _ = _TsslbpSpike.apply(
-        current, _use_kernels(current, gp), float(p.tau_mem), float(p.tau_syn), float(p.v_th), *map(float, gp)
+        current,
+        _use_kernels(current, gp),
+        float(p.tau_mem),
+        float(p.tau_syn),
+        float(p.v_th),
+        *map(float, gp),
     )
     return spikes, psp_out
 

@@ -153,7 +153,9 @@ def read_cifar_pickle(path: str | Path) -> Any:
     # A damaged pickle fails in many ways (opcode errors, EOF, bad arguments to the numpy
     # reconstructors, bad memo keys), so every error becomes a one-line DataError.
     except Exception as err:  # noqa: BLE001
-        raise DataError(f"{path}: corrupt or truncated pickle ({type(err).__name__}: {err})") from err
+        raise DataError(
+            f"{path}: corrupt or truncated pickle ({type(err).__name__}: {err})"
+        ) from err
 
 
 def _entry(path: Path, batch: dict, key: str) -> Any:
@@ -195,12 +197,16 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except (TypeError, ValueError) as err:
         raise DataError(f"{path}: b'labels' is not a list of ints ({err})") from err
     if label_array.ndim != 1 or (label_array.size and label_array.dtype.kind not in "iu"):
-        raise DataError(f"{path}: b'labels' is not a flat list of ints (found {type(labels).__name__})")
+        raise DataError(
+            f"{path}: b'labels' is not a flat list of ints (found {type(labels).__name__})"
+        )
     if len(label_array) != len(data):
         raise DataError(f"{path}: {len(label_array)} labels for {len(data)} images")
     bad = np.flatnonzero((label_array < 0) | (label_array >= _N_CLASSES))
     if bad.size:
-        raise DataError(f"{path}: label {label_array[bad[0]]} at index {bad[0]} is outside 0..{_N_CLASSES - 1}")
+        raise DataError(
+            f"{path}: label {label_array[bad[0]]} at index {bad[0]} is outside 0..{_N_CLASSES - 1}"
+        )
     return data.reshape(len(data), *_IMAGE_SHAPE), label_array.astype(np.int64)
 
 
@@ -209,7 +215,11 @@ def _read_class_names(path: Path) -> tuple[str, ...]:
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected a pickled dict, found {type(meta).__name__}")
     names = _entry(path, meta, "label_names")
-    if not isinstance(names, list) or len(names) != _N_CLASSES or not all(isinstance(n, bytes | str) for n in names):
+    if (
+        not isinstance(names, list)
+        or len(names) != _N_CLASSES
+        or not all(isinstance(n, bytes | str) for n in names)
+    ):
         raise DataError(f"{path}: b'label_names' should list {_N_CLASSES} names")
     return tuple(n.decode("ascii", "replace") if isinstance(n, bytes) else n for n in names)
 
@@ -247,7 +257,9 @@ def augment_batch(
     if x.ndim != 4:
         raise ValueError(f"expected (N, C, H, W) images, found shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator, device=generator.device).to(x.device)
+    offsets = torch.randint(
+        0, 2 * padding + 1, (n, 2), generator=generator, device=generator.device
+    ).to(x.device)
     flips = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device)
     padded = x.new_empty(n, c, h + 2 * padding, w + 2 * padding)
     padded[:] = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
@@ -310,7 +322,9 @@ def _resolve_dir(directory: Path) -> Path:
     return directory
 
 
-def _to_float(images: np.ndarray, mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None) -> torch.Tensor:
+def _to_float(
+    images: np.ndarray, mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None
+) -> torch.Tensor:
     x = torch.from_numpy(images).to(torch.float32).div_(255.0)
     if mean_std is not None:
         mean, std = (torch.tensor(v, dtype=torch.float32).reshape(1, -1, 1, 1) for v in mean_std)
@@ -350,7 +364,9 @@ def load_cifar10(
     log.info("reading CIFAR-10 from %s", root)
     train = [read_cifar_batch(root / name) for name in CIFAR10_TRAIN_FILES]
     test_images, test_labels = read_cifar_batch(root / CIFAR10_TEST_FILE)
-    class_names = _read_class_names(root / _META_FILE) if (root / _META_FILE).is_file() else CIFAR10_CLASSES
+    class_names = (
+        _read_class_names(root / _META_FILE) if (root / _META_FILE).is_file() else CIFAR10_CLASSES
+    )
     mean_std = normalization.mean_std()
     fill = (0.0,) if mean_std is None else tuple(-m / s for m, s in zip(*mean_std))
     return Cifar10Splits(

@@ -142,7 +142,12 @@ def load_digits() -> DataSplits:
 
 
 def _find(directory: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (directory / name).is_file():
             return directory / name
     raise DataError(f"{directory}: no {stem} or {stem}.gz (expected the four standard IDX files)")
@@ -166,16 +171,22 @@ def load_idx_dataset(directory: str | Path, name: str = "idx") -> DataSplits:
         lbl_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
         images, labels = read_idx(img_path), read_idx(lbl_path)
         if images.ndim != 3:
-            raise DataError(f"{img_path}: expected 3-D image data (N, rows, cols), found shape {images.shape}")
+            raise DataError(
+                f"{img_path}: expected 3-D image data (N, rows, cols), found shape {images.shape}"
+            )
         if labels.ndim != 1:
             raise DataError(f"{lbl_path}: expected 1-D labels, found shape {labels.shape}")
         if len(images) != len(labels):
-            raise DataError(f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path.name}")
+            raise DataError(
+                f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path.name}"
+            )
         splits[split] = _to_split(images, labels, 255.0)
     return DataSplits(splits["train"], splits["test"], name)
 
 
-def load_dataset(cfg: DataConfig, data_dir: str | Path | None = None, n_steps: int = 5, seed: int = 0) -> DataSplits:
+def load_dataset(
+    cfg: DataConfig, data_dir: str | Path | None = None, n_steps: int = 5, seed: int = 0
+) -> DataSplits:
     """Load the configured data set; ``data_dir`` overrides the config's ``data_path``.
 
     Args:

@@ -107,7 +107,11 @@ class LIFTrace(NamedTuple):
 
 
 def psp_kernel(
-    n_steps: int, tau_syn: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    n_steps: int,
+    tau_syn: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """PSP kernel ``eps[k] = theta_s * (1 - theta_s)**k`` for k = 0..n_steps-1.
 
@@ -180,7 +184,11 @@ class _Psp(torch.autograd.Function):
 
 @functools.lru_cache(maxsize=64)
 def static_psp_coefficients(
-    n_steps: int, tau_syn: float, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    n_steps: int,
+    tau_syn: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """PSP of a constant input of 1 repeated over T steps: ``c[t] = 1 - (1 - theta_s)**(t + 1)``.
 

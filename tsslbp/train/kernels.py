@@ -97,7 +97,7 @@ def _compiler(**options):
     return decorate
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_no_cache() -> None:
     _log.warning(
         "numba has no writable cache directory: the TSSL-BP kernels compile in every process "
@@ -173,8 +173,20 @@ if numba is not None:
                     a_prev[j] = a
 
     @_jit
-    def _backward_kernel(grad_spikes, has_gs, grad_psp, has_gp, u, out, c, k, start, stop):  # pragma: no cover - compiled
-        theta_m, theta_s, v_th, silent_level, min_du, inv_alpha, clamp, one, zero = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+    def _backward_kernel(
+        grad_spikes, has_gs, grad_psp, has_gp, u, out, c, k, start, stop
+    ):  # pragma: no cover - compiled
+        theta_m, theta_s, v_th, silent_level, min_du, inv_alpha, clamp, one, zero = (
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            c[6],
+            c[7],
+            c[8],
+        )
         n_steps = u.shape[0]
         leak = one - theta_m
         decay_s = one - theta_s
@@ -225,10 +237,24 @@ if numba is not None:
 
 
 _LN2 = math.log(2.0)
-_LN2_HI = 0.693145751953125  # ln 2 in few enough bits that n * _LN2_HI is exact in float32 (Cody-Waite)
+_LN2_HI = (
+    0.693145751953125  # ln 2 in few enough bits that n * _LN2_HI is exact in float32 (Cody-Waite)
+)
 #: Constants of _sigmoid_slope: 1/ln2, ln2 split in two, ln2/2, exp(-ln2/2), 2**-1, 2**-2, 2**-4,
 #: 2**-8, 2**-16, 1; then the Taylor coefficients (see _slope_constants).
-_SLOPE_HEAD = (1 / _LN2, _LN2_HI, _LN2 - _LN2_HI, _LN2 / 2, math.exp(-_LN2 / 2), 2.0**-1, 2.0**-2, 2.0**-4, 2.0**-8, 2.0**-16, 1.0)
+_SLOPE_HEAD = (
+    1 / _LN2,
+    _LN2_HI,
+    _LN2 - _LN2_HI,
+    _LN2 / 2,
+    math.exp(-_LN2 / 2),
+    2.0**-1,
+    2.0**-2,
+    2.0**-4,
+    2.0**-8,
+    2.0**-16,
+    1.0,
+)
 _SLOPE_FIXED = len(_SLOPE_HEAD)
 
 
@@ -248,7 +274,7 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
     """Worker threads for :func:`_run` (the calling thread takes chunks too)."""
     return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tsslbp-kernel")
@@ -297,7 +323,9 @@ def _constants(dtype: torch.dtype, *values: float) -> tuple:
     return tuple(kind(v) for v in values)
 
 
-def lif_psp_forward(current_tf: torch.Tensor, p: LIFParameters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lif_psp_forward(
+    current_tf: torch.Tensor, p: LIFParameters
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """LIF neurons and their PSP over the first (time) axis: (spikes, u, psp), time-first, contiguous.
 
     Same equations as :func:`.functional.lif_forward` followed by :func:`.functional.psp`.
@@ -334,9 +362,21 @@ def tsslbp_psp_backward(
         0,
     )
     if grad_spikes_tf is None and grad_psp_tf is None:
-        raise ValueError("tsslbp_psp_backward needs the gradient of the spikes, of the PSP, or both")
+        raise ValueError(
+            "tsslbp_psp_backward needs the gradient of the spikes, of the PSP, or both"
+        )
     u_flat = _flat(u_tf)
     # A missing gradient is flagged and its slot filled with any array of the right shape (unread).
-    grads = [(u_flat, False) if g is None else (_flat(g), True) for g in (grad_spikes_tf, grad_psp_tf)]
-    _run(_backward_kernel, *grads[0], *grads[1], u_flat, _flat(out), consts, _slope_constants(u_tf.dtype))
+    grads = [
+        (u_flat, False) if g is None else (_flat(g), True) for g in (grad_spikes_tf, grad_psp_tf)
+    ]
+    _run(
+        _backward_kernel,
+        *grads[0],
+        *grads[1],
+        u_flat,
+        _flat(out),
+        consts,
+        _slope_constants(u_tf.dtype),
+    )
     return out

@@ -7,7 +7,7 @@ passed as a :class:`SeparableTrace` so that the first weight layer computes ``W 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ class SeparableTrace(NamedTuple):
     coeff: torch.Tensor
 
 
-Trace = Union[torch.Tensor, SeparableTrace]
+Trace = torch.Tensor | SeparableTrace
 
 
 def materialize(trace: Trace) -> torch.Tensor:
@@ -160,14 +160,19 @@ class SpikingConv2d(_SpikingLayer):
         super().__init__()
         self.neuron = neuron
         self.grad = grad
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
+        conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False
+        )
         self.weight = nn.Parameter(conv.weight.detach() * weight_scale)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def current(self, psp_in: Trace) -> torch.Tensor:
         """Synaptic current (N, C_out, H', W', T)."""
         return _apply_spatial(
-            psp_in, lambda x: F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+            psp_in,
+            lambda x: F.conv2d(
+                x, self.weight, None, self.stride, self.padding, self.dilation, self.groups
+            ),
         )
 
     def extra_repr(self) -> str:

@@ -99,7 +99,9 @@ def loss_function(cfg: ExperimentConfig) -> Callable[[torch.Tensor, torch.Tensor
     if kind is LossKind.KERNEL:
         return lambda spikes, labels: kernel_loss(spikes, labels, cfg.neuron.tau_s)
     if kind is LossKind.COUNT:
-        return lambda spikes, labels: count_loss(spikes, labels, cfg.train.desired_count, cfg.train.undesired_count)
+        return lambda spikes, labels: count_loss(
+            spikes, labels, cfg.train.desired_count, cfg.train.undesired_count
+        )
     return softmax_loss
 
 
@@ -110,7 +112,9 @@ def _batches(n: int, batch_size: int, order: torch.Tensor | None = None):
 
 
 @torch.no_grad()
-def evaluate(model: TsslbpNetwork, split: Split, cfg: ExperimentConfig, batch_size: int = 500) -> EvalResult:
+def evaluate(
+    model: TsslbpNetwork, split: Split, cfg: ExperimentConfig, batch_size: int = 500
+) -> EvalResult:
     """Accuracy and mean loss per sample of ``model`` on ``split`` (model put in eval mode)."""
     device = next(model.parameters()).device
     model_dtype = next(model.parameters()).dtype
@@ -169,7 +173,9 @@ def train_epoch(
     model_dtype = next(model.parameters()).dtype
     model.train()
     loss_fn = loss_function(cfg)
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch))
+    order = torch.randperm(
+        len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
+    )
     state = resume_from or EpochProgress(epoch)
     if resume_from is None:
         torch.manual_seed(cfg.train.seed * 100003 + epoch)  # dropout masks
@@ -202,7 +208,11 @@ def train_epoch(
         state.seen += len(idx)
         state.batches_done = batch + 1
         bar.update()
-        bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", acc=f"{100 * state.correct / state.seen:.1f}%", refresh=False)
+        bar.set_postfix(
+            loss=f"{state.loss_sum / state.seen:.4f}",
+            acc=f"{100 * state.correct / state.seen:.1f}%",
+            refresh=False,
+        )
         if should_stop():
             stopped = True
             break
@@ -218,7 +228,9 @@ class TrainingInterrupted(Exception):
     """Training stopped on request (SIGINT/SIGTERM) after saving a resumable checkpoint."""
 
     def __init__(self, path: Path, epoch: int, batches_done: int) -> None:
-        super().__init__(f"interrupted in epoch {epoch} after {batches_done} batches; saved {path} (continue with --resume)")
+        super().__init__(
+            f"interrupted in epoch {epoch} after {batches_done} batches; saved {path} (continue with --resume)"
+        )
         self.path = path
 
 
@@ -275,7 +287,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign or corrupt files
-        raise CheckpointError(f"{path}: not a readable tsslbp checkpoint ({type(err).__name__})") from err
+        raise CheckpointError(
+            f"{path}: not a readable tsslbp checkpoint ({type(err).__name__})"
+        ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a tsslbp checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     if state.get("format_version", 0) > CHECKPOINT_VERSION:
@@ -311,7 +325,9 @@ def model_from_checkpoint(
 
 def _state_dict_mismatch(model: torch.nn.Module, weights: Any) -> str | None:
     """First difference between a saved state dict and the model's, in words (None: they fit)."""
-    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
         return "the 'model' entry is not a dict of tensors"
     own = model.state_dict()
     for name, tensor in own.items():
@@ -400,7 +416,12 @@ def fit(
         if state.get("partial"):
             partial = EpochProgress(**state["partial"])
             torch.set_rng_state(state["rng_state"])
-        log.info("resuming %s after epoch %d%s", last_path, state["epoch"], f" + {partial.batches_done} batches" if partial else "")
+        log.info(
+            "resuming %s after epoch %d%s",
+            last_path,
+            state["epoch"],
+            f" + {partial.batches_done} batches" if partial else "",
+        )
     elif resume:
         log.info("no %s to resume from: starting a new run", last_path)
 
@@ -424,7 +445,16 @@ def fit(
         stop_check = should_stop or (lambda: stop.requested)
         for epoch in range(start, cfg.train.epochs + 1):
             done, stopped = train_epoch(
-                model, data.train, cfg, optimizer, epoch, progress, partial, stop_check, data.augment, periodic_save
+                model,
+                data.train,
+                cfg,
+                optimizer,
+                epoch,
+                progress,
+                partial,
+                stop_check,
+                data.augment,
+                periodic_save,
             )
             partial = None
             if done.seen < len(data.train):
@@ -433,12 +463,19 @@ def fit(
             t0 = time.perf_counter()
             test = evaluate(model, data.test, cfg)
             seconds = done.seconds + time.perf_counter() - t0
-            metrics = EpochMetrics(epoch, done.loss_sum / done.seen, done.correct / done.seen, test.accuracy, seconds)
+            metrics = EpochMetrics(
+                epoch, done.loss_sum / done.seen, done.correct / done.seen, test.accuracy, seconds
+            )
             history.append(metrics)
             if best is None or metrics.test_acc > best.test_acc:
                 best = metrics
-                save_checkpoint(out_dir / "best.pt", _checkpoint_state(model, optimizer, cfg, epoch, history, best))
-            save_checkpoint(last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best))
+                save_checkpoint(
+                    out_dir / "best.pt",
+                    _checkpoint_state(model, optimizer, cfg, epoch, history, best),
+                )
+            save_checkpoint(
+                last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
+            )
             last_save = time.monotonic()
             if on_epoch is not None:
                 on_epoch(metrics)
@@ -461,4 +498,6 @@ def _check_labels(data: DataSplits, n_class: int) -> None:
             raise ValueError(f"{data.name}: the {name} split is empty")
         lo, hi = int(split.labels.min()), int(split.labels.max())
         if lo < 0 or hi >= n_class:
-            raise ValueError(f"{data.name}: {name} labels span {lo}..{hi}, outside 0..{n_class - 1} (n_class)")
+            raise ValueError(
+                f"{data.name}: {name} labels span {lo}..{hi}, outside 0..{n_class - 1} (n_class)"
+            )

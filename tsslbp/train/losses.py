@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from .autograd import straight_through
 from .functional import psp
 
-__all__ = ["desired_spike_pattern", "desired_psp", "kernel_loss", "count_loss", "softmax_loss", "predict"]
+__all__ = [
+    "desired_spike_pattern",
+    "desired_psp",
+    "kernel_loss",
+    "count_loss",
+    "softmax_loss",
+    "predict",
+]
 
 
 def desired_spike_pattern(
@@ -45,7 +52,14 @@ def kernel_loss(spikes: torch.Tensor, labels: torch.Tensor, tau_syn: float) -> t
     Returns:
         scalar ``1/2 * sum_{n,i,t} (a - y)**2``.
     """
-    target = desired_psp(labels, spikes.shape[-2], spikes.shape[-1], tau_syn, dtype=spikes.dtype, device=spikes.device)
+    target = desired_psp(
+        labels,
+        spikes.shape[-2],
+        spikes.shape[-1],
+        tau_syn,
+        dtype=spikes.dtype,
+        device=spikes.device,
+    )
     return 0.5 * ((psp(spikes, tau_syn) - target) ** 2).sum()
 
 
@@ -66,10 +80,14 @@ def desired_psp(
              [0.0000, 0.5000, 0.7500, 0.8750, 0.9375]]])
     """
     onehot = F.one_hot(labels, n_class).to(dtype)
-    return psp(onehot[..., None] * desired_spike_pattern(n_steps, dtype=dtype, device=device), tau_syn)
+    return psp(
+        onehot[..., None] * desired_spike_pattern(n_steps, dtype=dtype, device=device), tau_syn
+    )
 
 
-def count_loss(spikes: torch.Tensor, labels: torch.Tensor, desired_count: int, undesired_count: int) -> torch.Tensor:
+def count_loss(
+    spikes: torch.Tensor, labels: torch.Tensor, desired_count: int, undesired_count: int
+) -> torch.Tensor:
     """Spike-count loss as the reference implementation defines it.
 
     ``delta = (count - target) / T`` per output neuron, with target ``desired_count`` for the label

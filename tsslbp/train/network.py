@@ -9,7 +9,15 @@ from torch import nn
 
 from ..config import ExperimentConfig, LayerKind
 from .functional import LIFParameters, psp, static_psp_coefficients
-from .layers import SeparableTrace, SpikingConv2d, SpikingLinear, SumPooling, TimeSharedDropout, Trace, flatten_trace
+from .layers import (
+    SeparableTrace,
+    SpikingConv2d,
+    SpikingLinear,
+    SumPooling,
+    TimeSharedDropout,
+    Trace,
+    flatten_trace,
+)
 
 __all__ = ["NetworkOutput", "TsslbpNetwork"]
 
@@ -42,7 +50,9 @@ class TsslbpNetwork(nn.Module):
         for layer in cfg.layers:
             neuron = LIFParameters(cfg.neuron.tau_m, cfg.neuron.tau_s, layer.threshold)
             if layer.type is LayerKind.LINEAR:
-                layers.append(SpikingLinear(layer.n_inputs, layer.n_outputs, neuron, layer.weight_scale))
+                layers.append(
+                    SpikingLinear(layer.n_inputs, layer.n_outputs, neuron, layer.weight_scale)
+                )
             elif layer.type is LayerKind.CONV:
                 layers.append(
                     SpikingConv2d(
@@ -78,7 +88,9 @@ class TsslbpNetwork(nn.Module):
         if self.is_image_net and x.dim() == 2:
             x = x.reshape(x.shape[0], *self.input_shape)
         if x.dim() in (2, 4):
-            coeff = static_psp_coefficients(self.n_steps, self.tau_syn, dtype=x.dtype, device=x.device)
+            coeff = static_psp_coefficients(
+                self.n_steps, self.tau_syn, dtype=x.dtype, device=x.device
+            )
             trace: Trace = SeparableTrace(x, coeff)
         else:
             trace = psp(x, self.tau_syn)

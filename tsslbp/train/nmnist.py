@@ -139,7 +139,9 @@ def decode_events(raw: bytes, source: str | Path = "<bytes>") -> NmnistEvents:
     if len(raw) == 0:
         raise DataError(f"{source}: empty file (no events)")
     if len(raw) % EVENT_BYTES:
-        raise DataError(f"{source}: {len(raw)} bytes is not a multiple of {EVENT_BYTES} (truncated event)")
+        raise DataError(
+            f"{source}: {len(raw)} bytes is not a multiple of {EVENT_BYTES} (truncated event)"
+        )
     b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, EVENT_BYTES).astype(np.int64)
     for axis, name in ((0, "x"), (1, "y")):
         bad = np.flatnonzero(b[:, axis] >= NMNIST_SIZE)
@@ -192,10 +194,14 @@ def stabilize_events(events: NmnistEvents) -> NmnistEvents:
     x_round = np.floor(x_new + 0.5).astype(np.int64)
     y_round = np.floor(y_new + 0.5).astype(np.int64)
     keep = (x_round >= 1) & (y_round >= 1) & (x_round <= NMNIST_SIZE) & (y_round <= NMNIST_SIZE)
-    return NmnistEvents(x_round[keep] - 1, y_round[keep] - 1, events.polarity[keep], events.ts[keep])
+    return NmnistEvents(
+        x_round[keep] - 1, y_round[keep] - 1, events.polarity[keep], events.ts[keep]
+    )
 
 
-def _frame_index(events: NmnistEvents, n_steps: int, bin_us: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _frame_index(
+    events: NmnistEvents, n_steps: int, bin_us: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(frame of each kept event, mask of the kept events)."""
     if bin_us is not None:
         frame = events.ts // bin_us
@@ -277,7 +283,9 @@ class _SparseSplit:
 def _list_samples(split_dir: Path) -> list[_Sample]:
     """The ``.bin`` files under ``split_dir/<digit>/``, by class then name, with their stat."""
     if not split_dir.is_dir():
-        raise DataError(f"{split_dir}: missing (N-MNIST has Train/<digit>/*.bin and Test/<digit>/*.bin)")
+        raise DataError(
+            f"{split_dir}: missing (N-MNIST has Train/<digit>/*.bin and Test/<digit>/*.bin)"
+        )
     samples: list[_Sample] = []
     for entry in sorted(os.scandir(split_dir), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir():
@@ -365,7 +373,9 @@ def _read_cache(path: Path, meta: dict, n_steps: int) -> dict[str, _SparseSplit]
                 raise ValueError("it was written for other options or files")
             splits = {}
             for name, _ in _SPLIT_DIRS:
-                sp = _SparseSplit(*(npz[f"{name}_{f}"] for f in ("offsets", "index", "values", "labels")))
+                sp = _SparseSplit(
+                    *(npz[f"{name}_{f}"] for f in ("offsets", "index", "values", "labels"))
+                )
                 n = len(sp.labels)
                 ok = (
                     sp.offsets.shape == (n + 1,)
@@ -386,7 +396,11 @@ def _read_cache(path: Path, meta: dict, n_steps: int) -> dict[str, _SparseSplit]
 
 def _densify(sp: _SparseSplit, n_steps: int, dtype: torch.dtype) -> Split:
     n = len(sp.labels)
-    if not dtype.is_floating_point and len(sp.values) and int(sp.values.max()) > torch.iinfo(dtype).max:
+    if (
+        not dtype.is_floating_point
+        and len(sp.values)
+        and int(sp.values.max()) > torch.iinfo(dtype).max
+    ):
         raise ValueError(f"event counts up to {int(sp.values.max())} do not fit in {dtype}")
     images = torch.zeros((n, *_FRAME_SHAPE, n_steps), dtype=dtype)
     flat = images.view(n, -1)
@@ -394,9 +408,9 @@ def _densify(sp: _SparseSplit, n_steps: int, dtype: torch.dtype) -> Split:
         stop = min(start + _DENSIFY_CHUNK, n)
         lo, hi = sp.offsets[start], sp.offsets[stop]
         rows = np.repeat(np.arange(start, stop), np.diff(sp.offsets[start : stop + 1]))
-        flat[torch.from_numpy(rows), torch.from_numpy(sp.index[lo:hi].astype(np.int64))] = torch.from_numpy(
-            sp.values[lo:hi].astype(np.int64)
-        ).to(dtype)
+        flat[torch.from_numpy(rows), torch.from_numpy(sp.index[lo:hi].astype(np.int64))] = (
+            torch.from_numpy(sp.values[lo:hi].astype(np.int64)).to(dtype)
+        )
     return Split(images, torch.from_numpy(sp.labels.astype(np.int64)))
 
 
@@ -453,7 +467,8 @@ def load_nmnist(
     if splits is None:
         log.info("binning N-MNIST from %s into %d frames", root, n_steps)
         splits = {
-            name: _build_split(samples, n_steps, bin_us, value, stabilize) for name, samples in listing.items()
+            name: _build_split(samples, n_steps, bin_us, value, stabilize)
+            for name, samples in listing.items()
         }
         if cache is not None:
             # The cache only saves time: failing to write it must not fail the load.
