@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tsslbp.config import ConfigError, Dataset, LayerKind, LossKind, load_config, parse_config
+from tsslbp.config import (
+    ConfigError,
+    Dataset,
+    KernelTarget,
+    LayerKind,
+    LossKind,
+    OutputMeasure,
+    load_config,
+    parse_config,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -50,6 +59,27 @@ def test_round_trip_through_dict():
     again = parse_config(cfg.to_dict(), "good.yaml")
     assert again == cfg
     assert cfg.layers[1].type is LayerKind.DROPOUT and cfg.train.loss is LossKind.KERNEL
+
+
+def test_loss_definitions_default_to_the_paper_and_round_trip():
+    cfg = parse_config(GOOD, "good.yaml")
+    assert cfg.train.kernel_target is KernelTarget.ONCE
+    assert {cfg.train.count_loss_on, cfg.train.softmax_on, cfg.train.predict_on} == {
+        OutputMeasure.SPIKES
+    }
+    raw = yaml.safe_load(yaml.safe_dump(GOOD))
+    raw["Network"].update(
+        {"kernel_target": "twice", "count_loss_on": "psp", "softmax_on": "psp", "predict_on": "psp"}
+    )
+    cfg = parse_config(raw, "ref.yaml")
+    network = cfg.to_dict()["Network"]  # what checkpoints and manifests store
+    assert [network[k] for k in ("kernel_target", "count_loss_on", "softmax_on", "predict_on")] == [
+        "twice",
+        "psp",
+        "psp",
+        "psp",
+    ]
+    assert parse_config(cfg.to_dict()) == cfg.replace()
 
 
 def test_original_schema_spellings_are_accepted():
@@ -102,6 +132,12 @@ def _mutate(path, value):
         (("Layers", "output", "n_outputs"), 9, "Layers.output.n_outputs", "n_class = 10"),
         (("Layers", "output", "n_inputs"), 31, "Layers.output.n_inputs", "32"),
         (("Network", "desired_count"), 6, "Network.desired_count", "at most n_steps = 5"),
+        (("Network", "kernel_target"), "thrice", "Network.kernel_target", "one of once, twice"),
+        (("Network", "count_loss_on"), "voltage", "Network.count_loss_on", "one of spikes, psp"),
+        (("Network", "softmax_on"), 1, "Network.softmax_on", "one of spikes, psp"),
+        (("Network", "predict_on"), "count", "Network.predict_on", "one of spikes, psp"),
+        (("Network", "lr_schedule"), "step", "Network.lr_schedule", "one of constant, cosine"),
+        (("Network", "weight_decay"), -0.1, "Network.weight_decay", "a number >= 0"),
         (("Layers",), {}, "Layers", "a non-empty mapping"),
         (("Network",), KeyError, "Network", "a block of keys"),
     ],

@@ -1,5 +1,7 @@
 """Training on the embedded digits: learns, is repeatable, and resumes without loss."""
 
+import math
+
 import pytest
 import torch
 from test_config import CONFIGS
@@ -192,3 +194,82 @@ def test_no_periodic_checkpoint_when_disabled(tmp_path, digits, cfg, monkeypatch
     assert partial == list(range(1, n_batches)), (
         f"expected a mid-epoch save after every batch but the last, found {partial}"
     )
+
+
+# --- Recipe options: learning-rate schedule, weight decay, crop augmentation ----------------------
+
+
+def test_cosine_schedule_starts_at_lr_halves_midway_and_ends_near_zero(cfg):
+    from tsslbp.train.loop import learning_rate
+
+    constant = cfg.replace(epochs=4, lr=0.01)
+    assert {learning_rate(constant, e, b, 10) for e in (1, 4) for b in (0, 9)} == {0.01}
+    cosine = constant.replace(lr_schedule="cosine")
+    assert learning_rate(cosine, 1, 0, 10) == 0.01
+    assert abs(learning_rate(cosine, 3, 0, 10) - 0.005) < 1e-15, "half the run done: lr / 2"
+    last = learning_rate(cosine, 4, 9, 10)  # 39 of 40 batches done: lr * sin(pi / 80)**2
+    assert math.isclose(last, 0.01 * math.sin(math.pi / 80) ** 2, rel_tol=1e-12), last
+    lrs = [learning_rate(cosine, e, b, 10) for e in range(1, 5) for b in range(10)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), "cosine must decrease batch by batch"
+
+
+def test_weight_decay_selects_adamw_and_shrinks_unused_weights(cfg):
+    from tsslbp.train.loop import make_optimizer
+
+    assert type(make_optimizer(torch.nn.Linear(2, 2), cfg)) is torch.optim.Adam
+    layer = torch.nn.Linear(2, 2, bias=False)
+    opt = make_optimizer(layer, cfg.replace(weight_decay=0.5, lr=0.1))
+    assert type(opt) is torch.optim.AdamW
+    before = layer.weight.detach().clone()
+    layer.weight.grad = torch.zeros_like(layer.weight)
+    opt.step()  # zero gradient: only the decoupled decay moves the weights, by lr * decay
+    torch.testing.assert_close(layer.weight.detach(), before * (1 - 0.1 * 0.5))
+
+
+def test_recipe_options_resume_mid_epoch_to_the_same_weights(tmp_path, digits, cfg):
+    from tsslbp.train.loop import TrainingInterrupted
+
+    two = cfg.replace(
+        epochs=2, lr_schedule="cosine", weight_decay=0.01, kernel_target="twice", predict_on="psp"
+    )
+    fit(two, digits, tmp_path / "full", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 30
+
+    with pytest.raises(TrainingInterrupted):
+        fit(two, digits, tmp_path / "part", progress=False, should_stop=stop)
+    fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(full[k], part[k]) for k in full), "resume must follow the same schedule"
+    state = load_checkpoint(tmp_path / "full" / "last.pt")
+    network = state["config"]["Network"]
+    assert (network["kernel_target"], network["predict_on"], network["lr_schedule"]) == (
+        "twice",
+        "psp",
+        "cosine",
+    ), "the checkpoint must record the definitions it was trained with"
+
+
+def test_idx_crop_augment_shifts_flat_images_without_mirroring():
+    from tsslbp.train.cifar10 import CropFlipAugment
+
+    gen = torch.Generator().manual_seed(3)
+    images = torch.rand(16, 1 * 6 * 7, generator=gen)
+    crop = CropFlipAugment(seed=5, padding=2, flip=False, image_shape=(1, 6, 7))
+    out = crop(images, epoch=1, batch=0)
+    assert out.shape == images.shape
+    assert torch.equal(out, crop(images, epoch=1, batch=0)), "same (seed, epoch, batch): same crop"
+    padded = torch.nn.functional.pad(images.reshape(16, 1, 6, 7), (2, 2, 2, 2))
+    shifts = {
+        (dy, dx): padded[:, :, dy : dy + 6, dx : dx + 7].reshape(16, -1)
+        for dy in range(5)
+        for dx in range(5)
+    }
+    for n in range(16):
+        assert any(torch.equal(out[n], s[n]) for s in shifts.values()), (
+            f"sample {n} is not a plain shift of its padded image (mirrored?)"
+        )
+    assert any(not torch.equal(out[n], images[n]) for n in range(16)), "no sample was shifted"

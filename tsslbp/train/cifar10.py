@@ -230,8 +230,9 @@ def augment_batch(
     *,
     padding: int = CROP_PADDING,
     fill: float | Sequence[float] = 0.0,
+    flip: bool = True,
 ) -> torch.Tensor:
-    """Random crop of the padded image and random horizontal flip, drawn per sample.
+    """Random crop of the padded image and (``flip``) random horizontal flip, drawn per sample.
 
     Each image is padded by ``padding`` pixels of ``fill`` on every side, cropped back to its size
     at an offset drawn uniformly in ``0..2*padding`` along each axis, then mirrored left-right with
@@ -245,6 +246,7 @@ def augment_batch(
         padding: pixels added on each side before cropping.
         fill: value of the padding, a scalar or one per channel. When images are normalised,
             pass ``-mean / std`` to pad with black as the reference (which pads before normalising).
+        flip: also mirror; without it the flips are still drawn (the crops stay the same).
 
     Returns:
         (N, C, H, W) tensor of ``x``'s dtype and device.
@@ -266,7 +268,8 @@ def augment_batch(
     padded[:, :, padding : padding + h, padding : padding + w] = x
     rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (N, H)
     cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (N, W)
-    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    if flip:
+        cols = torch.where(flips[:, None], cols.flip(1), cols)
     sample = torch.arange(n, device=x.device)[:, None, None]
     # Advanced indices around a slice put the indexed dims first: (N, H, W, C).
     return padded[sample, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
@@ -284,11 +287,16 @@ class CropFlipAugment:
         seed: the run's seed.
         padding: see :func:`augment_batch`.
         fill: per-channel padding value (zeros, or ``-mean / std`` for normalised images).
+        flip: also mirror left-right (not for digits or garments, whose class a mirror can change).
+        image_shape: (C, H, W) of flattened input rows, which are cropped as images and flattened
+            back; None when batches already come as (N, C, H, W).
     """
 
     seed: int
     padding: int = CROP_PADDING
     fill: tuple[float, ...] = (0.0,)
+    flip: bool = True
+    image_shape: tuple[int, int, int] | None = None
 
     def generator(self, epoch: int, batch: int) -> torch.Generator:
         """The CPU generator for one batch."""
@@ -297,7 +305,15 @@ class CropFlipAugment:
 
     def __call__(self, x: torch.Tensor, *, epoch: int, batch: int) -> torch.Tensor:
         """Augment (N, C, H, W) training images ``x`` of batch ``batch`` in epoch ``epoch``."""
-        return augment_batch(x, self.generator(epoch, batch), padding=self.padding, fill=self.fill)
+        images = x if self.image_shape is None else x.reshape(len(x), *self.image_shape)
+        out = augment_batch(
+            images,
+            self.generator(epoch, batch),
+            padding=self.padding,
+            fill=self.fill,
+            flip=self.flip,
+        )
+        return out if self.image_shape is None else out.reshape(x.shape)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ trained on non-negative inputs so that a deployed network needs only unsigned gr
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataConfig, Dataset, ExperimentConfig
+from ..config import DATASET_INPUT_SHAPE, DataConfig, Dataset, ExperimentConfig
 
 __all__ = [
     "DataError",
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 #: The embedded digits set is split once, with this fixed seed, whatever the training seed.
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
+#: Pixels of padding before the random crop of MNIST-format images (``augment: true``).
+IDX_CROP_PADDING = 2
 
 #: Where each IDX data set is looked for when no directory is given.
 DEFAULT_DATA_DIRS = {
@@ -193,7 +196,7 @@ def load_dataset(
         cfg: the config's data block.
         data_dir: directory overriding ``cfg.data_path``.
         n_steps: time steps (N-MNIST frames).
-        seed: seed of the CIFAR-10 training augmentation.
+        seed: seed of the training augmentation (CIFAR-10, MNIST, Fashion-MNIST).
     """
     if cfg.dataset is Dataset.DIGITS:
         return load_digits()
@@ -209,7 +212,14 @@ def load_dataset(
         # uint8 frames: the dense float32 training split would need 16.6 GB at T = 30.
         cache = Path(os.environ.get("TSSLBP_CACHE", Path.home() / ".cache" / "tsslbp")) / "nmnist"
         return load_nmnist(directory, n_steps, cache_dir=cache, dtype=torch.uint8)
-    return load_idx_dataset(directory, cfg.dataset.value)
+    splits = load_idx_dataset(directory, cfg.dataset.value)
+    if cfg.augment:
+        from .cifar10 import CropFlipAugment
+
+        shape = DATASET_INPUT_SHAPE[cfg.dataset]
+        crop = CropFlipAugment(seed, padding=IDX_CROP_PADDING, flip=False, image_shape=shape)
+        splits = dataclasses.replace(splits, augment=crop)
+    return splits
 
 
 def load_experiment_data(cfg: ExperimentConfig, data_dir: str | Path | None = None) -> DataSplits:

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ExperimentConfig, LossKind, parse_config
+from ..config import ExperimentConfig, LossKind, LrSchedule, parse_config
 from .data import DataSplits, Split
 from .losses import count_loss, kernel_loss, predict, softmax_loss
 from .network import TsslbpNetwork
@@ -38,6 +38,9 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "DEFAULT_CHECKPOINT_SECONDS",
     "loss_function",
+    "prediction_function",
+    "learning_rate",
+    "make_optimizer",
     "evaluate",
     "train_epoch",
     "fit",
@@ -94,15 +97,50 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def loss_function(cfg: ExperimentConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss as ``f(output_spikes, labels) -> scalar``."""
-    kind = cfg.train.loss
+    """The configured loss, with its configured definition, as ``f(output_spikes, labels) -> scalar``."""
+    kind, tau_s, train = cfg.train.loss, cfg.neuron.tau_s, cfg.train
     if kind is LossKind.KERNEL:
-        return lambda spikes, labels: kernel_loss(spikes, labels, cfg.neuron.tau_s)
+        return lambda spikes, labels: kernel_loss(spikes, labels, tau_s, train.kernel_target)
     if kind is LossKind.COUNT:
         return lambda spikes, labels: count_loss(
-            spikes, labels, cfg.train.desired_count, cfg.train.undesired_count
+            spikes,
+            labels,
+            train.desired_count,
+            train.undesired_count,
+            on=train.count_loss_on,
+            tau_syn=tau_s,
         )
-    return softmax_loss
+    return lambda spikes, labels: softmax_loss(spikes, labels, on=train.softmax_on, tau_syn=tau_s)
+
+
+def prediction_function(cfg: ExperimentConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The configured prediction (``predict_on``) as ``f(output_spikes) -> (N,) classes``."""
+    return lambda spikes: predict(spikes, cfg.train.predict_on, cfg.neuron.tau_s)
+
+
+def learning_rate(cfg: ExperimentConfig, epoch: int, batch: int, n_batches: int) -> float:
+    """Learning rate of ``batch`` (0-based) of ``epoch`` (1-based): a pure function of the position
+    in the run, so a resumed run follows the same schedule.
+
+    ``cosine``: ``lr * (1 + cos(pi * p)) / 2`` with ``p`` the fraction of the run's batches done
+    before this one (``epochs`` in the config sets the horizon).
+    """
+    if cfg.train.lr_schedule is LrSchedule.CONSTANT:
+        return cfg.train.lr
+    done = (epoch - 1) * n_batches + batch
+    return cfg.train.lr * 0.5 * (1.0 + math.cos(math.pi * done / (cfg.train.epochs * n_batches)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """Adam, or AdamW when ``weight_decay`` > 0 (decay decoupled from the gradient)."""
+    lr, decay = cfg.train.lr, cfg.train.weight_decay
+    opt_type = torch.optim.AdamW if decay > 0 else torch.optim.Adam
+    extra = {"weight_decay": decay} if decay > 0 else {}
+    # The fused kernel (one pass over each parameter) is much faster on CPU; older torch lacks it there.
+    try:
+        return opt_type(model.parameters(), lr=lr, fused=True, **extra)
+    except (RuntimeError, ValueError):
+        return opt_type(model.parameters(), lr=lr, **extra)
 
 
 def _batches(n: int, batch_size: int, order: torch.Tensor | None = None):
@@ -119,12 +157,12 @@ def evaluate(
     device = next(model.parameters()).device
     model_dtype = next(model.parameters()).dtype
     model.eval()
-    loss_fn = loss_function(cfg)
+    loss_fn, predict_fn = loss_function(cfg), prediction_function(cfg)
     correct, total_loss, total_spikes = 0, 0.0, 0.0
     for idx in _batches(len(split), batch_size):
         x, y = split.images[idx].to(device, model_dtype), split.labels[idx].to(device)
         out = model(x).spikes
-        correct += int((predict(out) == y).sum())
+        correct += int((predict_fn(out) == y).sum())
         total_loss += float(loss_fn(out, y))
         total_spikes += float(out.sum())
     n = len(split)
@@ -172,7 +210,7 @@ def train_epoch(
     device = next(model.parameters()).device
     model_dtype = next(model.parameters()).dtype
     model.train()
-    loss_fn = loss_function(cfg)
+    loss_fn, predict_fn = loss_function(cfg), prediction_function(cfg)
     order = torch.randperm(
         len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
     )
@@ -201,9 +239,11 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, epoch, batch, n_batches)
         optimizer.step()
         model.clip_weights(cfg.train.weight_clip)
-        state.correct += int((predict(out.detach()) == y).sum())
+        state.correct += int((predict_fn(out.detach()) == y).sum())
         state.loss_sum += float(loss.detach())
         state.seen += len(idx)
         state.batches_done = batch + 1
@@ -401,7 +441,7 @@ def fit(
     _check_labels(data, cfg.data.n_class)
     torch.manual_seed(cfg.train.seed)
     model = TsslbpNetwork(cfg).to(device)
-    optimizer = _adam(model, cfg.train.lr)
+    optimizer = make_optimizer(model, cfg)
     history: list[EpochMetrics] = []
     best: EpochMetrics | None = None
     start, partial = 1, None
@@ -482,14 +522,6 @@ def fit(
             if stopped and epoch < cfg.train.epochs:
                 raise TrainingInterrupted(last_path, epoch, done.batches_done)
     return history
-
-
-def _adam(model: TsslbpNetwork, lr: float) -> torch.optim.Adam:
-    # The fused kernel (one pass over each parameter) is much faster on CPU; older torch lacks it there.
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 def _check_labels(data: DataSplits, n_class: int) -> None:
