@@ -39,8 +39,10 @@ from ..hwmodels.spec import (
     Layer,
     NetworkSpec,
 )
+from ..train.functional import psp, static_psp_coefficients
 from ..train.network import TsslbpNetwork
 from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
+from .rounding import compensated_round, input_gram
 from .schema import VTH_MANT_MAX, representable_weights
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "WEIGHT_INT_STEP",
     "WEIGHT_BITS_MIN",
     "WEIGHT_BITS_MAX",
+    "ROUNDINGS",
     "weight_grid",
     "QuantConfig",
     "LayerQuant",
@@ -78,6 +81,8 @@ WEIGHT_INT_STEP = 2
 #: 8 bits is the full grid above; 1 bit would leave only {-256, 0}, no positive weight.
 WEIGHT_BITS_MIN = 2
 WEIGHT_BITS_MAX = 8
+#: Weight rounding modes of :class:`QuantConfig`.
+ROUNDINGS = ("nearest", "compensated")
 # Bits of the signed weight mantissa (8-bit magnitude plus the sign).
 _SIGNED_MANTISSA_BITS = 9
 
@@ -115,12 +120,16 @@ class QuantConfig:
         calibration_samples: how many training samples set the state-range bound.
         weight_bits: synaptic weight width, 2..8 (:func:`weight_grid`): weights are multiples of
             ``2**(9 - weight_bits)`` in [-256, 256 - 2**(9 - weight_bits)].
+        rounding: ``nearest`` grid point per weight, or ``compensated``: each weight's rounding
+            error absorbed by the neuron's other weights so that the current on the calibration
+            batch changes least (:mod:`tsslbp.export.rounding`).
     """
 
     input_bits: int = 8
     headroom: float = 0.5
     calibration_samples: int = 512
     weight_bits: int = WEIGHT_BITS_MAX
+    rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         if not 1 <= self.input_bits <= 16:
@@ -130,6 +139,10 @@ class QuantConfig:
         if self.calibration_samples < 1:
             raise ValueError(f"calibration_samples must be >= 1, got {self.calibration_samples}")
         weight_grid(self.weight_bits)  # raises on a width outside WEIGHT_BITS_MIN..MAX
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(
+                f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}"
+            )
 
     @property
     def input_max(self) -> int:
@@ -250,6 +263,31 @@ def quantize_weights(
     return clipped.astype(np.int64), int(np.count_nonzero(clipped != rounded))
 
 
+def _input_trace(
+    x: torch.Tensor, qcfg: QuantConfig, n_steps: int, tau_syn: float, events: bool
+) -> torch.Tensor:
+    """The first layer's input trace (N, ..., T) as the chip sees it: event frames PSP-filtered,
+    or analog inputs rounded to the graded codes (in input units) and PSP-filtered."""
+    if events:
+        return psp(x.to(torch.float64), tau_syn)
+    codes = torch.round(x.to(torch.float64) * qcfg.input_max) / qcfg.input_max
+    return codes[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=torch.float64)
+
+
+def _gram(item: Any, layer_input: torch.Tensor) -> np.ndarray:
+    """:func:`~tsslbp.export.rounding.input_gram` of a folded dense or conv layer."""
+    if isinstance(item, FoldedConv):
+        return input_gram(
+            layer_input,
+            kernel=item.weight.shape[2:],
+            stride=item.stride,
+            padding=item.padding,
+            dilation=item.dilation,
+            groups=item.groups,
+        )
+    return input_gram(layer_input.reshape(layer_input.shape[0], -1, layer_input.shape[-1]))
+
+
 def quantize_network(
     model: TsslbpNetwork,
     cfg: ExperimentConfig,
@@ -282,6 +320,8 @@ def quantize_network(
     x = calibration.reshape(calibration.shape[0], *input_shape, *((cfg.n_steps,) if events else ()))
     traces = iter(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
     tau_s = cfg.neuron.tau_s
+    # What the first synapses receive on the chip: the graded input codes, PSP-filtered.
+    layer_input = _input_trace(x, qcfg, cfg.n_steps, tau_s, events)
     i_decay, v_decay = decay_constant(tau_s), decay_constant(cfg.neuron.tau_m)
     names = iter(layer.name for layer in cfg.layers if layer.is_spiking)
 
@@ -318,7 +358,13 @@ def quantize_network(
         limited_by = min(bounds, key=bounds.get)
         scale = bounds[limited_by]
         gain = scale * per_scale
-        w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
+        if qcfg.rounding == "compensated":
+            w_int, n_clipped = compensated_round(
+                weight * gain, _gram(item, layer_input), weight_grid(qcfg.weight_bits)
+            )
+        else:
+            w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
+        layer_input = psp(lif.spikes, tau_s)
         why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max u {max_u:.3g}, v_th {v_th:g}"
         if not np.any(w_int):
             hint = (
