@@ -404,6 +404,14 @@ _QUANT_HEADER = [
     help="Synaptic weight width: multiples of 2**(9 - bits) in [-256, 256 - 2**(9 - bits)], as Loihi's num_weight_bits.",
 )
 @click.option(
+    "--rounding",
+    type=click.Choice(["compensated", "nearest"]),
+    default="compensated",
+    show_default=True,
+    help="Weight rounding: compensated (each rounding error absorbed by the neuron's other weights "
+    "on the calibration batch; docs/fixed-point.md) or nearest.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -421,6 +429,7 @@ def export(
     calibration: int,
     input_bits: str,
     weight_bits: int,
+    rounding: str,
     json_path: Path | None,
     strict: bool,
 ) -> None:
@@ -440,7 +449,7 @@ def export(
         checkpoint,
         output,
         data_dir,
-        QuantConfig(calibration_samples=calibration, weight_bits=weight_bits),
+        QuantConfig(calibration_samples=calibration, weight_bits=weight_bits, rounding=rounding),
         bits,
     )
     _echo_table(_quant_rows(result.report), _QUANT_HEADER)

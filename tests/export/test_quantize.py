@@ -76,7 +76,8 @@ def _quantize(cfg, rng, qcfg=QuantConfig()):
 
 def test_spec_matches_the_model_and_documented_map(rng):
     cfg = _cfg()
-    model, (spec, report) = _quantize(cfg, rng)
+    # Nearest rounding is the documented map's; compensated rounding moves weights further.
+    model, (spec, report) = _quantize(cfg, rng, QuantConfig(rounding="nearest"))
     assert [type(layer) for layer in spec.layers] == [DenseLayer, DenseLayer], (
         "dropout has no hardware layer"
     )
@@ -198,3 +199,24 @@ def test_inhibition_does_not_set_the_scale(rng):
     assert q.scale == pytest.approx(
         0.5 * STATE_LIMIT / max(q.float_max_abs_current, q.float_max_u, 1.0)
     )
+
+
+def test_compensated_rounding_keeps_the_scale_and_cuts_the_first_layer_current_error(rng):
+    cfg = _cfg()
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64)).astype(np.float32))
+    near, near_report = quantize_network(model, cfg, x, QuantConfig(rounding="nearest"))
+    comp, comp_report = quantize_network(model, cfg, x, QuantConfig(rounding="compensated"))
+    assert [q.scale for q in comp_report.layers] == [q.scale for q in near_report.layers]
+    first = comp.layers[0].weight
+    assert np.all(first % 2 == 0) and first.min() >= -256 and first.max() <= 254
+    # Error of the first layer's input current on the calibration batch, in integer units
+    # (the graded input codes times the weights; the PSP filter is the same linear map for both).
+    w = model.layers[0].weight.detach().double().numpy() * comp_report.layers[0].weight_gain
+    codes = np.round(x.double().numpy() * 255)
+    err = {
+        name: float(np.linalg.norm((w - spec.layers[0].weight) @ codes.T))
+        for name, spec in (("nearest", near), ("compensated", comp))
+    }
+    assert err["compensated"] < 0.7 * err["nearest"], err

@@ -129,7 +129,7 @@ class QuantConfig:
     headroom: float = 0.5
     calibration_samples: int = 512
     weight_bits: int = WEIGHT_BITS_MAX
-    rounding: str = "nearest"
+    rounding: str = "compensated"
 
     def __post_init__(self) -> None:
         if not 1 <= self.input_bits <= 16:
