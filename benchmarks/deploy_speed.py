@@ -16,11 +16,11 @@ import time
 import numpy as np
 
 from tsslbp.config import parse_config
+from tsslbp.data import load_experiment_data
 from tsslbp.deploy.runner import run_lava
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
-from tsslbp.train.data import load_experiment_data
 
 
 def main() -> None:

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from tsslbp.analysis import (
+from tsslbp.config import parse_config
+from tsslbp.hwmodels.golden import to_lava_order
+from tsslbp.hwmodels.spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, NetworkSpec
+from tsslbp.train.network import TsslbpNetwork
+from tsslbp.workflows.analysis import (
     confusion_counts,
     fixed_layer_spikes,
     float_layer_spikes,
     float_predictions,
     spike_rates,
 )
-from tsslbp.config import parse_config
-from tsslbp.hwmodels.golden import to_lava_order
-from tsslbp.hwmodels.spec import ConvLayer, CubaNeuron, DenseLayer, FlattenLayer, NetworkSpec
-from tsslbp.train.network import TsslbpNetwork
 
 NEURON = CubaNeuron(i_decay=1365, v_decay=819, v_th_mant=100)
 

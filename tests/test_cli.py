@@ -227,3 +227,32 @@ def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tm
     assert all(torch.equal(wa[k], wb[k]) for k in wa), (
         "a run killed with SIGKILL and resumed must end with the same weights"
     )
+
+
+def test_help_imports_no_numpy_torch_or_lava():
+    # A fresh interpreter: this one has long imported them. `--help` of the group and of a
+    # command, through click itself, must leave the heavy packages unloaded.
+    code = (
+        "import sys\n"
+        "from tsslbp.cli import main\n"
+        "for args in (['--help'], ['report', '--help'], ['train', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "heavy = {'numpy', 'torch', 'lava', 'matplotlib', 'h5py'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_export_rounding_choices_are_the_quantizers():
+    from tsslbp import cli
+    from tsslbp.export.quantize import ROUNDINGS, QuantConfig
+
+    assert sorted(cli._ROUNDING.choices) == sorted(ROUNDINGS)
+    export_params = {p.name: p for p in cli.export.params}
+    assert export_params["rounding"].default == QuantConfig().rounding, "the library's default"

@@ -67,10 +67,10 @@ def test_info(trained):
 def test_golden_agrees_with_float_within_quantization_error(trained):
     import torch
 
+    from tsslbp.data import load_digits
     from tsslbp.export.netx import read_netx
     from tsslbp.hwmodels.golden import run_golden
     from tsslbp.hwmodels.readout import encode_for_spec, predict_counts
-    from tsslbp.train.data import load_digits
     from tsslbp.train.loop import model_from_checkpoint
     from tsslbp.train.losses import predict
 

@@ -167,10 +167,10 @@ def test_verify_json_and_raster_manifests(run, tmp_path):
 
 
 def test_quant_health(run, tmp_path):
+    from tsslbp.data import load_digits
     from tsslbp.export.netx import read_netx
     from tsslbp.hwmodels.golden import run_golden
     from tsslbp.hwmodels.readout import encode_for_spec, predict_counts
-    from tsslbp.train.data import load_digits
 
     out = tmp_path / "qh"
     result = invoke("quant-health", run / "last.pt", "--bits", "8,4", "--samples", 60, "--out", out)

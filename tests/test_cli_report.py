@@ -10,7 +10,13 @@ from tsslbp.cli import main
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
-from tsslbp.report import fixed_window_spikes, float_layer_spikes, float_vs_fixed, load_source_model
+from tsslbp.workflows.analysis import (
+    fixed_layer_spikes,
+    float_layer_spikes,
+    float_vs_fixed,
+    spikes_per_sample,
+)
+from tsslbp.workflows.common import load_source_checkpoint, spec_test_data
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +73,14 @@ def test_report_prints_synops_spikes_cores_energy(exported, tmp_path):
 
 def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
     spec = read_netx(exported)
-    model = load_source_model(spec)
-    assert model is not None, "the checkpoint beside the export is unchanged"
-    from tsslbp.cli import _test_data
-
-    data = _test_data(spec, None)
+    source = load_source_checkpoint(spec)
+    assert source is not None, "the checkpoint beside the export is unchanged"
+    data = spec_test_data(spec, None)
     images = data.test.images[:30]
     run = run_golden(spec, encode_for_spec(images.numpy(), spec), record=True)
-    flt = float_layer_spikes(model, images)
-    fixed = fixed_window_spikes(spec, run.spikes)
-    rows = float_vs_fixed(spec, run.spikes, flt)
+    flt = spikes_per_sample(float_layer_spikes(source.model, images))
+    fixed = spikes_per_sample(fixed_layer_spikes(run, spec))
+    rows = float_vs_fixed(spec, run, float_layer_spikes(source.model, images))
     assert [r["float_spikes_per_sample"] for r in rows] == flt and [
         r["fixed_spikes_per_sample"] for r in rows
     ] == fixed

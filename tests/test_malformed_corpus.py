@@ -20,11 +20,11 @@ from test_config import CONFIGS
 
 from tsslbp.cli import main
 from tsslbp.config import ConfigError, load_config
+from tsslbp.data import DataError, read_idx
+from tsslbp.data.cifar10 import read_cifar_batch
+from tsslbp.data.nmnist import read_events
 from tsslbp.export.netx import NetxError, read_netx
-from tsslbp.train.cifar10 import read_cifar_batch
-from tsslbp.train.data import DataError, read_idx
 from tsslbp.train.loop import CheckpointError, load_checkpoint, model_from_checkpoint
-from tsslbp.train.nmnist import read_events
 
 CORPUS = Path(__file__).resolve().parent / "data" / "malformed"
 NETX_CORPUS = Path(__file__).resolve().parent / "data" / "netx_malformed"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tsslbp import plots
-from tsslbp.analysis import confusion_counts
 from tsslbp.train.loop import EpochMetrics
+from tsslbp.workflows.analysis import confusion_counts
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -124,7 +124,7 @@ class LayerKind(str, enum.Enum):
 
 
 class Dataset(str, enum.Enum):
-    """Data sets with a loader in :mod:`tsslbp.train.data`."""
+    """Data sets with a loader in :mod:`tsslbp.data`."""
 
     DIGITS = "digits"
     MNIST = "mnist"

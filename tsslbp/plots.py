@@ -3,7 +3,7 @@ quantization health.
 
 Every function takes plain data (numbers, arrays, lists) and a path, writes one PNG there and
 returns the path. Figures are drawn on matplotlib's ``Figure`` with the Agg canvas directly: no
-pyplot, no global state, no display needed. The data behind them comes from :mod:`tsslbp.analysis`.
+pyplot, no global state, no display needed. The data behind them comes from :mod:`tsslbp.workflows.analysis`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def confusion_matrix(
     """Counts of true class (rows) against predicted class (columns), each cell labelled.
 
     Args:
-        counts: (n_class, n_class) integers (:func:`tsslbp.analysis.confusion_counts`).
+        counts: (n_class, n_class) integers (:func:`tsslbp.workflows.analysis.confusion_counts`).
         path: PNG to write.
         title: figure title; the accuracy ``trace / total`` is appended.
         class_names: tick labels [default: 0..n_class-1].
@@ -129,7 +129,7 @@ def spike_rasters(
     Args:
         float_spikes: per layer, (neurons, T) spikes of the float model.
         fixed_spikes: per layer, (neurons, T) spikes of the fixed-point run in the same time window
-            (:func:`tsslbp.analysis.fixed_layer_spikes`).
+            (:func:`tsslbp.workflows.analysis.fixed_layer_spikes`).
         path: PNG to write.
         layer_names: row labels [default: layer 0, 1, ...].
         fixed_label: name of the fixed-point side (``Lava`` or ``golden``).

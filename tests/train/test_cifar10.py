@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tsslbp.train.cifar10 import (
+from tsslbp.data import DataError
+from tsslbp.data.cifar10 import (
     CIFAR10_CLASSES,
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -22,7 +23,6 @@ from tsslbp.train.cifar10 import (
     read_cifar_batch,
     read_cifar_pickle,
 )
-from tsslbp.train.data import DataError
 
 N_PER_BATCH, N_TEST = 4, 3
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
-from tsslbp.train.data import load_digits
+from tsslbp.data import load_digits
 from tsslbp.train.functional import LIFParameters, psp, static_psp_coefficients
 from tsslbp.train.layers import (
     SeparableTrace,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tsslbp.config import DataConfig, Dataset
-from tsslbp.train.data import DataError, load_dataset, load_digits, load_idx_dataset, read_idx
+from tsslbp.data import DataError, load_dataset, load_digits, load_idx_dataset, read_idx
 
 
 def write_idx(path, array, code=0x08, compress=False):

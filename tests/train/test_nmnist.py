@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tsslbp.train import nmnist
-from tsslbp.train.data import DataError
-from tsslbp.train.nmnist import (
+from tsslbp.data import DataError, nmnist
+from tsslbp.data.nmnist import (
     EventValue,
     NmnistEvents,
     bin_events,
@@ -260,7 +259,7 @@ def test_corrupt_cache_is_rebuilt(nmnist_dir, tmp_path, caplog, count_reads):
     reference = load_nmnist(root, 3, cache_dir=cache)
     (cache_file,) = cache.glob("*.npz")
     cache_file.write_bytes(b"PK\x03\x04 not really a zip")
-    with caplog.at_level(logging.WARNING, logger="tsslbp.train.nmnist"):
+    with caplog.at_level(logging.WARNING, logger="tsslbp.data.nmnist"):
         again = load_nmnist(root, 3, cache_dir=cache)
     assert "rebuilding" in caplog.text, f"expected a warning, found {caplog.text!r}"
     assert torch.equal(reference.train.images, again.train.images)
@@ -273,7 +272,7 @@ def test_unwritable_cache_does_not_fail_the_load(nmnist_dir, tmp_path, caplog):
     root, files = nmnist_dir
     not_a_dir = tmp_path / "cache"
     not_a_dir.write_text("a file where the cache folder should be")
-    with caplog.at_level(logging.WARNING, logger="tsslbp.train.nmnist"):
+    with caplog.at_level(logging.WARNING, logger="tsslbp.data.nmnist"):
         data = load_nmnist(root, 3, cache_dir=not_a_dir)
     assert len(data.train) == len(files["Train"])
     assert "could not write N-MNIST cache" in caplog.text, f"found {caplog.text!r}"

@@ -7,7 +7,7 @@ import torch
 from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
-from tsslbp.train.data import load_digits
+from tsslbp.data import load_digits
 from tsslbp.train.loop import CheckpointError, evaluate, fit, load_checkpoint, model_from_checkpoint
 
 
@@ -254,7 +254,7 @@ def test_recipe_options_resume_mid_epoch_to_the_same_weights(tmp_path, digits, c
 
 
 def test_idx_crop_augment_shifts_flat_images_without_mirroring():
-    from tsslbp.train.cifar10 import CropFlipAugment
+    from tsslbp.data.cifar10 import CropFlipAugment
 
     gen = torch.Generator().manual_seed(3)
     images = torch.rand(16, 1 * 6 * 7, generator=gen)

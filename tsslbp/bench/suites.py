@@ -39,6 +39,7 @@ from .reference import step_by_step_grads
 __all__ = [
     "CONFIGS",
     "bench_config",
+    "load_numpy_loop",
     "make_steppers",
     "time_interleaved",
     "train_throughput",
@@ -152,19 +153,25 @@ def _kernels_off() -> contextlib.AbstractContextManager:
     return mock.patch.dict(os.environ, {"TSSLBP_KERNELS": "torch"})
 
 
+def load_numpy_loop() -> Any:
+    """The tests' plain numpy loop (tests/reference_tsslbp.py) as a module (a source checkout has it)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reference_tsslbp", NUMPY_LOOP)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    return ref
+
+
 def _numpy_loop_stepper(
     cfg: ExperimentConfig, model: TsslbpNetwork, x: torch.Tensor, y: torch.Tensor
 ) -> Callable[[], None] | str:
     """A training step whose gradients come from the tests' plain numpy loop (MLPs only)."""
-    import importlib.util
-
     if any(layer.type is not LayerKind.LINEAR for layer in cfg.layers):
         return "the tests' numpy loop covers linear layers only"
     if not NUMPY_LOOP.is_file():
         return f"{NUMPY_LOOP} not found (a source checkout has it)"
-    spec = importlib.util.spec_from_file_location("reference_tsslbp", NUMPY_LOOP)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+    ref = load_numpy_loop()
     from ..train.losses import desired_psp
 
     loop_model = TsslbpNetwork(cfg)
@@ -298,11 +305,11 @@ def deploy_speed(
     quick: bool, lava_samples: int | None = None, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
     """Golden model vs Lava on trained, exported networks: samples/s on the same samples."""
+    from ..data import load_experiment_data
     from ..deploy.runner import run_lava
     from ..export.exporter import export_checkpoint
     from ..hwmodels.golden import run_golden
     from ..hwmodels.readout import encode_for_spec
-    from ..train.data import load_experiment_data
     from ..train.loop import fit
 
     n_lava = lava_samples or (100 if quick else 300)
@@ -361,7 +368,7 @@ def deploy_speed(
 
 def accuracy_vs_bptt(quick: bool, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Fashion-MNIST MLP test accuracy after equal epochs: TSSL-BP (tsslbp train) vs snnTorch BPTT."""
-    from ..train.data import load_experiment_data
+    from ..data import load_experiment_data
     from ..train.loop import fit
 
     epochs, seeds = (1, (0,)) if quick else (5, (0, 1, 2))

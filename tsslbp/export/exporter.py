@@ -16,11 +16,11 @@ import torch
 
 from .. import __version__
 from ..config import Dataset
+from ..data import DataSplits, load_experiment_data
 from ..hwmodels.golden import run_golden
 from ..hwmodels.health import state_health
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..hwmodels.spec import FlattenLayer, NetworkSpec
-from ..train.data import DataSplits, load_experiment_data
 from ..train.loop import model_from_checkpoint
 from ..train.losses import predict
 from .netx import write_netx

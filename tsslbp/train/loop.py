@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import ExperimentConfig, LossKind, LrSchedule, parse_config
-from .data import DataSplits, Split
+from ..data import DataSplits, Split
 from .losses import count_loss, kernel_loss, predict, softmax_loss
 from .network import TsslbpNetwork
 

@@ -1,12 +1,13 @@
 """Quantization health: what fewer weight bits cost, in accuracy and in per-layer activity.
 
-:func:`quant_health` exports one checkpoint at several weight widths (8, 6, 4 bits by default; the
+:func:`compare_weight_widths` exports one checkpoint at several weight widths (8, 6, 4 bits by default; the
 grid is :func:`tsslbp.export.quantize.weight_grid`), runs each export on the golden model over the
 same test samples, and compares with the float model: accuracy, agreement of the predictions, and
 each layer's spike rate (spikes per neuron per step, fixed point in the float model's time window,
-see :mod:`tsslbp.analysis`). All widths share one graded input width (the ``auto`` choice of the
-widest, unless given), so only the weights change between them. :func:`write_quant_health`
-writes the JSON and the figure.
+see :mod:`tsslbp.workflows.analysis`). All widths share one graded input width (the ``auto``
+choice of the widest, unless given), so only the weights change between them.
+:func:`write_quant_health` writes the JSON and the figure, :func:`quant_health` (the
+``quant-health`` job) does both and writes the manifests.
 """
 
 from __future__ import annotations
@@ -18,20 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import plots
+from .. import plots
+from ..config import Dataset
+from ..data import load_experiment_data
+from ..export.exporter import export_checkpoint
+from ..export.quantize import QuantConfig
+from ..hwmodels.golden import run_golden
+from ..hwmodels.readout import encode_for_spec, predict_counts
+from ..train.loop import model_from_checkpoint
 from .analysis import fixed_layer_spikes, float_layer_spikes, spike_rates
-from .config import Dataset
-from .export.exporter import export_checkpoint
-from .export.quantize import QuantConfig
-from .hwmodels.golden import run_golden
-from .hwmodels.readout import encode_for_spec, predict_counts
-from .train.data import load_experiment_data
-from .train.loop import model_from_checkpoint
+from .common import format_table, record
 
 __all__ = [
     "DEFAULT_WEIGHT_BITS",
+    "QuantHealthResult",
     "WidthResult",
     "QuantHealth",
+    "compare_weight_widths",
     "quant_health",
     "write_quant_health",
 ]
@@ -91,8 +95,33 @@ class QuantHealth:
             **{f"golden_accuracy_w{w.weight_bits}": w.accuracy for w in self.widths},
         }
 
+    def warnings(self) -> list[str]:
+        """One line per width whose export failed."""
+        return [f"{w.weight_bits} bits: {w.error}" for w in self.widths if w.error is not None]
 
-def quant_health(
+    def lines(self) -> list[str]:
+        """The accuracy and spike-rate table, float model first, then one row per width."""
+        rates = [f"{r:.4f}" for r in self.float_rates]
+        rows = [["float", "-", f"{100 * self.float_accuracy:.2f}%", "-", *rates]]
+        for w in self.widths:
+            if w.error is not None:
+                failed = [f"{w.weight_bits} bits", "-", "export failed", "-"]
+                rows.append([*failed, *("-" for _ in self.layer_names)])
+                continue
+            rows.append(
+                [
+                    f"{w.weight_bits} bits",
+                    "/".join(f"{100 * e:.1f}" for e in w.weight_rmse),
+                    f"{100 * w.accuracy:.2f}%",
+                    f"{100 * w.agreement:.1f}%",
+                    *(f"{r:.4f}" for r in w.layer_rates),
+                ]
+            )
+        header = ["model", "w rmse %", "accuracy", "same as float"]
+        return format_table(rows, [*header, *(f"rate {n}" for n in self.layer_names)])
+
+
+def compare_weight_widths(
     checkpoint: str | Path,
     out_dir: str | Path,
     weight_bits: Sequence[int] = DEFAULT_WEIGHT_BITS,
@@ -189,3 +218,66 @@ def write_quant_health(result: QuantHealth, out_dir: str | Path) -> tuple[Path, 
         title=f"{Path(result.checkpoint).parent.name}/{Path(result.checkpoint).name}: {result.dataset}, {result.n_samples} test samples, {result.input_bits}-bit input",
     )
     return json_path, png
+
+
+@dataclass(frozen=True)
+class QuantHealthResult:
+    """``tsslbp quant-health``: the comparison and the files written."""
+
+    health: QuantHealth
+    json_path: Path
+    png: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.health.to_dict()
+
+    def warnings(self) -> list[str]:
+        return self.health.warnings()
+
+    def lines(self) -> list[str]:
+        h = self.health
+        return [
+            *h.lines(),
+            f"{h.n_samples} {h.dataset} test samples, {h.input_bits}-bit input; wrote "
+            f"{self.json_path}, {self.png}",
+        ]
+
+
+def quant_health(
+    checkpoint: Path,
+    out: Path,
+    *,
+    weight_bits: Sequence[int] = DEFAULT_WEIGHT_BITS,
+    samples: int = 1000,
+    data_dir: Path | None = None,
+    calibration: int = 512,
+    input_bits: int | None = None,
+    command: list[str] | None = None,
+) -> QuantHealthResult:
+    """:func:`compare_weight_widths` into ``out``, then quant_health.json/.png and the manifests (one for
+    the JSON, one per netx file)."""
+    result = compare_weight_widths(
+        checkpoint, out, weight_bits, samples, data_dir, calibration, input_bits
+    )
+    json_path, png = write_quant_health(result, out)
+    inputs = [checkpoint, data_dir]
+    record(
+        json_path,
+        inputs=inputs,
+        outputs=[png, *(w.netx for w in result.widths if w.netx)],
+        config=result.config,
+        figures=result.figures(),
+        command=command,
+    )
+    for w in result.widths:
+        if w.netx:
+            figures = {
+                "weight_bits": w.weight_bits,
+                "input_bits": result.input_bits,
+                "accuracy": w.accuracy,
+                "n_samples": result.n_samples,
+                "weight_rmse": w.weight_rmse,
+                "clipped": w.clipped,
+            }
+            record(Path(w.netx), inputs, config=result.config, figures=figures, command=command)
+    return QuantHealthResult(result, json_path, png)

@@ -55,7 +55,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .data import DataError, DataSplits, Split
+from .splits import DataError, DataSplits, Split
 
 __all__ = [
     "NMNIST_SIZE",

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import DataError, DataSplits, Split
+from .splits import DataError, DataSplits, Split
 
 __all__ = [
     "CIFAR10_DIRNAME",

@@ -1,0 +1,299 @@
+"""The jobs that run a netx file: ``simulate`` (one sample, golden model or Lava), ``verify``
+(golden model vs Lava, every layer and step) and ``deploy`` (accuracy on Lava or Loihi 2).
+
+Lava is imported only when a Lava run starts (:mod:`tsslbp.deploy.runner`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import plots
+from ..deploy.target import deploy_target_check
+from ..deploy.verify import VerifyReport, verify_spec
+from ..export.netx import read_netx
+from ..hwmodels.golden import run_golden
+from ..hwmodels.readout import predict_counts
+from ..hwmodels.spec import NetworkSpec, lava_shape
+from .analysis import fixed_layer_spikes, float_layer_spikes
+from .common import (
+    SourceCheckpoint,
+    WorkflowError,
+    float_accuracy,
+    format_table,
+    load_source_checkpoint,
+    record,
+    spec_test_data,
+    spec_test_inputs,
+)
+
+__all__ = [
+    "DeployResult",
+    "SimulateResult",
+    "VerifyResult",
+    "deploy",
+    "simulate",
+    "spike_raster",
+    "verify",
+    "verify_lines",
+]
+
+
+@dataclass(frozen=True)
+class SimulateResult:
+    """One sample run: the backend, its steps and the output spikes written to ``output``."""
+
+    backend: str
+    steps: int
+    output_spikes: int
+    output_neurons: int
+    output: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "output": str(self.output)}
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.backend}: {self.steps} steps, {self.output_spikes} output spikes from "
+            f"{self.output_neurons} neurons -> {self.output}"
+        ]
+
+
+def simulate(
+    model: Path,
+    input_path: Path,
+    output_path: Path,
+    *,
+    backend: str = "golden",
+    steps: int | None = None,
+    command: list[str] | None = None,
+) -> SimulateResult:
+    """Run one sample through a netx model; column t of X enters the network at step t.
+
+    Args:
+        model: the netx file.
+        input_path: X.npy, (*input shape in Lava order, S) integer spikes.
+        output_path: Y.npy, written with the (n_out, S) output spikes (+ manifest).
+        backend: ``golden`` or ``lava``.
+        steps: run this many steps (X padded with zeros or cut).
+
+    Raises:
+        WorkflowError: X has the wrong shape or non-integer values.
+    """
+    spec = read_netx(model)
+    x = np.load(input_path, allow_pickle=False)
+    expected = lava_shape(spec.input_shape)
+    if x.ndim != len(expected) + 1 or tuple(x.shape[:-1]) != expected:
+        raise WorkflowError(
+            f"{input_path}: expected shape ({', '.join(map(str, expected))}, S), found {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
+        raise WorkflowError(
+            f"{input_path}: spikes must be integers (binary or graded), found {x.dtype} values"
+        )
+    x = x.astype(np.int64)
+    if steps is not None:
+        padded = np.zeros(x.shape[:-1] + (steps,), dtype=np.int64)
+        n = min(steps, x.shape[-1])
+        padded[..., :n] = x[..., :n]
+        x = padded
+    if backend == "golden":
+        result = run_golden(spec, x[None], record=False)
+    else:
+        from ..deploy.runner import run_lava
+
+        result = run_lava(spec, x[None], record=False)
+    y = result.spikes[-1][0].reshape(-1, x.shape[-1])
+    np.save(output_path, y)
+    # np.save appends .npy to a name without it.
+    if output_path.suffix != ".npy":
+        output_path = output_path.with_name(output_path.name + ".npy")
+    out = SimulateResult(backend, int(x.shape[-1]), int(y.sum()), int(y.shape[0]), output_path)
+    figures = {
+        "backend": backend,
+        "steps": out.steps,
+        "output_spikes": out.output_spikes,
+        "output_neurons": out.output_neurons,
+    }
+    config = spec.metadata.get("config")
+    record(output_path, [model, input_path], config=config, figures=figures, command=command)
+    return out
+
+
+def spike_raster(
+    spec: NetworkSpec,
+    images: Any,
+    runs: dict[str, Any],
+    source: SourceCheckpoint | None,
+    path: Path,
+    title: str,
+) -> Path:
+    """Spike rasters of the first sample: float model (golden model when the checkpoint is not at
+    hand) against the verified Lava run (``runs``: what verify_spec's ``on_runs`` received)."""
+    lava = fixed_layer_spikes(runs["lava"], spec)
+    if source is not None:
+        left, label = float_layer_spikes(source.model, images[:1]), "float"
+    else:
+        left, label = fixed_layer_spikes(runs["golden"], spec), "golden"
+    report = spec.metadata.get("quantization_report", {}).get("layers", [])
+    names = [layer["name"] for layer in report] if len(report) == len(lava) else None
+    return plots.spike_rasters(
+        [a[0] for a in left], [a[0] for a in lava], path, names, "Lava", title, float_label=label
+    )
+
+
+def verify_lines(report: VerifyReport) -> list[str]:
+    """The per-layer match table of a verify report."""
+    rows = [
+        [
+            str(m.layer),
+            f"{100 * m.spike_match:.3f}%",
+            f"{100 * m.u_match:.3f}%",
+            f"{100 * m.v_match:.3f}%",
+            str(m.golden_spikes),
+            str(m.lava_spikes),
+        ]
+        for m in report.layers
+    ]
+    header = ["layer", "spikes match", "u match", "v match", "golden spikes", "lava spikes"]
+    return format_table(rows, header)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Golden model vs Lava on ``report.n_samples`` test samples of ``dataset``; ``accuracy``
+    holds the float model's (when its checkpoint is at hand), the golden model's and Lava's."""
+
+    report: VerifyReport
+    dataset: str
+    accuracy: dict[str, float]
+    raster: Path | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.report.exact
+
+    def warnings(self) -> list[str]:
+        return self.report.warnings()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.report.to_dict() | {"accuracy": self.accuracy}
+
+    def lines(self) -> list[str]:
+        r = self.report
+        lines = verify_lines(r)
+        lines.append(
+            f"{r.n_samples} {self.dataset} samples x {r.steps_per_sample} steps: accuracy "
+            + ", ".join(f"{k} {100 * v:.2f}%" for k, v in self.accuracy.items())
+            + f"; golden {r.seconds['golden']:.2f} s, lava {r.seconds['lava']:.1f} s"
+        )
+        if r.first_mismatch is not None:
+            lines.append(r.first_mismatch.line())
+        if r.exact:
+            lines.append("bit-exact: golden model and Lava agree on every spike, u and v")
+        return lines
+
+
+def verify(
+    model: Path,
+    *,
+    samples: int = 100,
+    data_dir: Path | None = None,
+    json_path: Path | None = None,
+    progress: bool = True,
+    plots_dir: Path | None = None,
+    command: list[str] | None = None,
+) -> VerifyResult:
+    """Run a netx model's first ``samples`` test samples on the golden model and on Lava and
+    compare every layer at every step.
+
+    Args:
+        model: a netx file exported by tsslbp (its metadata names the data set).
+        data_dir: the data set's directory.
+        json_path: also write the report there (+ manifest).
+        progress: a progress bar for the Lava run.
+        plots_dir: write spike rasters of test sample 0, float vs Lava (raster.png + manifest).
+        command: the command line recorded in the manifests.
+    """
+    spec = read_netx(model)
+    data = spec_test_data(spec, data_dir)
+    inputs, labels = spec_test_inputs(spec, data, samples)
+    runs: dict[str, Any] = {}
+    report = verify_spec(
+        spec,
+        inputs,
+        labels,
+        progress=progress,
+        on_runs=lambda g, lv: runs.update(golden=g, lava=lv),
+    )
+    source = load_source_checkpoint(spec)
+    raster = None
+    if plots_dir is not None:
+        title = f"{model.name}: {data.name} test sample 0 (label {int(labels[0])})"
+        raster = spike_raster(spec, data.test.images, runs, source, plots_dir / "raster.png", title)
+    flt = float_accuracy(source, data, len(labels))
+    acc = dict(report.accuracy) if flt is None else {"float": flt, **report.accuracy}
+    result = VerifyResult(report, data.name, acc, raster)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+    figures = {
+        "exact": report.exact,
+        "n_samples": report.n_samples,
+        "accuracy": acc,
+        "spike_match": [m.spike_match for m in report.layers],
+    }
+    inputs_read = [model, source.path if source else None, data_dir]
+    for artifact in (json_path, raster):
+        if artifact is not None:
+            config = spec.metadata.get("config")
+            record(artifact, inputs_read, config=config, figures=figures, command=command)
+    return result
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """Test samples run on a deploy target: how many, accuracy, wall time."""
+
+    target: str
+    dataset: str
+    n_samples: int
+    accuracy: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.target}: {self.n_samples} {self.dataset} samples, accuracy "
+            f"{100 * self.accuracy:.2f}%, {self.seconds:.1f} s "
+            f"({self.n_samples / self.seconds:.1f} samples/s)"
+        ]
+
+
+def deploy(
+    model: Path,
+    *,
+    target: str = "sim",
+    samples: int = 100,
+    data_dir: Path | None = None,
+    progress: bool = True,
+) -> DeployResult:
+    """Run a netx model's first ``samples`` test samples on Lava (``sim``: the CPU fixed-point
+    simulator; ``loihi2``: Loihi 2 hardware, needs lava-loihi) and score them."""
+    deploy_target_check(target)
+    from ..deploy.runner import run_lava
+
+    spec = read_netx(model)
+    data = spec_test_data(spec, data_dir)
+    inputs, labels = spec_test_inputs(spec, data, samples)
+    t0 = time.perf_counter()
+    result = run_lava(spec, inputs, record=False, progress=progress)
+    seconds = time.perf_counter() - t0
+    acc = float((predict_counts(result.spikes[-1], spec.metadata) == labels).mean())
+    return DeployResult(target, data.name, len(labels), acc, seconds)

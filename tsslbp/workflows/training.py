@@ -1,0 +1,225 @@
+"""The ``train`` and ``eval`` jobs: fit a config's network, then score a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import plots
+from ..config import ExperimentConfig, load_config
+from ..data import load_experiment_data
+from ..train.loop import (
+    DEFAULT_CHECKPOINT_SECONDS,
+    EpochMetrics,
+    EvalResult,
+    TrainingInterrupted,
+    fit,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_device,
+)
+from ..train.loop import evaluate as evaluate_split
+from .analysis import confusion_counts, float_predictions
+from .common import Log, record
+
+__all__ = ["EvaluateResult", "TrainResult", "evaluate", "train", "train_record"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A training run: its directory, the epochs asked for and the metrics of those done.
+
+    ``history`` is empty when ``resume`` found every epoch already done.
+    """
+
+    out: Path
+    epochs: int
+    history: tuple[EpochMetrics, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "epochs": self.epochs,
+            "history": [asdict(m) for m in self.history],
+        }
+
+    def lines(self) -> list[str]:
+        if not self.history:
+            return [f"nothing to do: {self.out / 'last.pt'} already holds all {self.epochs} epochs"]
+        best = max(self.history, key=lambda m: m.test_acc)
+        total = sum(m.seconds for m in self.history)
+        return [
+            f"done: final test accuracy {100 * self.history[-1].test_acc:.2f}%, best {100 * best.test_acc:.2f}% "
+            f"(epoch {best.epoch}); {total:.1f} s training; checkpoints in {self.out}/"
+        ]
+
+
+def train(
+    config: Path,
+    *,
+    data_dir: Path | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    out: Path | None = None,
+    resume: bool = False,
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
+    progress: bool = True,
+    log: Log = None,
+    command: list[str] | None = None,
+) -> TrainResult:
+    """Train the network a YAML config describes; writes best.pt, last.pt, metrics.json,
+    curves.png and last.pt's manifest into ``out`` [default: runs/<config name>].
+
+    Args:
+        config: the YAML file.
+        data_dir: the data set's directory (overrides the config's ``data_path``).
+        epochs, seed: override ``Network.epochs`` / ``Network.seed``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resume: continue from ``out/last.pt`` when it exists.
+        checkpoint_seconds: also save a resumable mid-epoch last.pt this often (0: every batch).
+        progress: a progress bar per epoch.
+        log: receives the opening line and one line per epoch.
+        command: the command line recorded in the manifest [default: ``sys.argv``].
+
+    Raises:
+        TrainingInterrupted: on SIGINT/SIGTERM, after last.pt and the manifest are saved.
+    """
+    cfg = load_config(config)
+    overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
+    if overrides:
+        cfg = cfg.replace(**overrides)
+    out = out or Path("runs") / config.stem
+    torch_device = resolve_device(device)
+    data = load_experiment_data(cfg, data_dir)
+    say = log or (lambda line: None)
+    say(
+        f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
+        f"{cfg.architecture}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
+        f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {torch_device}"
+    )
+    try:
+        history = fit(
+            cfg,
+            data,
+            out,
+            device=torch_device,
+            resume=resume,
+            progress=progress,
+            on_epoch=lambda m: say(m.line(cfg.train.epochs)),
+            checkpoint_seconds=checkpoint_seconds,
+        )
+    except TrainingInterrupted:
+        train_record(out, cfg, config, data_dir, _saved_history(out / "last.pt"), True, command)
+        raise
+    if history:
+        (out / "metrics.json").write_text(
+            json.dumps({"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2)
+        )
+        train_record(out, cfg, config, data_dir, history, command=command)
+    return TrainResult(out, cfg.train.epochs, tuple(history))
+
+
+def _saved_history(checkpoint: Path) -> list[EpochMetrics]:
+    """The per-epoch metrics stored in a checkpoint (empty when none were completed)."""
+    if not checkpoint.is_file():
+        return []
+    return [EpochMetrics(**m) for m in load_checkpoint(checkpoint)["metrics"]]
+
+
+def train_record(
+    out: Path,
+    cfg: ExperimentConfig,
+    config: Path | None,
+    data_dir: Path | None,
+    history: list[EpochMetrics],
+    interrupted: bool = False,
+    command: list[str] | None = None,
+) -> None:
+    """curves.png (when an epoch is complete) and the run's manifest, named after last.pt."""
+    title = f"{cfg.architecture}, seed {cfg.train.seed}"
+    curves = plots.training_curves(history, out / "curves.png", title=title) if history else None
+    best = max(history, key=lambda m: m.test_acc) if history else None
+    last = history[-1] if history else None
+    figures = {
+        "epochs_done": len(history),
+        "interrupted": interrupted,
+        "final_test_acc": last.test_acc if last else None,
+        "final_train_acc": last.train_acc if last else None,
+        "final_loss": last.loss if last else None,
+        "best_test_acc": best.test_acc if best else None,
+        "best_epoch": best.epoch if best else None,
+        "train_seconds": sum(m.seconds for m in history),
+    }
+    metrics = out / "metrics.json"
+    record(
+        out / "last.pt",
+        inputs=[config, data_dir],
+        outputs=[
+            out / "best.pt" if (out / "best.pt").is_file() else None,
+            metrics if metrics.is_file() and not interrupted else None,
+            curves,
+        ],
+        config=cfg.to_dict(),
+        figures=figures,
+        command=command,
+    )
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """A checkpoint scored on its data set's test split."""
+
+    checkpoint: Path
+    epoch: int
+    dataset: str
+    metrics: EvalResult
+    confusion_png: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": str(self.checkpoint),
+            "epoch": self.epoch,
+            "dataset": self.dataset,
+            **vars(self.metrics),
+        }
+
+    def lines(self) -> list[str]:
+        m = self.metrics
+        return [
+            f"test accuracy {100 * m.accuracy:.2f}% on {m.n_samples} {self.dataset} samples "
+            f"(epoch {self.epoch} of {self.checkpoint}; loss {m.loss:.4f}/sample, "
+            f"{m.mean_output_spikes:.2f} output spikes/sample)"
+        ]
+
+
+def evaluate(
+    checkpoint: Path,
+    *,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    plots_dir: Path | None = None,
+    command: list[str] | None = None,
+) -> EvaluateResult:
+    """Evaluate a trained checkpoint on its data set's test split; with ``plots_dir``, also write
+    the confusion matrix there (confusion.png + manifest)."""
+    model, cfg, state = model_from_checkpoint(checkpoint, resolve_device(device))
+    data = load_experiment_data(cfg, data_dir)
+    result = evaluate_split(model, data.test, cfg)
+    png = None
+    if plots_dir is not None:
+        counts = confusion_counts(
+            data.test.labels.numpy(), float_predictions(model, data.test.images), cfg.data.n_class
+        )
+        title = f"{checkpoint.name} (float), {data.name} test"
+        png = plots.confusion_matrix(counts, plots_dir / "confusion.png", title=title)
+        figures = {
+            "accuracy": result.accuracy,
+            "n_samples": result.n_samples,
+            "epoch": state["epoch"],
+            "confusion": counts,
+        }
+        record(png, [checkpoint, data_dir], config=cfg.to_dict(), figures=figures, command=command)
+    return EvaluateResult(checkpoint, state["epoch"], data.name, result, png)
