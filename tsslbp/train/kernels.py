@@ -35,13 +35,22 @@ import logging
 import math
 import os
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .functional import LIFParameters, TsslbpGradParameters
 
-__all__ = ["enabled", "available", "supports", "lif_psp_forward", "tsslbp_psp_backward"]
+__all__ = [
+    "BackwardConstants",
+    "ForwardConstants",
+    "enabled",
+    "available",
+    "supports",
+    "lif_psp_forward",
+    "tsslbp_psp_backward",
+]
 
 try:  # numba is a dependency, but a broken or missing install must not stop training.
     import numba
@@ -55,6 +64,46 @@ MIN_PER_THREAD = 2**18
 #: Chunks per thread in a parallel call (see _run).
 CHUNKS_PER_THREAD = 8
 _DTYPES = (torch.float32, torch.float64)
+
+
+class ForwardConstants(NamedTuple):
+    """What the forward kernel needs, in the tensors' precision (:func:`_typed`).
+
+    Attributes:
+        theta_m: 1 / tau_mem, the membrane's leak per step.
+        theta_s: 1 / tau_syn, the PSP filter's gain (its decay is 1 - theta_s).
+        v_th: firing threshold (a spike needs ``u > v_th``).
+        one, zero: 1 and 0 (typed literals keep float32 arithmetic in float32).
+    """
+
+    theta_m: float
+    theta_s: float
+    v_th: float
+    one: float = 1.0
+    zero: float = 0.0
+
+
+class BackwardConstants(NamedTuple):
+    """What the backward kernel needs, in the tensors' precision (:func:`_typed`).
+
+    Attributes:
+        theta_m, theta_s, v_th: as in :class:`ForwardConstants`.
+        silent_level: PSP below which a neuron counts as silent (1 / (silent_psp_divisor tau_syn)).
+        min_du: the smallest membrane jump the inverse slope divides by (1 / max_inv_slope).
+        inv_alpha: 1 / surrogate_alpha, the sigmoid surrogate's input scale.
+        clamp: the surrogate's argument is clamped to [-clamp, clamp].
+        one, zero: 1 and 0.
+    """
+
+    theta_m: float
+    theta_s: float
+    v_th: float
+    silent_level: float
+    min_du: float
+    inv_alpha: float
+    clamp: float
+    one: float = 1.0
+    zero: float = 0.0
 
 
 def enabled() -> bool:
@@ -152,7 +201,7 @@ if numba is not None:
 
     @_jit
     def _forward_kernel(current, spikes, u, psp, c, start, stop):  # pragma: no cover - compiled
-        theta_m, theta_s, v_th, one, zero = c[0], c[1], c[2], c[3], c[4]
+        theta_m, theta_s, v_th, one, zero = c.theta_m, c.theta_s, c.v_th, c.one, c.zero
         n_steps = current.shape[0]
         decay_s = one - theta_s
         for lo in range(start, stop, BLOCK):  # neurons start..stop-1, a block at a time
@@ -176,17 +225,8 @@ if numba is not None:
     def _backward_kernel(
         grad_spikes, has_gs, grad_psp, has_gp, u, out, c, k, start, stop
     ):  # pragma: no cover - compiled
-        theta_m, theta_s, v_th, silent_level, min_du, inv_alpha, clamp, one, zero = (
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-            c[5],
-            c[6],
-            c[7],
-            c[8],
-        )
+        theta_m, theta_s, v_th, one, zero = c.theta_m, c.theta_s, c.v_th, c.one, c.zero
+        silent_level, min_du, inv_alpha, clamp = c.silent_level, c.min_du, c.inv_alpha, c.clamp
         n_steps = u.shape[0]
         leak = one - theta_m
         decay_s = one - theta_s
@@ -323,6 +363,11 @@ def _constants(dtype: torch.dtype, *values: float) -> tuple:
     return tuple(kind(v) for v in values)
 
 
+def _typed(constants: NamedTuple, dtype: torch.dtype) -> NamedTuple:
+    """The same named constants, each as a numpy scalar of the tensors' precision."""
+    return type(constants)._make(_constants(dtype, *constants))
+
+
 def lif_psp_forward(
     current_tf: torch.Tensor, p: LIFParameters
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -331,7 +376,7 @@ def lif_psp_forward(
     Same equations as :func:`.functional.lif_forward` followed by :func:`.functional.psp`.
     """
     spikes, u, psp = (torch.empty(current_tf.shape, dtype=current_tf.dtype) for _ in range(3))
-    consts = _constants(current_tf.dtype, 1.0 / p.tau_mem, 1.0 / p.tau_syn, p.v_th, 1, 0)
+    consts = _typed(ForwardConstants(1.0 / p.tau_mem, 1.0 / p.tau_syn, p.v_th), current_tf.dtype)
     _run(_forward_kernel, _flat(current_tf), _flat(spikes), _flat(u), _flat(psp), consts)
     return spikes, u, psp
 
@@ -349,18 +394,16 @@ def tsslbp_psp_backward(
     :func:`.functional.tsslbp_backward` applied to ``dE/do + psp_adjoint(dE/da)``.
     """
     out = torch.empty(u_tf.shape, dtype=u_tf.dtype)
-    consts = _constants(
-        u_tf.dtype,
-        1.0 / p.tau_mem,
-        1.0 / p.tau_syn,
-        p.v_th,
-        1.0 / (gp.silent_psp_divisor * p.tau_syn),
-        1.0 / gp.max_inv_slope,
-        1.0 / gp.surrogate_alpha,
-        gp.surrogate_clamp,
-        1,
-        0,
+    constants = BackwardConstants(
+        theta_m=1.0 / p.tau_mem,
+        theta_s=1.0 / p.tau_syn,
+        v_th=p.v_th,
+        silent_level=1.0 / (gp.silent_psp_divisor * p.tau_syn),
+        min_du=1.0 / gp.max_inv_slope,
+        inv_alpha=1.0 / gp.surrogate_alpha,
+        clamp=gp.surrogate_clamp,
     )
+    consts = _typed(constants, u_tf.dtype)
     if grad_spikes_tf is None and grad_psp_tf is None:
         raise ValueError(
             "tsslbp_psp_backward needs the gradient of the spikes, of the PSP, or both"
