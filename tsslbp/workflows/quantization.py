@@ -1,12 +1,12 @@
 """Quantization health: what fewer weight bits cost, in accuracy and in per-layer activity.
 
-:func:`compare_weight_widths` exports one checkpoint at several weight widths (8, 6, 4 bits by default; the
-grid is :func:`tsslbp.export.quantize.weight_grid`), runs each export on the golden model over the
-same test samples, and compares with the float model: accuracy, agreement of the predictions, and
-each layer's spike rate (spikes per neuron per step, fixed point in the float model's time window,
-see :mod:`tsslbp.workflows.analysis`). All widths share one graded input width (the ``auto``
-choice of the widest, unless given), so only the weights change between them.
-:func:`write_quant_health` writes the JSON and the figure, :func:`quant_health` (the
+:func:`compare_weight_widths` exports one checkpoint at several weight widths (8, 6, 4 bits by
+default; the grid is :func:`tsslbp.export.quantize.weight_grid`), runs each export on the golden
+model over the same test samples, and compares with the float model: accuracy, agreement of the
+predictions, and each layer's spike rate (spikes per neuron per step, fixed point in the float
+model's time window, see :mod:`tsslbp.workflows.analysis`). All widths share one graded input width
+(the ``auto`` choice of the widest, unless given), so only the weights change between them.
+:func:`write_quant_health` writes the JSON and the figure; :func:`quant_health` (the
 ``quant-health`` job) does both and writes the manifests.
 """
 
