@@ -112,3 +112,20 @@ def test_event_input_network_exports_with_binary_input_and_runs_bit_exact(rng):
     )
     assert first is None, first.line()
     assert all(m.golden_spikes > 0 for m in layers), "sanity: every layer spikes"
+
+
+def test_folded_dense_after_pooling_stays_block_constant_with_zeros_where_pooling_dropped(exported):
+    """The dense layer after the last pooling, rounded with error compensation (the default) on
+    the pooled inputs: each original weight repeats over its pooled block of the map."""
+    spec, _ = exported
+    dense = spec.layers[-1]
+    conv = spec.layers[1]
+    c, h, w = conv.shape
+    full = dense.weight.reshape(dense.weight.shape[0], c, h, w)
+    ph, pw = h // 2, w // 2
+    blocks = full[:, :, : ph * 2, : pw * 2].reshape(-1, c, ph, 2, pw, 2)
+    small = blocks[:, :, :, :1, :, :1]
+    assert np.array_equal(blocks, np.broadcast_to(small, blocks.shape)), "block-constant"
+    assert not full[:, :, ph * 2 :, :].any() and not full[:, :, :, pw * 2 :].any(), (
+        "rows and columns that pooling drops must have weight 0"
+    )

@@ -46,7 +46,11 @@ class FoldError(ValueError):
 
 @dataclass(frozen=True)
 class FoldedConv:
-    """Float conv synapses + neurons. ``weight`` (out, in/groups, kH, kW), shapes (C, H, W)."""
+    """Float conv synapses + neurons. ``weight`` (out, in/groups, kH, kW), shapes (C, H, W).
+
+    ``pooled``: the (ky, kx) sum-pooling window folded in (1, 1 when none): the weight repeats each
+    entry of the original kernel over such blocks.
+    """
 
     weight: np.ndarray
     neuron: LIFParameters
@@ -56,14 +60,20 @@ class FoldedConv:
     padding: tuple[int, int]
     dilation: tuple[int, int]
     groups: int
+    pooled: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True)
 class FoldedDense:
-    """Float dense synapses + neurons. ``weight`` (n_out, n_in); inputs flattened in (C, H, W) order."""
+    """Float dense synapses + neurons. ``weight`` (n_out, n_in); inputs flattened in (C, H, W) order.
+
+    ``pooled``: the (ky, kx) sum-pooling window folded in (1, 1 when none): the weight repeats each
+    column of the original layer over such blocks of the (C, H, W) map (0 where pooling dropped).
+    """
 
     weight: np.ndarray
     neuron: LIFParameters
+    pooled: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ def _fold_into_conv(
         padding=(conv.padding[0] * ky, conv.padding[1] * kx),
         dilation=(1, 1),
         groups=conv.groups,
+        pooled=(conv.pooled[0] * ky, conv.pooled[1] * kx),
     )
     out_h = conv_output_size(h, weight.shape[2], folded.stride[0], folded.padding[0], 1)
     out_w = conv_output_size(w, weight.shape[3], folded.stride[1], folded.padding[1], 1)
@@ -119,7 +130,11 @@ def _fold_into_dense(
     expanded[:, :, : ph * ky, : pw * kx] = (
         np.repeat(np.repeat(weight, ky, axis=2), kx, axis=3) * pool.scale
     )
-    return FoldedDense(weight=expanded.reshape(weight.shape[0], -1), neuron=dense.neuron)
+    return FoldedDense(
+        weight=expanded.reshape(weight.shape[0], -1),
+        neuron=dense.neuron,
+        pooled=(dense.pooled[0] * ky, dense.pooled[1] * kx),
+    )
 
 
 def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[FoldedLayer]:

@@ -274,18 +274,51 @@ def _input_trace(
     return codes[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=torch.float64)
 
 
-def _gram(item: Any, layer_input: torch.Tensor) -> np.ndarray:
-    """:func:`~tsslbp.export.rounding.input_gram` of a folded dense or conv layer."""
+def _compensated(
+    item: Any, weight: np.ndarray, layer_input: torch.Tensor, grid: tuple[int, int, int]
+) -> tuple[np.ndarray, int]:
+    """:func:`~tsslbp.export.rounding.compensated_round` of a folded dense or conv layer's
+    ``weight`` (in integer units) on its inputs ``layer_input`` (N, C[, H, W], T).
+
+    A layer with pooling folded in is rounded as the original layer on the pooled inputs, and its
+    integer weights expanded again, so they stay block-constant like the float ones (the folded
+    layer still equals integer sum-pooling followed by the small layer).
+    """
+    ky, kx = item.pooled
     if isinstance(item, FoldedConv):
-        return input_gram(
-            layer_input,
-            kernel=item.weight.shape[2:],
-            stride=item.stride,
-            padding=item.padding,
+        small = weight[:, :, ::ky, ::kx]
+        gram = input_gram(
+            _sum_pool(layer_input, ky, kx),
+            kernel=small.shape[2:],
+            stride=(item.stride[0] // ky, item.stride[1] // kx),
+            padding=(item.padding[0] // ky, item.padding[1] // kx),
             dilation=item.dilation,
             groups=item.groups,
         )
-    return input_gram(layer_input.reshape(layer_input.shape[0], -1, layer_input.shape[-1]))
+        q_small, clipped = compensated_round(small, gram, grid)
+        return np.repeat(np.repeat(q_small, ky, axis=2), kx, axis=3), clipped * ky * kx
+    if (ky, kx) == (1, 1):
+        flat = layer_input.reshape(layer_input.shape[0], -1, layer_input.shape[-1])
+        return compensated_round(weight, input_gram(flat), grid)
+    n, c, h, w, t = layer_input.shape
+    ph, pw = h // ky, w // kx
+    full = weight.reshape(weight.shape[0], c, h, w)
+    small = full[:, :, : ph * ky : ky, : pw * kx : kx]
+    pooled = _sum_pool(layer_input, ky, kx).reshape(n, -1, t)
+    q_small, clipped = compensated_round(small.reshape(len(small), -1), input_gram(pooled), grid)
+    q = np.zeros(full.shape, dtype=np.int64)
+    q[:, :, : ph * ky, : pw * kx] = np.repeat(
+        np.repeat(q_small.reshape(small.shape), ky, axis=2), kx, axis=3
+    )
+    return q.reshape(weight.shape), clipped * ky * kx
+
+
+def _sum_pool(trace: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
+    """Sum over (ky, kx) windows (stride = window) of a (N, C, H, W, T) trace; partial windows
+    dropped, as TSSL-BP's pooling does."""
+    n, c, h, w, t = trace.shape
+    cropped = trace[:, :, : h // ky * ky, : w // kx * kx]
+    return cropped.reshape(n, c, h // ky, ky, w // kx, kx, t).sum(dim=(3, 5))
 
 
 def quantize_network(
@@ -359,8 +392,8 @@ def quantize_network(
         scale = bounds[limited_by]
         gain = scale * per_scale
         if qcfg.rounding == "compensated":
-            w_int, n_clipped = compensated_round(
-                weight * gain, _gram(item, layer_input), weight_grid(qcfg.weight_bits)
+            w_int, n_clipped = _compensated(
+                item, weight * gain, layer_input, weight_grid(qcfg.weight_bits)
             )
         else:
             w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
