@@ -256,3 +256,28 @@ def test_export_rounding_choices_are_the_quantizers():
     assert sorted(cli._ROUNDING.choices) == sorted(ROUNDINGS)
     export_params = {p.name: p for p in cli.export.params}
     assert export_params["rounding"].default == QuantConfig().rounding, "the library's default"
+
+
+def test_eval_of_a_netx_file_scores_the_golden_model_on_the_whole_test_split(runner, tmp_path):
+    out = tmp_path / "run"
+    train = ["train", DIGITS, "--epochs", "2", "--out", str(out), "--no-progress"]
+    assert runner.invoke(main, train).exit_code == 0
+    net = tmp_path / "model.net"
+    assert runner.invoke(main, ["export", str(out / "last.pt"), "-o", str(net)]).exit_code == 0
+    result = runner.invoke(main, ["eval", str(net), "--json", "--plots", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["backend"] == "golden" and report["n_samples"] == 359
+    # The same figure computed here: every test sample through the golden model, spike counts.
+    from tsslbp.data import load_digits
+    from tsslbp.export.netx import read_netx
+    from tsslbp.hwmodels.golden import run_golden
+    from tsslbp.hwmodels.readout import encode_for_spec, predict_counts
+
+    spec, test = read_netx(net), load_digits().test
+    run = run_golden(spec, encode_for_spec(test.images.numpy(), spec), record=False)
+    expected = float((predict_counts(run.spikes[-1], spec.metadata) == test.labels.numpy()).mean())
+    assert report["accuracy"] == expected and expected > 0.5, (report["accuracy"], expected)
+    assert (tmp_path / "p" / "confusion.png").is_file()
+    text = runner.invoke(main, ["eval", str(net)])
+    assert text.exit_code == 0 and "golden fixed-point model" in text.output

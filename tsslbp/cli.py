@@ -200,7 +200,7 @@ def train(config: Path, **options: Any) -> None:
 @_plots_option(help="Write the confusion matrix (confusion.png + manifest) into this directory.")
 @_user_errors
 def evaluate_cmd(checkpoint: Path, as_json: bool, **options: Any) -> None:
-    """Evaluate a trained CHECKPOINT on its data set's test split."""
+    """Score a CHECKPOINT (float model) or a netx file (golden fixed-point model) on the test split."""
     result = workflows.evaluate(checkpoint, **options, command=_command_line())
     if as_json:
         click.echo(json.dumps(result.to_dict()))

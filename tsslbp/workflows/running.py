@@ -1,5 +1,6 @@
-"""The jobs that run a netx file: ``simulate`` (one sample, golden model or Lava), ``verify``
-(golden model vs Lava, every layer and step) and ``deploy`` (accuracy on Lava or Loihi 2).
+"""The jobs that run a netx file: ``eval`` of a netx file (accuracy of the golden model on the whole
+test split), ``simulate`` (one sample, golden model or Lava), ``verify`` (golden model vs Lava,
+every layer and step) and ``deploy`` (accuracy on Lava or Loihi 2).
 
 Lava is imported only when a Lava run starts (:mod:`tsslbp.deploy.runner`)."""
 
@@ -18,7 +19,7 @@ from ..deploy.target import deploy_target_check
 from ..deploy.verify import VerifyReport, verify_spec
 from ..export.netx import read_netx
 from ..hwmodels.golden import run_golden
-from ..hwmodels.readout import predict_counts
+from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..hwmodels.spec import NetworkSpec, lava_shape
 from .analysis import fixed_layer_spikes, float_layer_spikes
 from .common import (
@@ -33,6 +34,8 @@ from .common import (
 )
 
 __all__ = [
+    "ModelEvalResult",
+    "evaluate_model",
     "DeployResult",
     "SimulateResult",
     "VerifyResult",
@@ -42,6 +45,75 @@ __all__ = [
     "verify",
     "verify_lines",
 ]
+
+
+#: Test samples per golden-model batch of :func:`evaluate_model` (bounds its memory).
+EVAL_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class ModelEvalResult:
+    """A netx file scored on the golden fixed-point model over its data set's test split."""
+
+    model: Path
+    dataset: str
+    n_samples: int
+    accuracy: float
+    input_bits: int
+    seconds: float
+    confusion_png: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {**vars(self), "model": str(self.model), "backend": "golden"}
+        out["confusion_png"] = None if self.confusion_png is None else str(self.confusion_png)
+        return out
+
+    def lines(self) -> list[str]:
+        width = f"graded {self.input_bits}-bit" if self.input_bits else "binary"
+        return [
+            f"test accuracy {100 * self.accuracy:.2f}% on {self.n_samples} {self.dataset} samples "
+            f"(golden fixed-point model of {self.model}, {width} input, spike-count readout; "
+            f"{self.seconds:.1f} s)"
+        ]
+
+
+def evaluate_model(
+    model: Path,
+    *,
+    data_dir: Path | None = None,
+    samples: int | None = None,
+    plots_dir: Path | None = None,
+    command: list[str] | None = None,
+) -> ModelEvalResult:
+    """Score a tsslbp netx file on the golden model over the first ``samples`` test samples of
+    the data set its metadata names (all of them by default), as Loihi would read it out."""
+    from .analysis import confusion_counts
+
+    spec = read_netx(model)
+    data = spec_test_data(spec, data_dir)
+    n = len(data.test) if samples is None else min(samples, len(data.test))
+    t0 = time.perf_counter()
+    predictions = []
+    for start in range(0, n, EVAL_CHUNK):
+        stop = min(start + EVAL_CHUNK, n)
+        images = data.test.images[start:stop].numpy()
+        run = run_golden(spec, encode_for_spec(images, spec), record=False)
+        predictions.append(predict_counts(run.spikes[-1], spec.metadata))
+    seconds = time.perf_counter() - t0
+    pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+    labels = data.test.labels[:n].numpy()
+    accuracy = float((pred == labels).mean()) if n else 0.0
+    png = None
+    if plots_dir is not None:
+        n_class = int(spec.metadata.get("n_class", pred.max(initial=0) + 1))
+        counts = confusion_counts(labels, pred, n_class)
+        title = f"{model.name} (golden), {data.name} test"
+        png = plots.confusion_matrix(counts, plots_dir / "confusion.png", title=title)
+        figures = {"accuracy": accuracy, "n_samples": n, "confusion": counts}
+        record(png, [model, data_dir], figures=figures, command=command)
+    return ModelEvalResult(
+        model, data.name, n, accuracy, int(spec.input_message_bits), seconds, png
+    )
 
 
 @dataclass(frozen=True)

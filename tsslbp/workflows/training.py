@@ -23,8 +23,16 @@ from ..train.loop import (
 from ..train.loop import evaluate as evaluate_split
 from .analysis import confusion_counts, float_predictions
 from .common import Log, record
+from .running import ModelEvalResult, evaluate_model
 
-__all__ = ["EvaluateResult", "TrainResult", "evaluate", "train", "train_record"]
+__all__ = [
+    "EvaluateResult",
+    "TrainResult",
+    "evaluate",
+    "is_hdf5_file",
+    "train",
+    "train_record",
+]
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,18 @@ class EvaluateResult:
         ]
 
 
+#: The first 8 bytes of every HDF5 file (netx and NIR files are HDF5; checkpoints are zip files).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts with the HDF5 signature."""
+    if not Path(path).is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+
+
 def evaluate(
     checkpoint: Path,
     *,
@@ -202,9 +222,13 @@ def evaluate(
     device: str = "auto",
     plots_dir: Path | None = None,
     command: list[str] | None = None,
-) -> EvaluateResult:
-    """Evaluate a trained checkpoint on its data set's test split; with ``plots_dir``, also write
-    the confusion matrix there (confusion.png + manifest)."""
+) -> EvaluateResult | ModelEvalResult:
+    """Evaluate a trained checkpoint (float model, on ``device``) or an exported netx file
+    (golden fixed-point model, see :func:`~tsslbp.workflows.running.evaluate_model`) on its data
+    set's whole test split; with ``plots_dir``, also write the confusion matrix there
+    (confusion.png + manifest)."""
+    if is_hdf5_file(checkpoint):
+        return evaluate_model(checkpoint, data_dir=data_dir, plots_dir=plots_dir, command=command)
     model, cfg, state = model_from_checkpoint(checkpoint, resolve_device(device))
     data = load_experiment_data(cfg, data_dir)
     result = evaluate_split(model, data.test, cfg)
