@@ -19,6 +19,7 @@ deploy             :func:`deploy`
 quant-health       :func:`quant_health`                            ``quantization``
 demo               :func:`demo`                                    ``pipeline``
 bench              :func:`bench`                                   ``benchmarking``
+(models/)          :func:`ship_model`                              ``shipping``
 =================  ==============================================  =======================
 
 Layering: this package sits above ``export`` and everything below it and under ``cli.py``; it is
@@ -68,6 +69,10 @@ _EXPORTS = {
     "SimulateResult": "running",
     "VerifyResult": "running",
     "DeployResult": "running",
+    "evaluate_model": "running",
+    "ModelEvalResult": "running",
+    "ship_model": "shipping",
+    "ShipResult": "shipping",
     "quant_health": "quantization",
     "QuantHealthResult": "quantization",
     "demo": "pipeline",

@@ -1,0 +1,33 @@
+"""ship_model: a trained checkpoint becomes a netx file with a manifest carrying its figures."""
+
+import json
+
+import pytest
+from test_config import CONFIGS
+
+from tsslbp.config import load_config
+from tsslbp.data import load_digits
+from tsslbp.train.loop import fit
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_shipped_model_manifest_holds_float_golden_and_lava_figures(tmp_path):
+    pytest.importorskip("lava")
+    from tsslbp.workflows import evaluate_model, ship_model
+    from tsslbp.workflows.shipping import dataset_sha256
+
+    cfg = load_config(CONFIGS / "digits_mlp.yaml").replace(epochs=2)
+    data = load_digits()
+    fit(cfg, data, tmp_path / "run", progress=False)
+    out = tmp_path / "models" / "digits.net"
+    out.parent.mkdir()
+    result = ship_model(tmp_path / "run" / "last.pt", out, lava_samples=6, made_with="test")
+    figures = json.loads((tmp_path / "models" / "digits.net.manifest.json").read_text())["figures"]
+    assert figures == json.loads(json.dumps(result.figures))
+    assert figures["golden_accuracy"] == evaluate_model(out).accuracy
+    assert figures["test_samples"] == 359 and figures["epochs"] == 2 and figures["seed"] == 0
+    assert figures["lava_samples"] == 6 and figures["lava_bit_exact"] is True
+    assert figures["dataset_sha256"] == dataset_sha256(data)
+    assert figures["trained_with"] == "test" and figures["quantization"]["input_bits"] >= 2
+    assert 0.5 < figures["float_accuracy"] <= 1.0

@@ -1,0 +1,123 @@
+"""Ship a trained network as a ready-to-deploy model: the netx file (no optimizer state) and its
+manifest, which says what it is, how it was made and what it scores on float, golden and Lava.
+
+Used to make ``models/`` (README, "Trained models"); a Python user can ship their own the same
+way. The manifest is :func:`tsslbp.manifest.write_manifest`'s (command, packages, inputs and
+outputs with their SHA-256, resolved config, seed) with the figures below and the export's
+quantization figures under ``quantization``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import record
+
+__all__ = ["ShipResult", "dataset_sha256", "git_commit", "ship_model"]
+
+
+@dataclass(frozen=True)
+class ShipResult:
+    """A shipped model: its netx file, manifest and figures."""
+
+    model: Path
+    manifest: Path
+    figures: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": str(self.model), "manifest": str(self.manifest), **self.figures}
+
+    def lines(self) -> list[str]:
+        f = self.figures
+        return [
+            f"{self.model}: float {100 * f['float_accuracy']:.2f}%, golden "
+            f"{100 * f['golden_accuracy']:.2f}% ({f['test_samples']} {f['dataset']} test samples); "
+            f"Lava on {f['lava_samples']}: {100 * f['lava_accuracy']:.2f}%, "
+            f"{'bit-exact' if f['lava_bit_exact'] else 'NOT bit-exact'}; manifest {self.manifest}"
+        ]
+
+
+def dataset_sha256(data: Any) -> str:
+    """SHA-256 of a loaded data set's train and test arrays (images then labels, as loaded)."""
+    digest = hashlib.sha256()
+    for split in (data.train, data.test):
+        for tensor in (split.images, split.labels):
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit of the git work tree holding ``where`` (None outside one)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def ship_model(
+    checkpoint: Path,
+    out: Path,
+    *,
+    data_dir: Path | None = None,
+    lava_samples: int = 200,
+    made_with: str | None = None,
+    command: list[str] | None = None,
+) -> ShipResult:
+    """Export ``checkpoint`` to ``out`` (netx, default quantization) and score it: float model and
+    golden model on the whole test split, golden vs Lava spike for spike on ``lava_samples``.
+
+    Args:
+        made_with: the command line that trained the checkpoint, recorded in the manifest.
+
+    Returns:
+        the model, its manifest (``OUT.manifest.json``, replacing the export's) and the figures.
+    """
+    from ..data import load_experiment_data
+    from ..train.loop import evaluate as evaluate_split
+    from ..train.loop import model_from_checkpoint
+    from .conversion import export
+    from .running import evaluate_model, verify
+
+    model, cfg, state = model_from_checkpoint(checkpoint)
+    data = load_experiment_data(cfg, data_dir)
+    float_acc = evaluate_split(model, data.test, cfg.replace(predict_on="spikes")).accuracy
+    export(checkpoint, out, data_dir=data_dir)
+    quantization = json.loads(out.with_name(out.name + ".manifest.json").read_text())["figures"]
+    golden = evaluate_model(out, data_dir=data_dir)
+    checked = verify(out, samples=lava_samples, data_dir=data_dir, progress=False)
+    history = state.get("metrics") or []
+    figures = {
+        "dataset": data.name,
+        "dataset_sha256": dataset_sha256(data),
+        "architecture": cfg.architecture,
+        "n_steps": cfg.n_steps,
+        "seed": cfg.train.seed,
+        "epochs": int(state["epoch"]),
+        "train_seconds": round(sum(m["seconds"] for m in history), 1),
+        "trained_with": made_with,
+        "commit": git_commit(Path(__file__).parent),
+        "test_samples": golden.n_samples,
+        "float_accuracy": float_acc,
+        "float_readout": "spike count (predict_on: spikes)",
+        "golden_accuracy": golden.accuracy,
+        "input_bits": golden.input_bits,
+        "lava_samples": checked.report.n_samples,
+        "lava_accuracy": checked.accuracy.get("lava"),
+        "lava_golden_accuracy": checked.accuracy.get("golden"),
+        "lava_bit_exact": bool(checked.exact),
+        "quantization": quantization,
+    }
+    manifest = record(out, [checkpoint], config=cfg.to_dict(), figures=figures, command=command)
+    return ShipResult(out, manifest, figures)
