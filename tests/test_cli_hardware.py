@@ -49,7 +49,8 @@ def test_export_prints_the_quantization_report(trained):
     lines = output.splitlines()
     assert lines[0].split()[:3] == ["layer", "scale", "limited"]
     assert lines[1].startswith("hidden") and lines[2].startswith("output")
-    assert "input width: golden vs float predictions on the calibration batch: 8 bits" in output
+    assert "input width: golden vs float on the calibration batch, same prediction" in output
+    assert "the smallest is chosen): 8 bits " in output
     assert f"wrote {out / 'model.net'}: 2 layers (dense), T=5, 7 steps/sample" in output
     report = json.loads((out / "q.json").read_text())
     assert [layer["name"] for layer in report["layers"]] == ["hidden", "output"]

@@ -90,11 +90,13 @@ def export_lines(result: ExportResult) -> list[str]:
     """The quantization table and the summary lines of an export."""
     meta, spec = result.spec.metadata, result.spec
     agreement = ", ".join(
-        f"{b} bits {100 * a:.1f}%" for b, a in result.input_bits_agreement.items()
+        f"{b} bits {100 * a:.1f}% ({result.input_bits_count_error[b]:.4f})"
+        for b, a in result.input_bits_agreement.items()
     )
     return [
         *quant_table(result.report),
-        f"input width: golden vs float predictions on the calibration batch: {agreement}",
+        "input width: golden vs float on the calibration batch, same prediction (mean |output "
+        f"spike count difference|; the smallest is chosen): {agreement}",
         *(
             f"input width {b} bits not usable: {why}"
             for b, why in result.input_bits_skipped.items()
@@ -118,6 +120,7 @@ def export_record(
         "input_bits": result.spec.input_message_bits,
         "weight_bits": result.report.config.weight_bits,
         "input_bits_agreement": result.input_bits_agreement,
+        "input_bits_count_error": result.input_bits_count_error,
         "input_bits_skipped": result.input_bits_skipped,
         "calibration_samples": result.report.calibration_samples,
         "steps_per_sample": result.spec.metadata.get("steps_per_sample"),
