@@ -93,6 +93,8 @@ def test_float_vs_fixed_is_plain_data_on_the_same_window(exported):
 
 def test_lint_passes_on_an_export(exported):
     result = CliRunner().invoke(main, ["lint", str(exported)])
-    assert result.exit_code == 0 and "2 layers, 0 error(s), 0 warning(s)" in result.output, (
+    # T = 5 plus 2 synaptic layers: 7 steps per sample, not the power of 2 Loihi 2's reset needs.
+    assert result.exit_code == 0 and "2 layers, 0 error(s), 1 warning(s)" in result.output, (
         result.output
     )
+    assert "[hw-period]" in result.output and "run each sample for 8 steps" in result.output

@@ -228,3 +228,17 @@ def test_cli_report_counts_only_and_with_input(tmp_path: Path):
     )
     assert "per inference (8 steps)" in result.output
     assert (tmp_path / "r.json.manifest.json").is_file()
+
+
+@pytest.mark.parametrize("steps, period", [(7, 8), (9, 16), (33, 64)])
+def test_a_sample_period_that_is_no_power_of_two_is_a_hardware_warning(steps, period):
+    finding = _only(lint_spec(_spec(metadata={"steps_per_sample": steps})), Rule.HW_PERIOD)
+    assert finding.severity is Severity.WARNING and finding.layer is None
+    assert finding.found == f"{steps} steps per sample"
+    assert f"run each sample for {period} steps" in finding.message, finding.message
+    assert check_design_rules(_spec(metadata={"steps_per_sample": steps})) == [finding]
+
+
+@pytest.mark.parametrize("metadata", [{"steps_per_sample": 8}, {"steps_per_sample": 1}, {}])
+def test_a_power_of_two_period_or_no_tsslbp_metadata_passes(metadata):
+    assert lint_spec(_spec(metadata=metadata)) == []

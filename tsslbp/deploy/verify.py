@@ -137,21 +137,35 @@ def verify_spec(
     labels: np.ndarray | None = None,
     progress: bool = False,
     on_runs: Callable[[Any, Any], None] | None = None,
+    period: int | None = None,
 ) -> VerifyReport:
     """Run golden and Lava on ``inputs`` (B, *input shape in Lava order, S) and compare everything.
 
     With ``labels`` and a spec exported by tsslbp (readout metadata), also scores both runs.
     ``on_runs(golden, lava)``, when given, receives both recorded runs (e.g. to plot spike rasters
-    of the very runs that were compared).
+    of the very runs that were compared). With ``period`` P, both run each sample for P steps
+    (inputs zero-padded) with the Loihi 2 reset schedule (netx ``reset_interval=P``,
+    ``reset_offset=1``; :mod:`tsslbp.hwmodels.schedule`).
+
+    Raises:
+        ValueError: If ``period`` is shorter than the inputs.
     """
     import time
 
+    from ..hwmodels.schedule import HW_RESET_OFFSET
     from .runner import run_lava
 
+    if period is not None:
+        if period < inputs.shape[-1]:
+            raise ValueError(f"--period {period} is shorter than the {inputs.shape[-1]} steps")
+        padded = np.zeros(inputs.shape[:-1] + (period,), dtype=np.int64)
+        padded[..., : inputs.shape[-1]] = inputs
+        inputs = padded
+    schedule = {"reset_interval": period, "reset_offset": HW_RESET_OFFSET}
     t0 = time.perf_counter()
-    golden = run_golden(spec, inputs, record=True)
+    golden = run_golden(spec, inputs, record=True, **schedule)
     t1 = time.perf_counter()
-    lava = run_lava(spec, inputs, record=True, progress=progress)
+    lava = run_lava(spec, inputs, record=True, progress=progress, **schedule)
     t2 = time.perf_counter()
     layers, first = compare_runs(golden, lava)
     if on_runs is not None:

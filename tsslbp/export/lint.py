@@ -13,7 +13,8 @@ when any is an error. Two sources of rules:
   thresholds (17 bits), biases (13 bits), graded input (24 bits, and the width tsslbp's metadata
   says the encoder uses), neuron fields lava ignores (``gradedSpike``, ``refDelay``), and the
   per-core limits of :mod:`tsslbp.hwmodels.resources` (a neuron whose fan-in alone overflows a
-  core; more cores than one chip has).
+  core; more cores than one chip has), and the sample period of tsslbp's metadata, which Loihi 2's
+  reset needs as a power of 2 (:mod:`tsslbp.hwmodels.schedule`; the CPU simulator accepts any).
 
 Limits and their sources: :mod:`tsslbp.export.schema` (bit widths), :mod:`tsslbp.hwmodels.resources`
 (cores), docs/energy.md.
@@ -32,6 +33,7 @@ import h5py
 import numpy as np
 
 from ..hwmodels.resources import CoreLimits, LayerPacking, pack_network
+from ..hwmodels.schedule import hardware_period, is_power_of_two
 from ..hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, InputLayer, NetworkSpec
 from . import schema as sc
 from .netx import NetxError, read_netx
@@ -88,6 +90,7 @@ class Rule(Enum):
     FAN_OUT = "fan-out"
     SYNAPSE_MEMORY = "synapse-memory"
     CHIP_CORES = "chip-cores"
+    HW_PERIOD = "hw-period"
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,30 @@ def _resource_findings(
     return out
 
 
+def _period_findings(spec: NetworkSpec) -> list[Finding]:
+    """Loihi 2 resets a network between samples with lava's LIFReset, whose ``reset_interval`` has
+    to be a power of 2 on the chip (lava-dl's netx MNIST tutorial,
+    tutorials/lava/lib/dl/netx/mnist/run.ipynb: "reset_interval on Loihi-2 hardware has to be a
+    power of 2"); Lava's CPU simulator runs any interval."""
+    steps = spec.metadata.get("steps_per_sample") if isinstance(spec.metadata, dict) else None
+    if not isinstance(steps, int) or steps < 1 or is_power_of_two(steps):
+        return []
+    period = hardware_period(steps)
+    return [
+        Finding(
+            Severity.WARNING,
+            Rule.HW_PERIOD,
+            None,
+            "network",
+            "a power-of-2 sample period on Loihi 2",
+            f"{steps} steps per sample",
+            f"Loihi 2 resets need a power-of-2 reset_interval: run each sample for {period} steps "
+            f"(zero-padded; `tsslbp deploy --target loihi2 --bundle` does, `--period {period}` "
+            "runs the same schedule in simulation)",
+        )
+    ]
+
+
 def lint_spec(
     spec: NetworkSpec, limits: CoreLimits = CoreLimits(), offset: int | None = None
 ) -> list[Finding]:
@@ -399,6 +426,7 @@ def lint_spec(
             out.extend(_weight_findings(layer, index, name))
         out.extend(_neuron_findings(layer.neuron, index, name))
     out.extend(_resource_findings(spec, names, offset, limits))
+    out.extend(_period_findings(spec))
     return out
 
 
