@@ -297,6 +297,9 @@ def write_bundle(
     if x.ndim < 3 or len(x) == 0 or len(labels) != len(x):
         raise BundleError(f"need N >= 1 samples and N labels, got {x.shape} and {labels.shape}")
     steps = int(x.shape[-1])
+    offset, n_steps = int(meta["readout_offset"]), int(meta["n_steps"])
+    if steps < offset + n_steps:
+        raise BundleError(f"the inputs have {steps} steps, the readout needs {offset + n_steps}")
     period = hardware_period(steps) if period is None else int(period)
     if period < steps:
         raise BundleError(f"--period {period} is shorter than the {steps} steps per sample")
@@ -327,7 +330,6 @@ def write_bundle(
     chip_meta = meta | {"steps_per_sample": period}
     predicted = predict_counts(expected, chip_meta)
     predicted_alone = predict_counts(alone, meta)
-    offset, n_steps = int(meta["readout_offset"]), int(meta["n_steps"])
     window = slice(offset, offset + n_steps)
     isolated = bool(np.array_equal(expected[..., window], alone[..., window]))
 
