@@ -134,6 +134,40 @@ def test_script_refuses_a_changed_data_file_before_running(tmp_path, no_tsslbp):
     assert "labels.npy differs from its SHA-256" in done.stderr
 
 
+def _load_script(folder: Path):
+    spec = importlib.util.spec_from_file_location("run_bundle", folder / "run_bundle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_diagnoses_a_delayed_output_and_a_voltage_read_at_spikes(tmp_path):
+    spec, x = _cnn_spec_and_inputs(3)
+    write_bundle(spec, x, np.array([0, 1, 2]), tmp_path / "b")
+    script = _load_script(tmp_path / "b")
+    bundle = script.Bundle(tmp_path / "b", None)
+    first = {k: v.copy() for k, v in bundle.first.items()}
+    exact = {"output": bundle.expected.astype(np.int64), "first": first}
+    assert script.compare(bundle, exact)[0]
+
+    # The whole output one step late (as chip-to-host I/O could make it).
+    seq = np.moveaxis(bundle.expected, 0, -2).reshape(10, -1)
+    late = np.zeros_like(seq)
+    late[:, 1:] = seq[:, :-1]
+    delayed = np.moveaxis(late.reshape(10, 3, -1), -2, 0).astype(np.int64)
+    ok, lines, summary = script.compare(bundle, {"output": delayed, "first": first})
+    assert not ok and summary["output_spikes_differing"] > 0
+    assert any("delayed by 1 step(s)" in line for line in lines), lines
+
+    # v read as 128 after some spikes of layer 1, nothing else changed.
+    spiked = np.argwhere(first["layer1_spikes"])[:3]
+    for at in spiked:
+        first["layer1_v"][tuple(at)] = 128
+    ok, lines, summary = script.compare(bundle, exact)
+    assert not ok and summary["first_sample_match"]["layer1_v"] < 1.0
+    assert any("v differs only where the neuron spiked (found [128])" in line for line in lines)
+
+
 # ------------------------------------------------------------------------- standalone runs
 
 
