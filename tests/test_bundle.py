@@ -159,13 +159,25 @@ def test_report_diagnoses_a_delayed_output_and_a_voltage_read_at_spikes(tmp_path
     assert not ok and summary["output_spikes_differing"] > 0
     assert any("delayed by 1 step(s)" in line for line in lines), lines
 
-    # v read as 128 after some spikes of layer 1, nothing else changed.
+    # Resets one step further apart than the period (as lava-dl's PilotNet recordings show).
+    longer = bundle.reset_p_plus_1.astype(np.int64)
+    assert not np.array_equal(longer, bundle.expected), "the diagnosis file should differ here"
+    ok, lines, _ = script.compare(bundle, {"output": longer, "first": first})
+    assert not ok and any("resets every 9 steps instead of 8" in line for line in lines), lines
+
+    # v read as 128 on 3 spike steps of layer 1, nothing else changed: a mismatch on the
+    # simulator, Loihi 2's convention (counted, not a failure) on the chip.
     spiked = np.argwhere(first["layer1_spikes"])[:3]
     for at in spiked:
         first["layer1_v"][tuple(at)] = 128
     ok, lines, summary = script.compare(bundle, exact)
     assert not ok and summary["first_sample_match"]["layer1_v"] < 1.0
     assert any("v differs only where the neuron spiked (found [128])" in line for line in lines)
+    ok, lines, summary = script.compare(bundle, exact, hardware=True)
+    assert ok and summary["first_sample_match"]["layer1_v"] == 1.0, lines
+    assert any("3 v values read as 128 on spike steps" in line for line in lines), lines
+    first["layer1_v"][tuple(spiked[0])] = 127
+    assert not script.compare(bundle, exact, hardware=True)[0]
 
 
 # ------------------------------------------------------------------------- standalone runs

@@ -48,6 +48,10 @@ LOIHI_COMPILER = "lava.magma.compiler.subcompilers.nc.ncproc_compiler"
 VAR_MODEL = "lava.magma.compiler.var_model"
 #: Steps the output is searched for a constant delay when it does not match (a diagnosis only).
 MAX_DIAGNOSED_DELAY = 4
+#: Loihi 2 reports v = 128, not 0, on the step a neuron spikes (the next step starts from 0): seen
+#: in lava-dl's PilotNet recordings made on Loihi 2 (tsslbp tests/hwmodels/test_golden_fixtures.py)
+#: and in lava-nc/lava issue #282. On the chip such values count as matching, and are reported.
+HW_V_ON_SPIKE = 128
 
 
 class SetupError(Exception):
@@ -151,6 +155,7 @@ class Bundle:
         n = len(inputs) if n_samples is None else min(n_samples, len(inputs))
         self.inputs, self.labels, self.expected = inputs[:n], labels[:n], expected[:n]
         self.first = dict(np.load(folder / "expected_first_sample.npz"))
+        self.reset_p_plus_1 = np.load(folder / "diagnosis_reset_period_plus_1.npy")[:n]
         self.arrays = np.load(folder / "network.npz")
 
     @property
@@ -338,8 +343,14 @@ def _delay_hint(found: np.ndarray, expected: np.ndarray) -> str:
     return ""
 
 
-def compare(bundle: Bundle, result: dict[str, object]) -> tuple[bool, list[str], dict]:
-    """Every spike (and the first sample's u, v) against the expected files."""
+def compare(
+    bundle: Bundle, result: dict[str, object], hardware: bool = False
+) -> tuple[bool, list[str], dict]:
+    """Every spike (and the first sample's u, v) against the expected files.
+
+    On the chip (``hardware``), a v of :data:`HW_V_ON_SPIKE` where the expected neuron spikes
+    counts as a match (Loihi 2's convention); every such value is counted in the report.
+    """
     lines, ok = [], True
     found, expected = result["output"], bundle.expected.astype(np.int64)
     if found.shape != expected.shape:
@@ -360,6 +371,12 @@ def compare(bundle: Bundle, result: dict[str, object]) -> tuple[bool, list[str],
         hint = _delay_hint(found, expected)
         if hint:
             lines.append("  " + hint)
+        if np.array_equal(found, bundle.reset_p_plus_1.astype(np.int64)):
+            lines.append(
+                f"  the output equals the golden run with resets every {bundle.period + 1} steps "
+                f"instead of {bundle.period}: lava-dl's PilotNet recordings from Loihi 2 show the "
+                "same one-step-longer reset window (see docs/hardware.md)"
+            )
     layer_report = {}
     notes: list[str] = []
     for layer in bundle.layers:
@@ -370,6 +387,15 @@ def compare(bundle: Bundle, result: dict[str, object]) -> tuple[bool, list[str],
             key = f"layer{i}_{name}"
             got = np.asarray(result["first"][key]).astype(np.int64)
             want = bundle.first[key].astype(np.int64)
+            if hardware and name == "v" and got.shape == want.shape:
+                spiked = bundle.first[f"layer{i}_spikes"] != 0
+                convention = spiked & (got == HW_V_ON_SPIKE) & (want == 0)
+                if convention.any():
+                    notes.append(
+                        f"  layer {i}: {int(convention.sum())} v values read as {HW_V_ON_SPIKE} "
+                        "on spike steps, counted as matching (Loihi 2's convention)"
+                    )
+                got = np.where(convention, want, got)
             match = float((got == want).mean()) if got.shape == want.shape else 0.0
             ok &= match == 1.0
             parts.append(f"{name} {100 * match:.3f}%")
@@ -458,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = run(bundle, hardware, args.graph)
     seconds = time.perf_counter() - started
-    ok, lines, summary = compare(bundle, result)
+    ok, lines, summary = compare(bundle, result, hardware)
     for line in lines:
         print(line)
     summary |= {"backend": backend, "graph": args.graph, "seconds": seconds}

@@ -13,6 +13,8 @@ check a chip run bit for bit against tsslbp's golden model, on a machine without
   samples run back to back with the chip schedule, and ``expected_first_sample.npz``: every
   layer's spikes, ``u`` and ``v`` (*shape, P) at every step of the first sample (what lava-dl's
   hardware tests check: ``<layer>.npy``, ``<layer>-u.npy``, ``<layer>-v.npy``);
+* ``diagnosis_reset_period_plus_1.npy``: the output if the chip reset every ``P + 1`` steps (what
+  lava-dl's PilotNet recordings from Loihi 2 show), named in the report when it matches;
 * ``run_bundle.py`` (numpy + lava only; see :mod:`tsslbp._bundle_runner`), ``README.txt`` and
   ``MANIFEST.sha256`` (``sha256sum -c`` format).
 
@@ -63,6 +65,7 @@ BUNDLE_FILES = (
     "labels.npy",
     "expected_output.npy",
     "expected_first_sample.npz",
+    "diagnosis_reset_period_plus_1.npy",
     "run_bundle.py",
     "README.txt",
 )
@@ -257,6 +260,7 @@ inputs.npy                 (N, *input shape in Lava's (W, H, C) order, {report.p
 labels.npy                 (N,) true classes
 expected_output.npy        (N, *output shape, {report.period}) golden output spikes
 expected_first_sample.npz  layer<i>_spikes / _u / _v: (*shape, {report.period}) per layer, sample 0
+diagnosis_reset_period_plus_1.npy  the output if the chip reset every {report.period + 1} steps (a diagnosis)
 run_bundle.py              the check (numpy + lava only)
 MANIFEST.sha256            SHA-256 of every file
 """
@@ -318,6 +322,16 @@ def write_bundle(
         reset_offset=HW_RESET_OFFSET,
     )
     expected = _per_sample(chip.output, n).astype(np.int8)
+    # A diagnosis only: the same run with resets one step further apart, as lava-dl's PilotNet
+    # recordings from Loihi 2 show (tests/hwmodels/test_golden_fixtures.py; docs/hardware.md).
+    longer = run_golden(
+        spec,
+        _as_sequence(padded),
+        record=False,
+        reset_interval=period + 1,
+        reset_offset=HW_RESET_OFFSET,
+    )
+    reset_p_plus_1 = _per_sample(longer.output, n).astype(np.int8)
     first: dict[str, np.ndarray] = {}
     for i, layer in enumerate(spec.layers):
         if isinstance(layer, FlattenLayer):
@@ -381,6 +395,7 @@ def write_bundle(
     np.save(folder / "labels.npy", labels)
     np.save(folder / "expected_output.npy", expected)
     np.savez(folder / "expected_first_sample.npz", **first)
+    np.save(folder / "diagnosis_reset_period_plus_1.npy", reset_p_plus_1)
     shutil.copyfile(_SCRIPT, folder / "run_bundle.py")
     (folder / "README.txt").write_text(_readme(spec, name, report, meta))
     lines = [f"{hashlib.sha256((folder / f).read_bytes()).hexdigest()}  {f}" for f in BUNDLE_FILES]
