@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run a tsslbp Loihi 2 bundle and check every spike against the golden model's expected files.
 
-This file is copied into every bundle that ``tsslbp deploy --target loihi2 --bundle DIR`` writes,
-as ``DIR/run_bundle.py``. It needs numpy and lava-nc (and Intel's lava-loihi for the chip; lava-dl
+This file is copied into every bundle that ``tsslbp deploy --target loihi2 --bundle DIR`` writes
+(:mod:`tsslbp.export.bundle`), as ``DIR/run_bundle.py``; tsslbp itself never imports it. It needs numpy and lava-nc (and Intel's lava-loihi for the chip; lava-dl
 only for ``--graph netx``) and never imports tsslbp: the machine with the chip does not have it.
 
     python run_bundle.py              # Loihi 2 (Loihi2HwCfg), needs lava-loihi

@@ -23,9 +23,9 @@ import torch
 from click.testing import CliRunner
 from test_config import CONFIGS
 
-from tsslbp.bundle import BUNDLE_FILES, BundleError, write_bundle
 from tsslbp.cli import main
 from tsslbp.config import load_config
+from tsslbp.export.bundle import BUNDLE_FILES, BundleError, write_bundle
 from tsslbp.export.netx import read_netx
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden

@@ -15,7 +15,7 @@ check a chip run bit for bit against tsslbp's golden model, on a machine without
   hardware tests check: ``<layer>.npy``, ``<layer>-u.npy``, ``<layer>-v.npy``);
 * ``diagnosis_reset_period_plus_1.npy``: the output if the chip reset every ``P + 1`` steps (what
   lava-dl's PilotNet recordings from Loihi 2 show), named in the report when it matches;
-* ``run_bundle.py`` (numpy + lava only; see :mod:`tsslbp._bundle_runner`), ``README.txt`` and
+* ``run_bundle.py`` (numpy + lava only; see :mod:`tsslbp.deploy.bundle_runner`), ``README.txt`` and
   ``MANIFEST.sha256`` (``sha256sum -c`` format).
 
 Chip schedule: each sample's ``S`` steps are zero-padded to the power-of-2 period
@@ -39,12 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .export.netx import write_netx
-from .hwmodels.golden import run_golden
-from .hwmodels.readout import predict_counts
-from .hwmodels.schedule import HW_RESET_OFFSET, hardware_period
-from .hwmodels.spec import (
+from .. import __version__
+from ..hwmodels.golden import run_golden
+from ..hwmodels.readout import predict_counts
+from ..hwmodels.schedule import HW_RESET_OFFSET, hardware_period
+from ..hwmodels.spec import (
     ConvLayer,
     DenseLayer,
     FlattenLayer,
@@ -52,7 +51,8 @@ from .hwmodels.spec import (
     NetworkSpec,
     lava_shape,
 )
-from .hwmodels.weights import pack_dense_weights
+from ..hwmodels.weights import pack_dense_weights
+from .netx import write_netx
 
 __all__ = ["BUNDLE_FILES", "BundleError", "BundleReport", "lava_layers", "write_bundle"]
 
@@ -69,7 +69,9 @@ BUNDLE_FILES = (
     "run_bundle.py",
     "README.txt",
 )
-_SCRIPT = Path(__file__).with_name("_bundle_runner.py")
+# The standalone check copied into every bundle. It lives in deploy/, the one package that may
+# import lava; it is read here as a file, never imported.
+_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "bundle_runner.py"
 # lava-dl's netx gives every CUBA/LOIHI neuron bias_exp = 6 (netx/hdf5.py get_neuron_params).
 _BIAS_EXP = 6
 
