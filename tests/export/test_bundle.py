@@ -26,7 +26,7 @@ from test_config import CONFIGS
 from tsslbp.cli import main
 from tsslbp.config import load_config
 from tsslbp.export.bundle import BUNDLE_FILES, BundleError, write_bundle
-from tsslbp.export.netx import read_netx
+from tsslbp.export.netx import read_netx, write_netx
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
@@ -298,3 +298,13 @@ def test_verify_with_the_chip_period_is_bit_exact(mlp_bundle):
     assert "bit-exact: golden model and Lava agree" in result.output
     short = CliRunner().invoke(main, ["verify", str(model), "--samples", "1", "--period", "4"])
     assert short.exit_code == 1 and "--period 4 is shorter than the 7 steps" in short.output
+
+
+def test_cli_bundle_needs_target_loihi2(tmp_path):
+    spec, _ = _cnn_spec_and_inputs(1)
+    write_netx(spec, tmp_path / "cnn.net")
+    result = CliRunner().invoke(
+        main, ["deploy", str(tmp_path / "cnn.net"), "--bundle", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 2 and "use it with --target loihi2" in result.output, result.output
+    assert not (tmp_path / "b").exists()

@@ -223,15 +223,15 @@ def _readme(spec: NetworkSpec, name: str, report: BundleReport, meta: dict[str, 
     return f"""tsslbp Loihi 2 bundle: {name}
 {"=" * (23 + len(name))}
 
-Made by tsslbp {__version__} from {name}: {report.n_samples} test samples, {report.period} steps each
-(the network's T={meta["n_steps"]} input steps plus {report.steps_per_sample - int(meta["n_steps"])}
-pipeline steps = {report.steps_per_sample} steps, zero-padded to the power-of-2 period
-{report.period} that Loihi 2's reset needs).
+Made by tsslbp {__version__} from {name}: {report.n_samples} test samples of
+{report.steps_per_sample} steps each (T={meta["n_steps"]} input steps plus one step per synaptic
+layer), zero-padded to {report.period} steps: Loihi 2's reset needs a power-of-2 period.
 
 Run on a Loihi 2 system of the Intel Neuromorphic Research Community
 --------------------------------------------------------------------
 Needs Python with numpy, lava-nc and Intel's lava-loihi (the INRC environment); not tsslbp.
-lava-dl is needed only for --graph netx.
+lava-dl is needed only for --graph netx. lava-nc 0.10 supports Python 3.10; on 3.11 the script
+installs a small import fix for lava-nc itself.
 
     sha256sum -c MANIFEST.sha256          # optional: the files arrived intact
     python run_bundle.py                  # Loihi2HwCfg; add --partition NAME to pick a SLURM
@@ -247,7 +247,8 @@ reset_offset={HW_RESET_OFFSET}, as lava-dl's netx.hdf5.Network builds it), compa
 every step with expected_output.npy and every layer's spikes, u and v during the first sample with
 expected_first_sample.npz, and prints the spike match and the accuracy. Exit code 0: bit-exact;
 1: some value differs (the first difference is printed); 2: the bundle or the environment is not
-usable (e.g. no lava-loihi without --sim).
+usable (e.g. no lava-loihi without --sim). On the chip, v = 128 on the step a neuron spikes counts
+as matching (Loihi 2 reports the voltage so; the simulator reports 0) and is counted in the report.
 
 Expected: golden-model accuracy {100 * report.golden_accuracy:.2f}% on these samples,
 {report.output_spikes} output spikes. Please send the printed report (and --json FILE) back to
