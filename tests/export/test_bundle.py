@@ -30,6 +30,7 @@ from tsslbp.export.netx import read_netx, write_netx
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
+from tsslbp.hwmodels.spec import CubaNeuron, DenseLayer, NetworkSpec
 from tsslbp.train.network import TsslbpNetwork
 
 SITE_PACKAGES = Path(importlib.util.find_spec("numpy").origin).parents[1]
@@ -121,6 +122,28 @@ def test_default_period_is_the_next_power_of_two_and_bad_requests_are_refused(tm
         write_bundle(spec, x, np.array([0]), tmp_path / "a")
     with pytest.raises(BundleError, match="N labels"):
         write_bundle(spec, x, np.array([0, 1]), tmp_path / "c")
+
+
+def test_a_bias_that_acts_before_the_reset_makes_samples_depend_on_the_schedule(tmp_path):
+    """With a bias, a layer integrates before its input arrives when run alone from zero state, but
+    is reset when its input arrives on the chip: the bundle reports the two runs as different."""
+    neuron = CubaNeuron(i_decay=4096, v_decay=0, v_th_mant=10)
+    spec = NetworkSpec(
+        layers=(
+            DenseLayer(np.full((3, 2), 40, np.int64), neuron),
+            DenseLayer(np.eye(2, 3, dtype=np.int64) * 4, neuron, bias=np.array([5, 5])),
+        ),
+        input_shape=(2,),
+        metadata={"n_steps": 2, "readout_offset": 2, "steps_per_sample": 4},
+    )
+    x = np.zeros((2, 2, 4), np.int64)
+    x[:, :, :2] = 1
+    report = write_bundle(spec, x, np.array([0, 1]), tmp_path / "b")
+    assert not report.isolated
+    # Output neuron 0, steps 2..3: alone, v has summed 2 steps of bias when the input arrives and it
+    # spikes at once; on the chip it is reset then and spikes one step later.
+    assert run_golden(spec, x, record=False).output[0, 0, 2:4].tolist() == [1, 0]
+    assert np.load(tmp_path / "b" / "expected_output.npy")[0, 0, 2:4].tolist() == [0, 1]
 
 
 def test_script_refuses_a_changed_data_file_before_running(tmp_path, no_tsslbp):
@@ -298,6 +321,10 @@ def test_verify_with_the_chip_period_is_bit_exact(mlp_bundle):
     assert "bit-exact: golden model and Lava agree" in result.output
     short = CliRunner().invoke(main, ["verify", str(model), "--samples", "1", "--period", "4"])
     assert short.exit_code == 1 and "--period 4 is shorter than the 7 steps" in short.output
+    deployed = CliRunner().invoke(
+        main, ["deploy", str(model), "--samples", "4", "--period", "8", "--no-progress"]
+    )
+    assert deployed.exit_code == 0 and "sim: 4 digits samples, accuracy" in deployed.output
 
 
 def test_cli_bundle_needs_target_loihi2(tmp_path):
