@@ -108,6 +108,16 @@ class BundleReport:
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
 
+    def summary(self, data_name: str) -> str:
+        """One line for the command line: what was written and how to check it."""
+        return (
+            f"wrote {self.folder}: {self.n_samples} {data_name} samples x {self.period} steps "
+            f"({self.steps_per_sample} zero-padded), golden accuracy "
+            f"{100 * self.golden_accuracy:.2f}% with the chip schedule "
+            f"({100 * self.per_sample_accuracy:.2f}% per sample), {self.output_spikes} expected "
+            f"output spikes; check: python {self.folder / 'run_bundle.py'}"
+        )
+
 
 def _conv_kernel(layer: ConvLayer) -> np.ndarray:
     """The kernel lava-nc's Conv takes, (out, W, H, in), for PyTorch's (out, in, kH, kW) weights.
