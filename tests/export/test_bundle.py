@@ -335,3 +335,22 @@ def test_cli_bundle_needs_target_loihi2(tmp_path):
     )
     assert result.exit_code == 2 and "use it with --target loihi2" in result.output, result.output
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.lava
+def test_a_run_that_fails_exits_2_with_its_traceback(tmp_path, no_tsslbp):
+    pytest.importorskip("lava")
+    spec, x = _cnn_spec_and_inputs(1)
+    folder = tmp_path / "b"
+    write_bundle(spec, x, np.array([0]), folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["layers"][0]["shape"] = [4, 4, 12]  # neurons that do not fit the conv's output
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    digest = hashlib.sha256((folder / "bundle.json").read_bytes()).hexdigest()
+    manifest = (folder / "MANIFEST.sha256").read_text().splitlines()
+    manifest = [f"{digest}  bundle.json" if m.endswith("bundle.json") else m for m in manifest]
+    (folder / "MANIFEST.sha256").write_text("\n".join(manifest) + "\n")
+    done = _standalone(str(folder / "run_bundle.py"), "--sim", cwd=no_tsslbp)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" in done.stderr and "run failed (traceback above)" in done.stderr
+    assert "MISMATCH" not in done.stdout

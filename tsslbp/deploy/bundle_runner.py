@@ -19,7 +19,8 @@ bundle's power-of-2 period, ``reset_offset`` = 1), and compares:
   expected_first_sample.npz (``u`` and ``v`` read with ``Var.get`` after each step).
 
 It prints one report and exits 0 when everything is identical, 1 on any difference, 2 when the
-bundle or the environment is not usable (missing lava, changed files, no chip without ``--sim``).
+bundle or the environment is not usable (missing lava, changed files, no chip without ``--sim``) or
+the run itself fails (the traceback is printed).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import re
 import sys
 import time
+import traceback
 import types
 from pathlib import Path
 
@@ -482,7 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{backend}, graph: {args.graph}"
     )
     started = time.perf_counter()
-    result = run(bundle, hardware, args.graph)
+    try:
+        result = run(bundle, hardware, args.graph)
+    except Exception:  # noqa: BLE001 - a failed run is reported, not a mismatch
+        traceback.print_exc()
+        print(f"run_bundle: the {backend} run failed (traceback above)", file=sys.stderr)
+        return EXIT_SETUP
     seconds = time.perf_counter() - started
     ok, lines, summary = compare(bundle, result, hardware)
     for line in lines:

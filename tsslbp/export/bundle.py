@@ -257,7 +257,7 @@ reset_offset={HW_RESET_OFFSET}, as lava-dl's netx.hdf5.Network builds it), compa
 every step with expected_output.npy and every layer's spikes, u and v during the first sample with
 expected_first_sample.npz, and prints the spike match and the accuracy. Exit code 0: bit-exact;
 1: some value differs (the first difference is printed); 2: the bundle or the environment is not
-usable (e.g. no lava-loihi without --sim). On the chip, v = 128 on the step a neuron spikes counts
+usable (e.g. no lava-loihi without --sim) or the run failed. On the chip, v = 128 on the step a neuron spikes counts
 as matching (Loihi 2 reports the voltage so; the simulator reports 0) and is counted in the report.
 
 Expected: golden-model accuracy {100 * report.golden_accuracy:.2f}% on these samples,
