@@ -236,7 +236,8 @@ def mlp_bundle(tmp_path_factory) -> tuple[Path, Path, str]:
 def test_demo_network_bundle_is_bit_exact_on_the_simulator_without_tsslbp(mlp_bundle, no_tsslbp):
     _, folder, deploy_output = mlp_bundle
     found = re.search(
-        r"12 digits samples x 8 steps \(7 zero-padded\), golden accuracy ([\d.]+)%", deploy_output
+        r"12 digits samples x 8 steps \(7 zero-padded to 8\), golden accuracy ([\d.]+)%",
+        deploy_output,
     )
     assert found, deploy_output
     done = _standalone(str(folder / "run_bundle.py"), "--sim", cwd=no_tsslbp)

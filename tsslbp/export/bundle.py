@@ -112,7 +112,7 @@ class BundleReport:
         """One line for the command line: what was written and how to check it."""
         return (
             f"wrote {self.folder}: {self.n_samples} {data_name} samples x {self.period} steps "
-            f"({self.steps_per_sample} zero-padded), golden accuracy "
+            f"({self.steps_per_sample} zero-padded to {self.period}), golden accuracy "
             f"{100 * self.golden_accuracy:.2f}% with the chip schedule "
             f"({100 * self.per_sample_accuracy:.2f}% per sample), {self.output_spikes} expected "
             f"output spikes; check: python {self.folder / 'run_bundle.py'}"
