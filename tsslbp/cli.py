@@ -53,6 +53,8 @@ _HELP = {
     "simulate --input": "X.npy: (*input shape in Lava order, S) spikes.",
     "simulate --output": "Y.npy: (n_out, S) output spikes.",
     "--target": "sim: Lava's CPU fixed-point simulator; loihi2: Loihi 2 hardware (needs lava-loihi).",
+    "--period": "Run each sample for P steps (zero-padded) with the chip's reset schedule (reset_interval=P, reset_offset=1), as Loihi 2 runs it; P is a power of 2 there.",
+    "deploy --bundle": "With --target loihi2: write a self-checking bundle for a Loihi 2 machine into this (new or empty) folder instead of running (docs/hardware.md).",
     "--bits": "Weight widths to export and score, comma-separated, widest first.",
     "quant-health --input-bits": "Graded input width for every export [default: the auto choice of the widest weights].",
     "quant-health --out": "Directory for model_w<bits>.net, quant_health.json/.png and the manifest.",
@@ -130,6 +132,7 @@ _device_option = _option(
 )
 _data_dir_option = _option("--data-dir", type=_OUT_DIR, default=None, help=_HELP["--data-dir"])
 _progress_option = _option("--progress/--no-progress", default=True)
+_period_option = _option("--period", type=_COUNT, default=None, help=_HELP["--period"])
 _calibration_option = _option(
     "--calibration", type=_COUNT, default=512, help=_HELP["--calibration"]
 )
@@ -261,6 +264,7 @@ def simulate(model: Path, input_path: Path, output_path: Path, **options: Any) -
 @_progress_option
 @_option("--strict", is_flag=True, help=_HELP["verify --strict"])
 @_plots_option(help=_HELP["verify --plots"])
+@_period_option
 @_user_errors
 def verify(model: Path, strict: bool, **options: Any) -> None:
     """Run MODEL on the golden model and on Lava and compare every layer at every step.
@@ -279,10 +283,19 @@ def verify(model: Path, strict: bool, **options: Any) -> None:
 @_option("--samples", type=_COUNT, default=100)
 @_data_dir_option
 @_progress_option
+@_option("--bundle", "bundle_dir", type=_OUT_DIR, default=None, help=_HELP["deploy --bundle"])
+@_period_option
 @_user_errors
-def deploy(model: Path, **options: Any) -> None:
+def deploy(
+    model: Path, target: str, progress: bool, bundle_dir: Path | None, **options: Any
+) -> None:
     """Run MODEL's test samples on Lava (simulator or Loihi 2) and report accuracy."""
-    _echo(workflows.deploy(model, **options))
+    if bundle_dir is None:
+        _echo(workflows.deploy(model, target=target, progress=progress, **options))
+    elif target != "loihi2":
+        raise click.UsageError("--bundle writes a Loihi 2 bundle: use it with --target loihi2")
+    else:
+        _echo(workflows.bundle(model, bundle_dir, **options, command=_command_line()))
 
 
 def _weight_bits_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:

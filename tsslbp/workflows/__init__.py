@@ -15,7 +15,7 @@ export, NIR        :func:`export`, :func:`nir_export`,             ``conversion`
 info, lint         :func:`info`, :func:`lint`                      ``inspection``
 report             :func:`report`                                  ``reporting``
 simulate, verify,  :func:`simulate`, :func:`verify`,               ``running``
-deploy             :func:`deploy`
+deploy             :func:`deploy`, :func:`bundle` (``--bundle``)
 quant-health       :func:`quant_health`                            ``quantization``
 demo               :func:`demo`                                    ``pipeline``
 bench              :func:`bench`                                   ``benchmarking``
@@ -66,6 +66,8 @@ _EXPORTS = {
     "simulate": "running",
     "verify": "running",
     "deploy": "running",
+    "bundle": "running",
+    "BundleResult": "running",
     "SimulateResult": "running",
     "VerifyResult": "running",
     "DeployResult": "running",

@@ -1,6 +1,7 @@
 """The jobs that run a netx file: ``eval`` of a netx file (accuracy of the golden model on the whole
 test split), ``simulate`` (one sample, golden model or Lava), ``verify`` (golden model vs Lava,
-every layer and step) and ``deploy`` (accuracy on Lava or Loihi 2).
+every layer and step), ``deploy`` (accuracy on Lava or Loihi 2) and ``bundle`` (a self-checking
+folder for a Loihi 2 machine, docs/hardware.md).
 
 Lava is imported only when a Lava run starts (:mod:`tsslbp.deploy.runner`)."""
 
@@ -17,9 +18,11 @@ import numpy as np
 from .. import plots
 from ..deploy.target import deploy_target_check
 from ..deploy.verify import VerifyReport, verify_spec
+from ..export.bundle import BundleReport, write_bundle
 from ..export.netx import read_netx
 from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
+from ..hwmodels.schedule import HW_RESET_OFFSET
 from ..hwmodels.spec import NetworkSpec, lava_shape
 from .analysis import fixed_layer_spikes, float_layer_spikes
 from .common import (
@@ -34,11 +37,13 @@ from .common import (
 )
 
 __all__ = [
+    "BundleResult",
     "ModelEvalResult",
     "evaluate_model",
     "DeployResult",
     "SimulateResult",
     "VerifyResult",
+    "bundle",
     "deploy",
     "simulate",
     "spike_raster",
@@ -279,6 +284,7 @@ def verify(
     json_path: Path | None = None,
     progress: bool = True,
     plots_dir: Path | None = None,
+    period: int | None = None,
     command: list[str] | None = None,
 ) -> VerifyResult:
     """Run a netx model's first ``samples`` test samples on the golden model and on Lava and
@@ -290,6 +296,8 @@ def verify(
         json_path: also write the report there (+ manifest).
         progress: a progress bar for the Lava run.
         plots_dir: write spike rasters of test sample 0, float vs Lava (raster.png + manifest).
+        period: run each sample for this many steps with the Loihi 2 reset schedule
+            (:mod:`tsslbp.hwmodels.schedule`).
         command: the command line recorded in the manifests.
     """
     spec = read_netx(model)
@@ -302,6 +310,7 @@ def verify(
         labels,
         progress=progress,
         on_runs=lambda g, lv: runs.update(golden=g, lava=lv),
+        period=period,
     )
     source = load_source_checkpoint(spec)
     raster = None
@@ -355,9 +364,11 @@ def deploy(
     samples: int = 100,
     data_dir: Path | None = None,
     progress: bool = True,
+    period: int | None = None,
 ) -> DeployResult:
     """Run a netx model's first ``samples`` test samples on Lava (``sim``: the CPU fixed-point
-    simulator; ``loihi2``: Loihi 2 hardware, needs lava-loihi) and score them."""
+    simulator; ``loihi2``: Loihi 2 hardware, needs lava-loihi) and score them; with ``period``,
+    each sample runs that many steps with the Loihi 2 reset schedule."""
     deploy_target_check(target)
     from ..deploy.runner import run_lava
 
@@ -365,7 +376,55 @@ def deploy(
     data = spec_test_data(spec, data_dir)
     inputs, labels = spec_test_inputs(spec, data, samples)
     t0 = time.perf_counter()
-    result = run_lava(spec, inputs, record=False, progress=progress)
+    result = run_lava(
+        spec,
+        inputs,
+        record=False,
+        progress=progress,
+        steps_per_sample=period,
+        reset_interval=period,
+        reset_offset=HW_RESET_OFFSET,
+    )
     seconds = time.perf_counter() - t0
     acc = float((predict_counts(result.spikes[-1], spec.metadata) == labels).mean())
     return DeployResult(target, data.name, len(labels), acc, seconds)
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """A Loihi 2 bundle written from ``report.n_samples`` test samples of ``dataset``."""
+
+    report: BundleReport
+    dataset: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.report.to_dict() | {"dataset": self.dataset}
+
+    def lines(self) -> list[str]:
+        return [self.report.summary(self.dataset)]
+
+
+def bundle(
+    model: Path,
+    folder: Path,
+    *,
+    samples: int = 100,
+    data_dir: Path | None = None,
+    period: int | None = None,
+    command: list[str] | None = None,
+) -> BundleResult:
+    """Write a self-checking Loihi 2 bundle of a netx model's first ``samples`` test samples
+    (:func:`tsslbp.export.bundle.write_bundle`; docs/hardware.md). Needs no lava."""
+    spec = read_netx(model)
+    data = spec_test_data(spec, data_dir)
+    inputs, labels = spec_test_inputs(spec, data, samples)
+    report = write_bundle(spec, inputs, labels, folder, period=period, name=Path(model).name)
+    config = spec.metadata.get("config")
+    record(
+        folder / "bundle.json",
+        [model, data_dir],
+        config=config,
+        figures=report.to_dict(),
+        command=command,
+    )
+    return BundleResult(report, data.name)
