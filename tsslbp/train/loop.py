@@ -3,6 +3,9 @@
 A run is repeatable on CPU: the data order of epoch e comes from a generator seeded with
 ``(seed, e)`` and dropout masks from the global generator reseeded the same way at each epoch,
 so a run resumed from a checkpoint sees the same batches as an uninterrupted one.
+
+Under torchrun the same loops train data-parallel (:mod:`.distributed`): each rank takes its
+slice of every global batch, and only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import ExperimentConfig, LossKind, LrSchedule, parse_config
 from ..data import DataSplits, Split
+from .distributed import LOCAL, Replicas, dropout_seed, unwrap
 from .losses import count_loss, kernel_loss, predict, softmax_loss
 from .network import TsslbpNetwork
 
@@ -192,6 +196,8 @@ def train_epoch(
     should_stop: Callable[[], bool] = lambda: False,
     augment: Callable[..., torch.Tensor] | None = None,
     on_batch: Callable[[EpochProgress], None] | None = None,
+    checkpoint_due: Callable[[], bool] = lambda: True,
+    replicas: Replicas = LOCAL,
 ) -> tuple[EpochProgress, bool]:
     """A pass over ``split`` in the seeded order of ``epoch``.
 
@@ -201,8 +207,12 @@ def train_epoch(
         should_stop: checked after every batch; when it returns True the epoch stops there.
         augment: ``augment(x, epoch=, batch=)`` applied to each training batch (seeded per batch,
             so a resumed epoch sees the same batches).
-        on_batch: called with the progress after every batch except the epoch's last (``fit``
-            saves a resumable mid-epoch checkpoint from it).
+        on_batch: called with the progress after a batch (not the epoch's last) when
+            ``checkpoint_due()`` says so on some rank (``fit`` saves a mid-epoch checkpoint).
+        checkpoint_due: asked after every batch whether ``on_batch`` should run.
+        replicas: the data-parallel run this process belongs to; ``model`` is then wrapped by
+            ``replicas.wrap``. Each rank computes its slice of every global batch; the progress
+            (loss, hits, samples) is summed over the ranks and the stop flag agreed after each batch.
 
     Returns:
         (the epoch's progress, complete when ``seen`` covers the split; whether a stop was requested).
@@ -216,7 +226,7 @@ def train_epoch(
     )
     state = resume_from or EpochProgress(epoch)
     if resume_from is None:
-        torch.manual_seed(cfg.train.seed * 100003 + epoch)  # dropout masks
+        torch.manual_seed(dropout_seed(cfg.train.seed, epoch, replicas.rank))  # dropout masks
     n_batches = math.ceil(len(split) / cfg.train.batch_size)
     bar = tqdm(
         total=n_batches,
@@ -231,21 +241,33 @@ def train_epoch(
     for batch, idx in enumerate(_batches(len(split), cfg.train.batch_size, order)):
         if batch < state.batches_done:
             continue
-        x, y = split.images[idx].to(device, model_dtype), split.labels[idx].to(device)
-        if augment is not None:
-            x = augment(x, epoch=epoch, batch=batch)
+        rows, counted = replicas.shard_rows(len(idx))  # this rank's part of the global batch
+        y = split.labels[idx[rows]].to(device)
+        if augment is None:
+            x = split.images[idx[rows]].to(device, model_dtype)
+        else:
+            # Augmented as the whole global batch, then sliced: the crops one process would draw.
+            x = augment(split.images[idx].to(device, model_dtype), epoch=epoch, batch=batch)[rows]
         out = model(x).spikes
-        loss = loss_fn(out, y)
+        loss = loss_fn(out, y) if counted else 0.0 * loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, epoch, batch, n_batches)
         optimizer.step()
-        model.clip_weights(cfg.train.weight_clip)
-        state.correct += int((predict_fn(out.detach()) == y).sum())
-        state.loss_sum += float(loss.detach())
-        state.seen += len(idx)
+        unwrap(model).clip_weights(cfg.train.weight_clip)
+        last = batch + 1 == n_batches
+        stop, save, batch_loss, batch_correct, batch_seen = replicas.sync_batch(
+            should_stop(),
+            on_batch is not None and not last and checkpoint_due(),
+            float(loss.detach()),
+            int((predict_fn(out.detach()) == y).sum()) if counted else 0,
+            len(y) if counted else 0,
+        )
+        state.correct += batch_correct
+        state.loss_sum += batch_loss
+        state.seen += batch_seen
         state.batches_done = batch + 1
         bar.update()
         bar.set_postfix(
@@ -253,10 +275,10 @@ def train_epoch(
             acc=f"{100 * state.correct / state.seen:.1f}%",
             refresh=False,
         )
-        if should_stop():
+        if stop:
             stopped = True
             break
-        if on_batch is not None and state.batches_done < n_batches:
+        if save and on_batch is not None:
             state.seconds = time.perf_counter() - t0
             on_batch(state)
     bar.close()
@@ -411,6 +433,7 @@ def fit(
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
+    replicas: Replicas = LOCAL,
 ) -> list[EpochMetrics]:
     """Train for ``cfg.train.epochs`` epochs, writing ``last.pt`` each epoch and ``best.pt`` on a new best.
 
@@ -429,15 +452,22 @@ def fit(
         checkpoint_seconds: also save a resumable mid-epoch ``last.pt`` when this many seconds have
             passed since the last save (0: after every batch; None: only at epoch ends), so a run
             killed without warning (SIGKILL, power loss) loses at most that much work.
+        replicas: the data-parallel run of this process (:func:`.distributed.from_environment`;
+            ``device`` should be its ``device``). Every rank calls ``fit``; rank 0 alone reads
+            and writes ``out_dir`` (the others get the resumed state from it) and calls
+            ``on_epoch``. A stop requested on any rank stops all after the same batch.
 
     Raises:
         TrainingInterrupted: after a stop request, once the checkpoint is saved.
+        DistributedError: another rank died or hung.
 
     Returns:
         Metrics of every epoch of the run, resumed epochs included.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = replicas.is_main
+    if writer:
+        out_dir.mkdir(parents=True, exist_ok=True)
     _check_labels(data, cfg.data.n_class)
     torch.manual_seed(cfg.train.seed)
     model = TsslbpNetwork(cfg).to(device)
@@ -446,8 +476,12 @@ def fit(
     best: EpochMetrics | None = None
     start, partial = 1, None
     last_path = out_dir / "last.pt"
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path, map_location=device)
+    state = None
+    if resume and writer and last_path.exists():
+        # Other ranks get rank 0's checkpoint (their machines may not see out_dir), on the CPU.
+        state = load_checkpoint(last_path, map_location="cpu" if replicas.distributed else device)
+    state = replicas.broadcast(state) if resume else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [EpochMetrics(**m) for m in state["metrics"]]
@@ -455,7 +489,7 @@ def fit(
         start = state["epoch"] + 1
         if state.get("partial"):
             partial = EpochProgress(**state["partial"])
-            torch.set_rng_state(state["rng_state"])
+            _restore_rng(state, cfg, partial.epoch, replicas)
         log.info(
             "resuming %s after epoch %d%s",
             last_path,
@@ -466,62 +500,119 @@ def fit(
         log.info("no %s to resume from: starting a new run", last_path)
 
     last_save = time.monotonic()
+    net = replicas.wrap(model)
 
     def save_partial(done: EpochProgress) -> None:
         # Weights after done.batches_done batches of epoch done.epoch: resuming restores them, the
         # optimizer, the RNG state that drives the dropout masks, and skips the batches done.
-        state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
-        state["partial"] = dataclasses.asdict(done)
-        state["rng_state"] = torch.get_rng_state()
-        save_checkpoint(last_path, state)
-
-    def periodic_save(done: EpochProgress) -> None:
         nonlocal last_save
-        if checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds:
-            save_partial(done)
-            last_save = time.monotonic()
+        rng_states = replicas.gather(_rng_state(device))  # every rank's (a collective)
+        if writer:
+            state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
+            state["partial"] = dataclasses.asdict(done)
+            state["rng_state"] = rng_states[0]["cpu"]
+            state["rng_states"] = rng_states
+            save_checkpoint(last_path, state)
+        last_save = time.monotonic()
 
-    with _StopOnSignal() as stop:
+    def checkpoint_due() -> bool:
+        return checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds
+
+    with _StopOnSignal() as stop, replicas.errors():
         stop_check = should_stop or (lambda: stop.requested)
         for epoch in range(start, cfg.train.epochs + 1):
             done, stopped = train_epoch(
-                model,
+                net,
                 data.train,
                 cfg,
                 optimizer,
                 epoch,
-                progress,
+                progress and writer,
                 partial,
                 stop_check,
                 data.augment,
-                periodic_save,
+                save_partial,
+                checkpoint_due,
+                replicas,
             )
             partial = None
             if done.seen < len(data.train):
                 save_partial(done)
                 raise TrainingInterrupted(last_path, epoch, done.batches_done)
             t0 = time.perf_counter()
-            test = evaluate(model, data.test, cfg)
+            test = _evaluate_shared(model, data.test, cfg, replicas)
             seconds = done.seconds + time.perf_counter() - t0
             metrics = EpochMetrics(
                 epoch, done.loss_sum / done.seen, done.correct / done.seen, test.accuracy, seconds
             )
             history.append(metrics)
-            if best is None or metrics.test_acc > best.test_acc:
-                best = metrics
+            new_best = best is None or metrics.test_acc > best.test_acc
+            best = metrics if new_best else best
+            if writer:
+                if new_best:
+                    save_checkpoint(
+                        out_dir / "best.pt",
+                        _checkpoint_state(model, optimizer, cfg, epoch, history, best),
+                    )
                 save_checkpoint(
-                    out_dir / "best.pt",
-                    _checkpoint_state(model, optimizer, cfg, epoch, history, best),
+                    last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
                 )
-            save_checkpoint(
-                last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
-            )
+                if on_epoch is not None:
+                    on_epoch(metrics)
             last_save = time.monotonic()
-            if on_epoch is not None:
-                on_epoch(metrics)
             if stopped and epoch < cfg.train.epochs:
                 raise TrainingInterrupted(last_path, epoch, done.batches_done)
     return history
+
+
+def _rng_state(device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The generator states that drive dropout: the CPU one, and the device's on CUDA."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(
+    state: dict[str, Any], cfg: ExperimentConfig, epoch: int, replicas: Replicas
+) -> None:
+    """Put back the dropout generator of an interrupted epoch.
+
+    Each rank restores its own saved state. A rank the checkpoint has none for (it was saved by
+    fewer processes) reseeds from (seed, epoch, rank, batches done): its masks then differ from an
+    uninterrupted run's, as they would anyway with another number of processes.
+    """
+    saved = state.get("rng_states") or [{"cpu": state["rng_state"]}]
+    if replicas.rank < len(saved) and len(saved) == replicas.world_size:
+        torch.set_rng_state(saved[replicas.rank]["cpu"])
+        if "cuda" in saved[replicas.rank] and replicas.device.type == "cuda":
+            torch.cuda.set_rng_state(saved[replicas.rank]["cuda"], replicas.device)
+        return
+    done = state["partial"]["batches_done"]
+    torch.manual_seed(dropout_seed(cfg.train.seed, epoch, replicas.rank) + 7919 * done)
+    log.info(
+        "checkpoint saved by %d process(es), resumed by %d: fresh dropout masks for the rest of "
+        "epoch %d",
+        len(saved),
+        replicas.world_size,
+        epoch,
+    )
+
+
+def _evaluate_shared(
+    model: TsslbpNetwork, split: Split, cfg: ExperimentConfig, replicas: Replicas
+) -> EvalResult:
+    """:func:`evaluate` with the split divided among the ranks and the sums reduced."""
+    if not replicas.distributed:
+        return evaluate(model, split, cfg)
+    rows, counted = replicas.shard_rows(len(split))
+    sums = [0.0, 0.0, 0.0, 0.0]
+    if counted:
+        part = evaluate(model, Split(split.images[rows], split.labels[rows]), cfg)
+        n = part.n_samples
+        sums = [part.accuracy * n, part.loss * n, part.mean_output_spikes * n, float(n)]
+    correct, loss, spikes, n = replicas.all_sum(sums)
+    return EvalResult(round(correct) / n, loss / n, int(n), spikes / n)
 
 
 def _check_labels(data: DataSplits, n_class: int) -> None:
