@@ -128,3 +128,28 @@ def test_torch_ops_implementation_never_calls_the_fused_kernels(monkeypatch):
     import os
 
     assert "TSSLBP_KERNELS" not in os.environ or os.environ["TSSLBP_KERNELS"] != "torch"
+
+
+def test_ddp_suite_measures_one_and_two_processes_and_reports_them():
+    from tsslbp.bench.ddp import ddp_scaling
+
+    rows = ddp_scaling(
+        True, batch=16, log=lambda _: None, networks={"digits MLP": "digits_mlp.yaml"}
+    )
+    assert len(rows) == 1 and "unavailable" not in rows[0], rows
+    row = rows[0]
+    assert row["processes"] == 2 and row["samples_per_s_1"] > 0 and row["samples_per_s_n"] > 0
+    assert row["efficiency"] == pytest.approx(row["samples_per_s_n"] / (2 * row["samples_per_s_1"]))
+    results = {
+        "machine": {
+            "platform": "p",
+            "cpu_count": 2,
+            "torch": "t",
+            "torch_threads": 1,
+            "python": "3",
+        },
+        "seconds": {"ddp": 1.0},
+        "ddp": rows,
+    }
+    text = markdown_report(results)
+    assert f"| digits MLP | 16 | {row['samples_per_s_1']:,.0f} | 2 |" in text, text

@@ -21,7 +21,7 @@ import torch
 
 __all__ = ["SUITES", "run_bench", "markdown_report"]
 
-SUITES = ("throughput", "scaling", "deploy", "accuracy")
+SUITES = ("throughput", "scaling", "deploy", "accuracy", "ddp")
 
 
 def _machine() -> dict[str, Any]:
@@ -50,7 +50,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run the chosen suites and write the results folder; returns the results dict."""
     from ..manifest import write_manifest
-    from . import plots
+    from . import ddp, plots
     from . import suites as s
 
     out = Path(out)
@@ -66,6 +66,7 @@ def run_bench(
         "scaling": lambda: s.scaling(quick, log=log),
         "deploy": lambda: s.deploy_speed(quick, log=log),
         "accuracy": lambda: s.accuracy_vs_bptt(quick, log=log),
+        "ddp": lambda: ddp.ddp_scaling(quick, log=log),
     }
     for name in SUITES:
         if name not in suites:
@@ -178,6 +179,22 @@ def markdown_report(results: dict[str, Any]) -> str:
                 else r.get("snntorch_unavailable", "-")
             )
             lines.append(f"| {r['seed']} | {r['epochs']} | {100 * r['tsslbp']:.2f}% | {peer} |")
+        lines.append("")
+    if "ddp" in results:
+        lines += [
+            "## Data-parallel training on CPU (torchrun, gloo), one thread per process, T = 5",
+            "",
+            "| network | global batch | samples/s, 1 process | processes | samples/s | speed-up | efficiency |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in results["ddp"]:
+            if "unavailable" in r:
+                lines.append(f"| {r['network']} | {r['unavailable']} | | | | | |")
+                continue
+            lines.append(
+                f"| {r['network']} | {r['batch']} | {_f(r['samples_per_s_1'], 0)} | {r['processes']} | "
+                f"{_f(r['samples_per_s_n'], 0)} | {_f(r['speedup'], 2)}x | {_f(100 * r['efficiency'], 0)}% |"
+            )
         lines.append("")
     lines.append("Suite times: " + ", ".join(f"{k} {v} s" for k, v in results["seconds"].items()))
     return "\n".join(lines) + "\n"
