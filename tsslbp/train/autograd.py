@@ -23,9 +23,10 @@ __all__ = ["tsslbp_spike", "tsslbp_spike_psp", "straight_through"]
 class _TsslbpSpike(torch.autograd.Function):
     """Spikes and PSP of a LIF layer from its input current; the backward pass is TSSL-BP's.
 
-    Two implementations of the same equations: the fused CPU kernels of :mod:`.kernels` (saves
-    only ``u`` for the backward pass) and the torch functions of :mod:`.functional` (saves the
-    spikes, ``u`` and ``du``), chosen per call by :func:`_use_kernels`.
+    Two implementations of the same equations: fused kernels, :mod:`.kernels` on CPU and
+    :mod:`.triton_kernels` on CUDA (each saves only ``u`` for the backward pass), and the torch
+    functions of :mod:`.functional` (saves the spikes, ``u`` and ``du``), chosen per call by
+    :func:`_use_kernels`.
     """
 
     @staticmethod
@@ -42,7 +43,8 @@ class _TsslbpSpike(torch.autograd.Function):
         p = LIFParameters(tau_mem, tau_syn, v_th)
         if fused:
             spikes, u, psp_out = (
-                x.movedim(0, -1) for x in kernels.lif_psp_forward(current.movedim(-1, 0), p)
+                x.movedim(0, -1)
+                for x in _fused_kernels(current).lif_psp_forward(current.movedim(-1, 0), p)
             )
             return spikes, psp_out, u, current.new_empty(0)
         trace = lif_forward(current, p)
@@ -72,8 +74,8 @@ class _TsslbpSpike(torch.autograd.Function):
                 time_first = (
                     None if g is None else g.movedim(-1, 0) for g in (grad_spikes, grad_psp, u)
                 )
-                grad_current = kernels.tsslbp_psp_backward(*time_first, ctx.p, ctx.gp).movedim(
-                    0, -1
+                grad_current = (
+                    _fused_kernels(u).tsslbp_psp_backward(*time_first, ctx.p, ctx.gp).movedim(0, -1)
                 )
             else:
                 spikes, u, du = ctx.saved_tensors
@@ -88,9 +90,20 @@ class _TsslbpSpike(torch.autograd.Function):
         )  # no gradient for the constants
 
 
+def _fused_kernels(tensor: torch.Tensor) -> Any:
+    """The fused kernels for ``tensor``'s device: numba's on CPU, Triton's on CUDA (imported only
+    when a CUDA tensor needs them)."""
+    if tensor.device.type == "cuda":
+        from . import triton_kernels
+
+        return triton_kernels
+    return kernels
+
+
 def _use_kernels(current: torch.Tensor, gp: TsslbpGradParameters) -> bool:
-    """Whether the fused kernels compute this layer (see :func:`.kernels.available`)."""
-    return kernels.available(current) and kernels.supports(gp)
+    """Whether fused kernels compute this layer (see :func:`.kernels.available`)."""
+    fused = _fused_kernels(current)
+    return fused.available(current) and fused.supports(gp)
 
 
 def tsslbp_spike_psp(
