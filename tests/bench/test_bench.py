@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from tsslbp.bench import markdown_report, run_bench
+from tsslbp.bench.peers import PEERS
 from tsslbp.bench.plots import write_plots
 from tsslbp.bench.suites import (
     bench_config,
@@ -33,10 +34,12 @@ def test_every_implementation_takes_a_step_that_changes_its_weights():
         "step-by-step",
         "numpy loop (tests)",
         "snntorch",
+        "spikingjelly",
+        "norse",
     }
     for name, step in steppers.items():
         if isinstance(step, str):
-            assert name == "snntorch" and "not installed" in step, f"{name}: {step}"
+            assert name in PEERS and "not installed" in step, f"{name}: {step}"
             continue
         step()  # runs without error: forward, backward and the Adam update
     times = time_interleaved(
@@ -153,3 +156,37 @@ def test_ddp_suite_measures_one_and_two_processes_and_reports_them():
     }
     text = markdown_report(results)
     assert f"| digits MLP | 16 | {row['samples_per_s_1']:,.0f} | 2 |" in text, text
+
+
+def test_gpu_suite_times_every_implementation_on_the_given_device():
+    from tsslbp.bench.gpu import gpu_throughput
+
+    rows = gpu_throughput(
+        True, batch=8, log=lambda _: None, networks={"digits MLP": "digits_mlp.yaml"}, device="cpu"
+    )
+    timed = {r["implementation"]: r for r in rows if "ms_per_step" in r}
+    assert {"tsslbp", "tsslbp (torch ops)"} <= set(timed), rows
+    assert timed["tsslbp"]["time_vs_tsslbp"] == 1.0 and timed["tsslbp"]["samples_per_s"] > 0
+    assert all(r["implementation"] in PEERS for r in rows if "unavailable" in r), rows
+    results = {
+        "machine": {
+            "platform": "p",
+            "cpu_count": 2,
+            "torch": "t",
+            "torch_threads": 1,
+            "python": "3",
+        },
+        "seconds": {"gpu": 1.0},
+        "gpu": rows,
+    }
+    assert (
+        f"| digits MLP | tsslbp | cpu | {timed['tsslbp']['ms_per_step']:,.3f} |"
+        in markdown_report(results)
+    )
+
+
+def test_gpu_suite_without_a_device_says_so(monkeypatch):
+    from tsslbp.bench import gpu
+
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    assert gpu.gpu_throughput(True) == [{"unavailable": "no CUDA device"}]

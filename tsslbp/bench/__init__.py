@@ -21,7 +21,7 @@ import torch
 
 __all__ = ["SUITES", "run_bench", "markdown_report"]
 
-SUITES = ("throughput", "scaling", "deploy", "accuracy", "ddp")
+SUITES = ("throughput", "scaling", "deploy", "accuracy", "ddp", "gpu")
 
 
 def _machine() -> dict[str, Any]:
@@ -50,7 +50,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run the chosen suites and write the results folder; returns the results dict."""
     from ..manifest import write_manifest
-    from . import ddp, plots
+    from . import ddp, gpu, plots
     from . import suites as s
 
     out = Path(out)
@@ -67,6 +67,7 @@ def run_bench(
         "deploy": lambda: s.deploy_speed(quick, log=log),
         "accuracy": lambda: s.accuracy_vs_bptt(quick, log=log),
         "ddp": lambda: ddp.ddp_scaling(quick, log=log),
+        "gpu": lambda: gpu.gpu_throughput(quick, log=log),
     }
     for name in SUITES:
         if name not in suites:
@@ -194,6 +195,24 @@ def markdown_report(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['network']} | {r['batch']} | {_f(r['samples_per_s_1'], 0)} | {r['processes']} | "
                 f"{_f(r['samples_per_s_n'], 0)} | {_f(r['speedup'], 2)}x | {_f(100 * r['efficiency'], 0)}% |"
+            )
+        lines.append("")
+    if "gpu" in results:
+        lines += [
+            "## Training step on a GPU (forward + backward + Adam), batch 64, T = 5",
+            "",
+            "| network | implementation | device | ms/step | samples/s | time vs tsslbp |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results["gpu"]:
+            if "unavailable" in r:
+                lines.append(
+                    f"| {r.get('network', '-')} | {r.get('implementation', '-')} | {r['unavailable']} | | | |"
+                )
+                continue
+            lines.append(
+                f"| {r['network']} | {r['implementation']} | {r['device']} | {_f(r['ms_per_step'], 3)} | "
+                f"{_f(r['samples_per_s'], 0)} | {_f(r.get('time_vs_tsslbp'), 2)}x |"
             )
         lines.append("")
     lines.append("Suite times: " + ", ".join(f"{k} {v} s" for k, v in results["seconds"].items()))

@@ -33,7 +33,14 @@ import torch
 from ..config import ExperimentConfig, LayerKind, load_config, parse_config
 from ..train.loop import loss_function
 from ..train.network import TsslbpNetwork
-from .peers import SNNTORCH_MISSING, SnnTorchNet, snntorch_available, snntorch_loss
+from .peers import (
+    PEERS,
+    SNNTORCH_MISSING,
+    SnnTorchNet,
+    peer_steppers,
+    snntorch_available,
+    snntorch_loss,
+)
 from .reference import step_by_step_grads
 
 __all__ = [
@@ -51,7 +58,15 @@ __all__ = [
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 #: The tests' independent numpy loop (tests/reference_tsslbp.py), present in a source checkout.
 NUMPY_LOOP = Path(__file__).resolve().parents[2] / "tests" / "reference_tsslbp.py"
-IMPLEMENTATIONS = ("tsslbp", "tsslbp (torch ops)", "step-by-step", "numpy loop (tests)", "snntorch")
+IMPLEMENTATIONS = (
+    "tsslbp",
+    "tsslbp (torch ops)",
+    "step-by-step",
+    "numpy loop (tests)",
+    "snntorch",
+    "spikingjelly",
+    "norse",
+)
 
 
 def bench_config(name: str, n_steps: int = 5, hidden: int | None = None) -> ExperimentConfig:
@@ -117,15 +132,9 @@ def make_steppers(
         steppers["step-by-step"] = step_reference
     if "numpy loop (tests)" in implementations:
         steppers["numpy loop (tests)"] = _numpy_loop_stepper(cfg, model, x, y)
-    if "snntorch" in implementations:
-        if not snntorch_available():
-            steppers["snntorch"] = SNNTORCH_MISSING
-        else:
-            peer = SnnTorchNet(cfg)
-            peer_loss = snntorch_loss()
-            steppers["snntorch"] = _adam_stepper(
-                peer, cfg.train.lr, lambda: peer_loss(peer(x, cfg.n_steps), y)
-            )
+    if any(name in implementations for name in PEERS):
+        peers = peer_steppers(cfg, x, y, [name for name in PEERS if name in implementations])
+        steppers.update(peers)
     return steppers
 
 
