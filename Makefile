@@ -20,6 +20,9 @@ LAVA_NC_PIN := lava-nc==0.10.0
 LAVA_DL_PIN := lava-dl==0.6.0
 # The peer library of `tsslbp bench`, kept in step with pyproject.toml's `bench` extra.
 SNNTORCH_PIN := snntorch==1.0.0
+# The other peers (speed only), also --no-deps: SpikingJelly needs loguru at import, norse nirtorch
+# (and nir, already a dependency of tsslbp).
+PEER_PINS := spikingjelly==2.0.0 loguru==0.7.3 norse==1.1.0 nirtorch==2.6
 
 # Debian's Fashion-MNIST package: the four IDX .gz files, no download at run time.
 FASHION_MNIST_DEB := dataset-fashion-mnist
@@ -38,6 +41,7 @@ $(SETUP_STAMP): pyproject.toml Makefile
 	@# snnTorch, the peer `tsslbp bench` compares with (the `bench` extra); --no-deps so it cannot
 	@# pull another torch if a release ever declares one (1.0.0 declares no dependencies).
 	$(PIP) install --quiet --no-deps '$(SNNTORCH_PIN)'
+	$(PIP) install --quiet --no-deps $(PEER_PINS)
 	@# numpy<2 (pinned in pyproject.toml): lava-nc/lava-dl are built against numpy 1.x, and
 	@# other packages can silently pull numpy 2. Checked here, after the last install.
 	$(PY) -c 'import numpy as np, sys; ok = int(np.__version__.split(".")[0]) < 2; \
