@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The GPU device check of issue 13, in one run (about 5 minutes on an H200; budget 8):
+#   1. the CUDA tests (CUDA step vs CPU step, training on CUDA, the Triton kernels compiled for the
+#      GPU against the numba CPU kernels) and the DDP tests on that machine's stack (Python 3.12,
+#      torch 2.11, numpy 2, no lava);
+#   2. the GPU throughput table: `tsslbp bench --suite gpu` (tsslbp's Triton kernels, its torch
+#      ops, snnTorch, SpikingJelly, norse; batch 64, T = 5);
+#   3. a Fashion-MNIST CNN training on the GPU (batch 64, T = 5), as many epochs as EPOCHS allows
+#      within TRAIN_SECONDS, with the time per epoch.
+#
+# Prepare once, in the repository root of the checkout the device tool sends (ignored folders):
+#   echo /.whl/ >> .git/info/exclude; echo /.fmnist/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .whl snntorch==1.0.0 spikingjelly==2.0.0 loguru==0.7.3 \
+#       nirtorch==2.6 nir hypothesis attrs sortedcontainers
+#   python3 -m pip wheel --no-deps -w .whl norse==1.1.0     # norse ships as a source archive
+#   mkdir -p .fmnist && cp /usr/share/datasets/fashion-mnist/*.gz .fmnist/
+# Then run it through the device tool:  bash benchmarks/gpu_check.sh   (carry: .whl, .fmnist)
+# On a CPU machine `DEVICE=cpu EPOCHS=1 bash benchmarks/gpu_check.sh` runs the same steps (the CUDA
+# tests skip, the gpu suite reports no device) to check the script itself.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT=${OUT:-runs/gpu_check}
+DEVICE=${DEVICE:-cuda}
+EPOCHS=${EPOCHS:-20}
+TRAIN_SECONDS=${TRAIN_SECONDS:-150}
+DATA=${DATA:-.fmnist}
+TESTS=${TESTS:-tests/train/test_cuda.py tests/train/test_triton_kernels.py tests/train/test_distributed.py}
+PY=${PY:-python3}
+WORK=$(mktemp -d)
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+
+echo "== gpu_check $(date -u +%FT%TZ) on $(hostname)"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+"$PY" - <<'EOF'
+import platform, numpy, torch
+try:
+    import triton
+    tri = triton.__version__
+except ImportError:
+    tri = "absent"
+gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+print(f"python {platform.python_version()}, torch {torch.__version__}, triton {tri}, "
+      f"numpy {numpy.__version__}, {gpu}")
+EOF
+
+echo "== 1. tests (CUDA, Triton kernels, DDP)"
+# shellcheck disable=SC2086  # TESTS is a list of paths
+timeout 200 "$PY" -m pytest -q -p no:cacheprovider $TESTS 2>&1 | tee "$OUT/pytest.log" | tail -25
+
+echo "== 2. training-step throughput (tsslbp bench --suite gpu)"
+timeout 150 "$PY" -m tsslbp bench --suite gpu --out "$WORK/bench" | tail -20
+cp "$WORK/bench/results.md" "$OUT/bench_results.md" 2>/dev/null
+cp "$WORK/bench/results.json" "$OUT/bench_results.json" 2>/dev/null
+
+echo "== 3. Fashion-MNIST CNN on $DEVICE, batch 64, T = 5 (at most $EPOCHS epochs, ${TRAIN_SECONDS} s)"
+sed 's/^  batch_size: .*/  batch_size: 64/' configs/fmnist_cnn.yaml > "$WORK/fmnist_cnn_b64.yaml"
+# SIGINT after TRAIN_SECONDS: the run stops after the current batch and keeps what it finished.
+timeout -s INT "$TRAIN_SECONDS" "$PY" -m tsslbp train "$WORK/fmnist_cnn_b64.yaml" \
+    --device "$DEVICE" --data-dir "$DATA" --epochs "$EPOCHS" --out "$WORK/fmnist" --no-progress
+"$PY" - "$WORK/fmnist" "$OUT" <<'EOF'
+import json, sys, torch
+from pathlib import Path
+run, out = Path(sys.argv[1]), Path(sys.argv[2])
+if not (run / "last.pt").is_file():
+    sys.exit("no checkpoint: the training did not finish an epoch")
+state = torch.load(run / "last.pt", weights_only=True, map_location="cpu")
+epochs = state["metrics"]
+(out / "fmnist_cnn_metrics.json").write_text(json.dumps(epochs, indent=2) + "\n")
+for m in epochs:
+    print(f"epoch {m['epoch']}: {m['seconds']:.1f} s ({60000 / m['seconds']:,.0f} samples/s incl. test),"
+          f" test acc {100 * m['test_acc']:.2f}%")
+EOF
+rm -rf "$WORK"
+echo "== done $(date -u +%FT%TZ)"
