@@ -33,6 +33,7 @@ import contextlib
 import datetime
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -107,10 +108,16 @@ def dropout_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def _short(err: BaseException) -> str:
-    """The gist of a backend error: its first line without gloo's ``[file:line] `` prefix."""
+    """The gist of a backend error: its first sentence, without the ``[file.cc:line]`` markers
+    and the wrappers DDP adds ("Got the following error when running the callback: ...").
+
+    >>> _short(RuntimeError("Got the following error when running the callback: RuntimeError: "
+    ...     "[/src/gloo/pair.cc:537] Read error [::1]:9: Connection reset by peer. Check the logs"))
+    'Read error [::1]:9: Connection reset by peer'
+    """
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if text.startswith("[") and "] " in text:
-        text = text.split("] ", 1)[1]
+    text = re.sub(r"\[[^\]\s]*\.\w+:\d+\]\s*", "", text)
+    text = text.rsplit("Error: ", 1)[-1]
     return text.split(". ", 1)[0]
 
 
