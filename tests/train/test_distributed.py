@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from paths import REPO
 
 from tsslbp.config import load_config
@@ -47,13 +48,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train_args(out: Path, *args: str) -> list[str]:
-    return ["-m", "tsslbp", "train", str(CONFIG), "--out", str(out), "--no-progress", *args]
+def _train_args(out: Path, *args: str, config: Path = CONFIG) -> list[str]:
+    return ["-m", "tsslbp", "train", str(config), "--out", str(out), "--no-progress", *args]
 
 
-def _torchrun(out: Path, *args: str, nproc: int = 2, launch: tuple[str, ...] = ()) -> list[str]:
+def _torchrun(
+    out: Path,
+    *args: str,
+    nproc: int = 2,
+    launch: tuple[str, ...] = (),
+    config: Path = CONFIG,
+) -> list[str]:
     launch = launch or ("--standalone", f"--nproc-per-node={nproc}")
-    return [sys.executable, "-m", "torch.distributed.run", *launch, *_train_args(out, *args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launch,
+        *_train_args(out, *args, config=config),
+    ]
 
 
 def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -71,10 +84,21 @@ def _assert_close(a: dict, b: dict, what: str) -> None:
         assert diff <= ATOL, f"{what}: {name} differs by {diff:.3g} (allowed {ATOL})"
 
 
-def _reference(tmp_path: Path, digits, epochs: int) -> dict[str, torch.Tensor]:
+def _reference(
+    tmp_path: Path, digits, epochs: int, config: Path = CONFIG
+) -> dict[str, torch.Tensor]:
     """Weights of a single-process run in this process."""
-    fit(load_config(CONFIG).replace(epochs=epochs), digits, tmp_path / "ref", progress=False)
+    fit(load_config(config).replace(epochs=epochs), digits, tmp_path / "ref", progress=False)
     return _weights(tmp_path / "ref" / "last.pt")
+
+
+def _softmax_on_psp(tmp_path: Path) -> Path:
+    """The digits MLP with the softmax loss on the output PSP: a loss that averages over the batch."""
+    raw = load_config(CONFIG).to_dict()
+    raw["Network"].update(loss="softmax", softmax_on="psp", predict_on="psp")
+    path = tmp_path / "softmax_psp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def _wait_for(path: Path, procs: list[subprocess.Popen], timeout: float = 60) -> None:
@@ -162,13 +186,15 @@ def test_backend_errors_become_one_line():
 # --- real process groups (torchrun, gloo) ----------------------------------------------------
 
 
-def test_two_processes_train_what_one_process_trains(tmp_path, digits):
-    run = _run(_torchrun(tmp_path / "ddp", "--epochs", "1"))
+@pytest.mark.parametrize("loss", ["kernel (sum over samples)", "softmax on psp (mean)"])
+def test_two_processes_train_what_one_process_trains(tmp_path, digits, loss):
+    config = CONFIG if loss.startswith("kernel") else _softmax_on_psp(tmp_path)
+    run = _run(_torchrun(tmp_path / "ddp", "--epochs", "1", config=config))
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_close(
         _weights(tmp_path / "ddp" / "last.pt"),
-        _reference(tmp_path, digits, 1),
-        "2 processes vs 1",
+        _reference(tmp_path, digits, 1, config),
+        f"2 processes vs 1, {loss} loss",
     )
     # Rank 0 alone prints and writes: one epoch line, one set of artifacts with the world size.
     assert run.stdout.count("epoch 1/1") == 1, run.stdout

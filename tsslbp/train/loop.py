@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ExperimentConfig, LossKind, LrSchedule, parse_config
+from ..config import ExperimentConfig, LossKind, LrSchedule, OutputMeasure, parse_config
 from ..data import DataSplits, Split
 from .distributed import LOCAL, Replicas, dropout_seed, unwrap
 from .losses import count_loss, kernel_loss, predict, softmax_loss
@@ -249,7 +249,9 @@ def train_epoch(
             # Augmented as the whole global batch, then sliced: the crops one process would draw.
             x = augment(split.images[idx].to(device, model_dtype), epoch=epoch, batch=batch)[rows]
         out = model(x).spikes
-        loss = loss_fn(out, y) if counted else 0.0 * loss_fn(out, y)
+        loss = loss_fn(out, y)
+        if replicas.distributed:
+            loss = loss * _shard_weight(cfg, len(y), len(idx), counted)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
@@ -563,6 +565,19 @@ def fit(
             if stopped and epoch < cfg.train.epochs:
                 raise TrainingInterrupted(last_path, epoch, done.batches_done)
     return history
+
+
+def _shard_weight(cfg: ExperimentConfig, shard: int, batch: int, counted: bool) -> float:
+    """Factor on a rank's loss so that the ranks' losses add up to the global batch's.
+
+    The ranks' gradients are summed (:mod:`.distributed`): a loss that sums over samples needs no
+    factor; one that averages over them (softmax on the PSP, the authors' code) is weighted by
+    the rank's share of the global batch. A rank with no samples of its own weighs 0.
+    """
+    if not counted:
+        return 0.0
+    averaged = cfg.train.loss is LossKind.SOFTMAX and cfg.train.softmax_on is OutputMeasure.PSP
+    return shard / batch if averaged else 1.0
 
 
 def _rng_state(device: torch.device | str) -> dict[str, torch.Tensor]:
