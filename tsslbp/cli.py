@@ -32,7 +32,7 @@ _COUNT = click.IntRange(min=1)
 # tsslbp.export.quantize.ROUNDINGS, written out: importing it would load torch for --help.
 _ROUNDING = click.Choice(["compensated", "nearest"])
 _INPUT_BITS = click.IntRange(1, 16)
-_SUITES = click.Choice(["throughput", "scaling", "deploy", "accuracy"])
+_SUITES = click.Choice(["throughput", "scaling", "deploy", "accuracy", "ddp", "gpu"])
 
 
 # Help texts of the options, kept here so that each decorator fits on one line.
@@ -109,7 +109,9 @@ def _command_line() -> list[str]:
 
 
 def _echo(result: Any) -> None:
-    click.echo("\n".join(result.lines()))
+    lines = result.lines()
+    if lines:  # none from the silent ranks of a data-parallel run
+        click.echo("\n".join(lines))
 
 
 def _warn_or_fail(warnings: list[str], strict: bool) -> None:
@@ -190,7 +192,8 @@ def train(config: Path, **options: Any) -> None:
     try:
         result = workflows.train(config, **options, log=click.echo, command=_command_line())
     except TrainingInterrupted as stop:
-        click.echo(str(stop), err=True)
+        if stop.rank == 0:  # every rank of a data-parallel run stops; rank 0 reports
+            click.echo(str(stop), err=True)
         sys.exit(130)  # the conventional status of a run ended by SIGINT
     _echo(result)
 

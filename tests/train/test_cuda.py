@@ -5,8 +5,8 @@ import torch
 from paths import REPO
 
 from tsslbp.config import load_config
+from tsslbp.data import load_digits
 from tsslbp.train import distributed
-from tsslbp.train.data import load_digits
 from tsslbp.train.loop import fit, loss_function, resolve_device
 from tsslbp.train.network import TsslbpNetwork
 

@@ -19,9 +19,9 @@ import yaml
 from paths import REPO
 
 from tsslbp.config import load_config
+from tsslbp.data import load_digits
 from tsslbp.manifest import read_manifest
 from tsslbp.train import distributed
-from tsslbp.train.data import load_digits
 from tsslbp.train.distributed import LOCAL, Replicas, dropout_seed
 from tsslbp.train.loop import fit, load_checkpoint
 

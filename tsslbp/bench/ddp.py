@@ -100,7 +100,7 @@ def ddp_scaling(
 
 def main(argv: list[str]) -> None:
     """The worker: train ``STEPS`` global batches of ``BATCH`` random samples, print samples/s."""
-    from ..train.data import Split
+    from ..data import Split
     from ..train.distributed import session
     from ..train.loop import train_epoch
     from ..train.network import TsslbpNetwork

@@ -336,17 +336,20 @@ def _device_id(device: torch.device) -> torch.device | None:
 
 
 @contextlib.contextmanager
-def session(device: torch.device) -> Iterator[Replicas]:
+def session(
+    device: torch.device, expected: tuple[type[BaseException], ...] = ()
+) -> Iterator[Replicas]:
     """:func:`from_environment` for the length of a command; leaves the process group at the end.
 
-    On a normal exit (or a requested stop, ``SystemExit``) the ranks first wait for each other, so
-    that no rank ends while rank 0 still writes (torchrun stops the others when one ends with an
-    error status). After a failure the group is left without waiting.
+    On a normal exit, or one by ``SystemExit``, ``KeyboardInterrupt`` or an ``expected`` exception
+    (a requested stop), the ranks first wait for each other, so that no rank ends while rank 0
+    still writes (torchrun stops the others when one ends with an error status). After a failure
+    the group is left without waiting.
     """
     replicas = from_environment(device)
     try:
         yield replicas
-    except (SystemExit, KeyboardInterrupt):
+    except (SystemExit, KeyboardInterrupt, *expected):
         _leave(replicas, wait=True)
         raise
     except BaseException:

@@ -291,11 +291,13 @@ def train_epoch(
 class TrainingInterrupted(Exception):
     """Training stopped on request (SIGINT/SIGTERM) after saving a resumable checkpoint."""
 
-    def __init__(self, path: Path, epoch: int, batches_done: int) -> None:
+    def __init__(self, path: Path, epoch: int, batches_done: int, rank: int = 0) -> None:
         super().__init__(
             f"interrupted in epoch {epoch} after {batches_done} batches; saved {path} (continue with --resume)"
         )
         self.path = path
+        #: The data-parallel rank that raised it: every rank does, rank 0 reports it.
+        self.rank = rank
 
 
 class _StopOnSignal:
@@ -540,7 +542,7 @@ def fit(
             partial = None
             if done.seen < len(data.train):
                 save_partial(done)
-                raise TrainingInterrupted(last_path, epoch, done.batches_done)
+                raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
             t0 = time.perf_counter()
             test = _evaluate_shared(model, data.test, cfg, replicas)
             seconds = done.seconds + time.perf_counter() - t0
@@ -563,7 +565,7 @@ def fit(
                     on_epoch(metrics)
             last_save = time.monotonic()
             if stopped and epoch < cfg.train.epochs:
-                raise TrainingInterrupted(last_path, epoch, done.batches_done)
+                raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
     return history
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from .. import plots
 from ..config import ExperimentConfig, load_config
 from ..data import load_experiment_data
+from ..train.distributed import session
 from ..train.loop import (
     DEFAULT_CHECKPOINT_SECONDS,
     EpochMetrics,
@@ -45,6 +46,8 @@ class TrainResult:
     out: Path
     epochs: int
     history: tuple[EpochMetrics, ...]
+    #: This process's rank in a data-parallel run (torchrun); only rank 0 reports.
+    rank: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,8 @@ class TrainResult:
         }
 
     def lines(self) -> list[str]:
+        if self.rank != 0:
+            return []
         if not self.history:
             return [f"nothing to do: {self.out / 'last.pt'} already holds all {self.epochs} epochs"]
         best = max(self.history, key=lambda m: m.test_acc)
@@ -81,6 +86,9 @@ def train(
     """Train the network a YAML config describes; writes best.pt, last.pt, metrics.json,
     curves.png and last.pt's manifest into ``out`` [default: runs/<config name>].
 
+    Started by torchrun, every process calls this and they train one model data-parallel
+    (:mod:`tsslbp.train.distributed`); rank 0 alone logs and writes.
+
     Args:
         config: the YAML file.
         data_dir: the data set's directory (overrides the config's ``data_path``).
@@ -100,34 +108,46 @@ def train(
     if overrides:
         cfg = cfg.replace(**overrides)
     out = out or Path("runs") / config.stem
-    torch_device = resolve_device(device)
-    data = load_experiment_data(cfg, data_dir)
-    say = log or (lambda line: None)
-    say(
-        f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
-        f"{cfg.architecture}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
-        f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {torch_device}"
-    )
-    try:
-        history = fit(
-            cfg,
-            data,
-            out,
-            device=torch_device,
-            resume=resume,
-            progress=progress,
-            on_epoch=lambda m: say(m.line(cfg.train.epochs)),
-            checkpoint_seconds=checkpoint_seconds,
+    with session(resolve_device(device), expected=(TrainingInterrupted,)) as replicas:
+        writer = replicas.is_main
+        data = load_experiment_data(cfg, data_dir)
+        say = (log if writer else None) or (lambda line: None)
+        where = (
+            f"{replicas.world_size} processes ({replicas.backend}, {replicas.device.type})"
+            if replicas.distributed
+            else str(replicas.device)
         )
-    except TrainingInterrupted:
-        train_record(out, cfg, config, data_dir, _saved_history(out / "last.pt"), True, command)
-        raise
-    if history:
-        (out / "metrics.json").write_text(
-            json.dumps({"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2)
+        say(
+            f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
+            f"{cfg.architecture}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
+            f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {where}"
         )
-        train_record(out, cfg, config, data_dir, history, command=command)
-    return TrainResult(out, cfg.train.epochs, tuple(history))
+        run = replicas.describe()
+        try:
+            history = fit(
+                cfg,
+                data,
+                out,
+                device=replicas.device,
+                resume=resume,
+                progress=progress and writer,
+                on_epoch=lambda m: say(m.line(cfg.train.epochs)),
+                checkpoint_seconds=checkpoint_seconds,
+                replicas=replicas,
+            )
+        except TrainingInterrupted:
+            if writer:
+                saved = _saved_history(out / "last.pt")
+                train_record(out, cfg, config, data_dir, saved, True, command, run)
+            raise
+        if history and writer:
+            (out / "metrics.json").write_text(
+                json.dumps(
+                    {"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2
+                )
+            )
+            train_record(out, cfg, config, data_dir, history, command=command, distributed=run)
+    return TrainResult(out, cfg.train.epochs, tuple(history), replicas.rank)
 
 
 def _saved_history(checkpoint: Path) -> list[EpochMetrics]:
@@ -145,8 +165,13 @@ def train_record(
     history: list[EpochMetrics],
     interrupted: bool = False,
     command: list[str] | None = None,
+    distributed: dict[str, Any] | None = None,
 ) -> None:
-    """curves.png (when an epoch is complete) and the run's manifest, named after last.pt."""
+    """curves.png (when an epoch is complete) and the run's manifest, named after last.pt.
+
+    ``distributed``: the world size, backend and devices of the run
+    (:meth:`tsslbp.train.distributed.Replicas.describe`), recorded among the figures.
+    """
     title = f"{cfg.architecture}, seed {cfg.train.seed}"
     curves = plots.training_curves(history, out / "curves.png", title=title) if history else None
     best = max(history, key=lambda m: m.test_acc) if history else None
@@ -161,6 +186,8 @@ def train_record(
         "best_epoch": best.epoch if best else None,
         "train_seconds": sum(m.seconds for m in history),
     }
+    if distributed is not None:
+        figures["distributed"] = distributed
     metrics = out / "metrics.json"
     record(
         out / "last.pt",
