@@ -1,7 +1,5 @@
 """Config parsing: the shipped configs load; every kind of mistake fails with one clear line."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -15,8 +13,9 @@ from tsslbp.config import (
     load_config,
     parse_config,
 )
+from tsslbp.configs import CONFIG_DIR
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_DIR
 
 GOOD = {
     "Network": {

@@ -1,19 +1,18 @@
 """An exported pooled CNN (conv + folded pooling + flatten + dense): fixed-point fold and Lava."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from tsslbp.config import load_config
+from tsslbp.configs import CONFIG_DIR
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
 from tsslbp.hwmodels.spec import ConvLayer
 from tsslbp.train.network import TsslbpNetwork
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "digits_cnn.yaml"
+CONFIG = CONFIG_DIR / "digits_cnn.yaml"
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("lava")
 netx = pytest.importorskip("tsslbp.export.netx")
 
+from tsslbp.configs import CONFIG_DIR  # noqa: E402
 from tsslbp.deploy.runner import run_lava  # noqa: E402
 from tsslbp.hwmodels.spec import CubaNeuron, DenseLayer, NetworkSpec  # noqa: E402
 
@@ -131,7 +132,7 @@ def test_exported_pooled_cnn_runs_identically_in_lava_dl(tmp_path: Path) -> None
     from tsslbp.hwmodels.readout import encode_for_spec
     from tsslbp.train.network import TsslbpNetwork
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "digits_cnn.yaml")
+    cfg = load_config(CONFIG_DIR / "digits_cnn.yaml")
     torch.manual_seed(1)
     model = TsslbpNetwork(cfg)
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Single measurements outside the ``tsslbp bench`` suites, run by the thin scripts in benchmarks/.
 
 * :func:`train_step_vs_numpy_loop`: one forward + backward of a network against the tests' plain
-  per-step numpy loop (tests/reference_tsslbp.py) on the same batch, interleaved
+  per-step numpy loop (:mod:`.numpy_loop`) on the same batch, interleaved
   (``benchmarks/train_step.py``).
 * :func:`golden_vs_lava`: the golden model and Lava's fixed-point simulator on one exported file's
   test samples, outputs checked identical (``benchmarks/deploy_speed.py``).
@@ -39,12 +39,13 @@ def train_step_vs_numpy_loop(
     config: str | Path, batch: int = 50, repeats: int = 30, seed: int = 0
 ) -> dict[str, Any]:
     """Median ms per forward + backward of tsslbp and of the plain numpy loop, interleaved."""
+    from ..configs import find_config
     from ..train.functional import psp
     from ..train.losses import desired_spike_pattern, kernel_loss
     from ..train.network import TsslbpNetwork
 
     ref = load_numpy_loop()
-    cfg = load_config(config)
+    cfg = load_config(find_config(config))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = TsslbpNetwork(cfg)

@@ -9,7 +9,7 @@ explicitly, the synaptic ones per step with :mod:`torch.nn.grad`.
 
 It covers linear, conv and sum-pooling layers (no dropout) with the kernel loss, and reads its
 weights from a :class:`~tsslbp.train.network.TsslbpNetwork`, so both run on the same parameters;
-tests check that both give the same gradients. The tests' numpy loop (tests/reference_tsslbp.py)
+tests check that both give the same gradients. The tests' numpy loop (:mod:`.numpy_loop`)
 is the independent check of the MLP case.
 """
 

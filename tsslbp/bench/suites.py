@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig, LayerKind, load_config, parse_config
+from ..configs import CONFIG_DIR
 from ..train.loop import loss_function
 from ..train.network import TsslbpNetwork
 from .peers import (
@@ -55,9 +56,8 @@ __all__ = [
     "accuracy_vs_bptt",
 ]
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-#: The tests' independent numpy loop (tests/reference_tsslbp.py), present in a source checkout.
-NUMPY_LOOP = Path(__file__).resolve().parents[2] / "tests" / "reference_tsslbp.py"
+#: The shipped configs the suites build their networks from (package data).
+CONFIGS = CONFIG_DIR
 IMPLEMENTATIONS = (
     "tsslbp",
     "tsslbp (torch ops)",
@@ -163,13 +163,10 @@ def _kernels_off() -> contextlib.AbstractContextManager:
 
 
 def load_numpy_loop() -> Any:
-    """The tests' plain numpy loop (tests/reference_tsslbp.py) as a module (a source checkout has it)."""
-    import importlib.util
+    """The tests' plain numpy loop (:mod:`tsslbp.bench.numpy_loop`, installed with the package)."""
+    from . import numpy_loop
 
-    spec = importlib.util.spec_from_file_location("reference_tsslbp", NUMPY_LOOP)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
-    return ref
+    return numpy_loop
 
 
 def _numpy_loop_stepper(
@@ -178,10 +175,8 @@ def _numpy_loop_stepper(
     """A training step whose gradients come from the tests' plain numpy loop (MLPs only)."""
     if any(layer.type is not LayerKind.LINEAR for layer in cfg.layers):
         return "the tests' numpy loop covers linear layers only"
-    if not NUMPY_LOOP.is_file():
-        return f"{NUMPY_LOOP} not found (a source checkout has it)"
-    ref = load_numpy_loop()
     from ..train.losses import desired_psp
+    from . import numpy_loop as ref
 
     loop_model = TsslbpNetwork(cfg)
     loop_model.load_state_dict(model.state_dict())

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import plots
 from ..config import load_config
+from ..configs import CONFIG_DIR
 from ..data import DataSplits, load_experiment_data
 from ..deploy.verify import VerifyReport, verify_spec
 from ..export.exporter import export_checkpoint
@@ -26,7 +27,7 @@ from .training import train_record
 __all__ = ["DEFAULT_DEMO_CONFIG", "DemoResult", "demo"]
 
 #: The demo's config: the MLP on the embedded 8x8 digits (no download).
-DEFAULT_DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "digits_mlp.yaml"
+DEFAULT_DEMO_CONFIG = CONFIG_DIR / "digits_mlp.yaml"
 
 
 @dataclass(frozen=True)
