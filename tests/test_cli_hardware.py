@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from paths import LAVA_DL_FIXTURES as SHARED
+from paths import needs_lava_dl_fixtures
 from test_config import CONFIGS
 
 from tsslbp.cli import main
@@ -144,7 +145,7 @@ def test_simulate_rejects_a_wrong_input_shape(trained, tmp_path):
     assert "expected shape (64, S), found (63, 5)" in result.output
 
 
-@pytest.mark.skipif(not (SHARED / "tiny.net").is_file(), reason="../shared fixtures not present")
+@needs_lava_dl_fixtures
 def test_simulate_lava_dl_tiny_net_on_both_backends(tmp_path):
     pytest.importorskip("lava")
     bias = np.load(SHARED / "tinynet_input_bias.npy")  # (16, 16, 3): lava order

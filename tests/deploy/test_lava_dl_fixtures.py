@@ -21,10 +21,11 @@ from tsslbp.deploy.runner import run_lava  # noqa: E402
 
 pytestmark = pytest.mark.lava
 
+from paths import FIXTURES_MISSING  # noqa: E402
 from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
 
-if not FIXTURES.is_dir():
-    pytest.skip(f"lava-dl netx fixtures not found at {FIXTURES}", allow_module_level=True)
+if FIXTURES_MISSING:
+    pytest.skip(FIXTURES_MISSING, allow_module_level=True)
 
 # pilotnet_lif recordings per entry of spec.layers (None: the flatten layer). The input layer and
 # conv-0 have no u recording; fc-3 has no spike recording.

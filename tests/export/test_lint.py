@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from paths import LAVA_DL_FIXTURES, REPO
+from paths import LAVA_DL_FIXTURES, REPO, needs_lava_dl_fixtures
 
 from tsslbp.cli import main
 from tsslbp.export.lint import (
@@ -181,12 +181,14 @@ def test_lava_dl_only_type_is_a_warning(tmp_path: Path):
     }
 
 
+@needs_lava_dl_fixtures
 @pytest.mark.parametrize("name", ["tiny.net", "pilotnet_lif/network.net"])
 def test_lava_dl_fixtures_pass(name):
     findings, spec = lint_file(LAVA_DL_FIXTURES / name)
     assert spec is not None and findings == [], [f.line() for f in findings]
 
 
+@needs_lava_dl_fixtures
 def test_cli_lint(tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(
@@ -203,6 +205,7 @@ def test_cli_lint(tmp_path: Path):
     assert "[layer-type]" in result.output and "1 design-rule error(s)" in result.stderr
 
 
+@needs_lava_dl_fixtures
 def test_cli_report_counts_only_and_with_input(tmp_path: Path):
     runner = CliRunner()
     model = str(LAVA_DL_FIXTURES / "tiny.net")

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
+from paths import needs_lava_dl_fixtures  # noqa: E402
 from scipy import signal
 
 from tsslbp.export import schema as sc
@@ -22,9 +23,7 @@ from tsslbp.hwmodels.spec import (
     NetworkSpec,
 )
 
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"lava-dl netx fixtures not found at {FIXTURES}"
-)
+needs_fixtures = needs_lava_dl_fixtures
 
 
 def _cnn_spec(rng: np.random.Generator) -> NetworkSpec:

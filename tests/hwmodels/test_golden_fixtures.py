@@ -6,13 +6,12 @@ Fixtures: ../shared/fixtures/lava-dl-netx (lava-nc/lava-dl tests/lava/lib/dl/net
 import numpy as np
 import pytest
 from paths import LAVA_DL_FIXTURES as FIXTURES  # noqa: E402
+from paths import needs_lava_dl_fixtures  # noqa: E402
 
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"lava-dl netx fixtures not found at {FIXTURES}"
-)
+pytestmark = needs_lava_dl_fixtures
 
 PILOTNET = FIXTURES / "pilotnet_lif"
 # spec layer index -> recording name (index 6 is the flatten layer, index 0 the input layer).
