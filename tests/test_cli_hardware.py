@@ -10,6 +10,7 @@ from paths import needs_lava_dl_fixtures
 from test_config import CONFIGS
 
 from tsslbp.cli import main
+from tsslbp.export.netx import read_netx
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,10 @@ def test_export_prints_the_quantization_report(trained):
     report = json.loads((out / "q.json").read_text())
     assert [layer["name"] for layer in report["layers"]] == ["hidden", "output"]
     assert all(0 < layer["max_abs_v_int"] < 1 << 23 for layer in report["layers"])
+    bits = read_netx(out / "model.net").input_message_bits
+    assert bits > 0
+    call = f"netx.hdf5.Network(net_config='{out / 'model.net'}', input_message_bits={bits})"
+    assert f"lava-dl: net = {call}" in output
 
 
 def test_info(trained):
@@ -64,6 +69,11 @@ def test_info(trained):
     assert result.exit_code == 0, result.output
     assert "2 layers, 210 neurons, 14800 synapses, input 64 (graded" in result.output
     assert "readout spike_count_argmax from step 2" in result.output
+    bits = read_netx(out / "model.net").input_message_bits
+    assert f"net_config='{out / 'model.net'}', input_message_bits={bits})" in result.output
+    assert "the class is the neuron with most spikes in steps 2..6 of each 7-step sample" in (
+        result.output
+    )
 
 
 def test_golden_agrees_with_float_within_quantization_error(trained):

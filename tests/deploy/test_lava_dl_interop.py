@@ -46,9 +46,10 @@ LAVA_DL_SCRIPT = textwrap.dedent(
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
-    net_path, input_path, output_path, bits = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    # The loader call as a user would type it, e.g. netx.hdf5.Network(net_config=..., input_message_bits=5)
+    call, input_path, output_path = sys.argv[1], sys.argv[2], sys.argv[3]
     x = np.load(input_path)
-    net = netx.hdf5.Network(net_config=net_path, input_message_bits=bits)
+    net = eval(call, {"netx": netx})
     source = io.source.RingBuffer(data=x)
     sink = io.sink.RingBuffer(shape=net.out.shape, buffer=x.shape[-1])
     source.s_out.connect(net.inp)
@@ -78,8 +79,12 @@ def _graded_dense_spec(rng: np.random.Generator) -> NetworkSpec:
     )
 
 
-def _run_in_lava_dl(tmp_path: Path, net_path: Path, x: np.ndarray, bits: int) -> np.ndarray:
-    """Output spikes of lava-dl's own netx.hdf5.Network on one sample x (*input shape, S)."""
+def _run_in_lava_dl(
+    tmp_path: Path, net_path: Path, x: np.ndarray, bits: int, call: str | None = None
+) -> np.ndarray:
+    """Output spikes of lava-dl's own netx.hdf5.Network on one sample x (*input shape, S), loaded
+    with ``call`` (a ``netx.hdf5.Network(...)`` expression) or else with the given input width."""
+    call = call or f"netx.hdf5.Network(net_config={str(net_path)!r}, input_message_bits={bits})"
     np.save(tmp_path / "x.npy", x.astype(np.int32))
     stubs = tmp_path / "stubs"
     for name in STUB_FILES:
@@ -94,10 +99,9 @@ def _run_in_lava_dl(tmp_path: Path, net_path: Path, x: np.ndarray, bits: int) ->
         [
             sys.executable,
             str(tmp_path / "run_lava_dl.py"),
-            str(net_path),
+            call,
             str(tmp_path / "x.npy"),
             str(tmp_path / "y.npy"),
-            str(bits),
         ],
         env=env,
         capture_output=True,
@@ -147,3 +151,45 @@ def test_exported_pooled_cnn_runs_identically_in_lava_dl(tmp_path: Path) -> None
     found = run_lava(netx.read_netx(net_path), x[None]).output[0].astype(np.int64)
     assert expected.sum() > 0, "lava-dl's output should spike"
     assert np.array_equal(found, expected), f"lava-dl's netx\n{expected}\nrun_lava\n{found}"
+
+
+@pytest.mark.parametrize("config", ["digits_mlp", "digits_cnn"])
+def test_lava_dl_loader_given_the_printed_call_gives_the_golden_spikes(
+    tmp_path: Path, config: str
+) -> None:
+    """`tsslbp info` prints the lava-dl call; lava-dl's loader run with exactly that call gives the
+    golden model's output spikes (lava-dl's default, input_message_bits=0, reads graded input as binary)."""
+    import torch
+    from click.testing import CliRunner
+
+    from tsslbp.cli import main
+    from tsslbp.config import load_config
+    from tsslbp.export.quantize import QuantConfig, quantize_network
+    from tsslbp.hwmodels.golden import run_golden
+    from tsslbp.hwmodels.readout import encode_for_spec
+    from tsslbp.train.network import TsslbpNetwork
+
+    cfg = load_config(CONFIG_DIR / f"{config}.yaml")
+    torch.manual_seed(1)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # an untrained net with enough activity to reach the output
+    calib = torch.rand(32, 64)
+    spec, _ = quantize_network(model, cfg, calib, QuantConfig(input_bits=5))
+    net_path = tmp_path / "model.net"
+    netx.write_netx(spec, net_path)
+
+    result = CliRunner().invoke(main, ["info", str(net_path)])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if "netx.hdf5.Network(" in line]
+    call = line.split("net = ", 1)[1]
+    assert call == f"netx.hdf5.Network(net_config={str(net_path)!r}, input_message_bits=5)"
+
+    x = encode_for_spec(calib[:1].numpy(), spec)[0]
+    found = _run_in_lava_dl(tmp_path, net_path, x, -1, call=call)
+    expected = run_golden(netx.read_netx(net_path), x[None], record=False).output[0]
+    assert expected.sum() > 0, "the golden model's output should spike"
+    assert np.array_equal(found, expected.reshape(found.shape)), (
+        f"lava-dl\n{found}\ngolden\n{expected}"
+    )
