@@ -87,7 +87,14 @@ def test_missing_data_dir_is_a_clear_error(runner, tmp_path):
         ["train", str(cfg), "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {tmp_path / 'none'}: data directory not found"
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {tmp_path / 'none'}: data directory not found; fashion_mnist")
+    # What is needed, where it comes from, and how to point tsslbp at it.
+    for words in ("t10k-labels-idx1-ubyte", "dataset-fashion-mnist", "--data-dir"):
+        assert words in line, line
+    for names, words in (("mnist_cnn", "yann.lecun.com"), ("cifar10_cnn1", "cifar-10-batches-py")):
+        result = runner.invoke(main, ["train", names, "--data-dir", str(tmp_path / "none")])
+        assert result.exit_code == 1 and words in result.output and "--data-dir" in result.output
 
 
 def test_bad_option_values_exit_2(runner):

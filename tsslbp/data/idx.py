@@ -9,7 +9,15 @@ import numpy as np
 
 from .splits import DataError, DataSplits, split_from_arrays
 
-__all__ = ["load_idx_dataset", "read_idx"]
+__all__ = ["IDX_FILES", "DATA_DIR_HINT", "load_idx_dataset", "read_idx"]
+
+#: The four files of an MNIST-format data set.
+IDX_FILES = (
+    "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+    "t10k-labels-idx1-ubyte (each may be .gz)"
+)
+#: How a user points tsslbp at a data set.
+DATA_DIR_HINT = "give its folder with --data-dir DIR (or data_path: in the config)"
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -59,7 +67,10 @@ def _find(directory: Path, stem: str) -> Path:
     ):
         if (directory / name).is_file():
             return directory / name
-    raise DataError(f"{directory}: no {stem} or {stem}.gz (expected the four standard IDX files)")
+    raise DataError(
+        f"{directory}: no {stem} or {stem}.gz (expected the four standard IDX files: {IDX_FILES}); "
+        f"{DATA_DIR_HINT}"
+    )
 
 
 def load_idx_dataset(directory: str | Path, name: str = "idx") -> DataSplits:

@@ -12,11 +12,18 @@ import torch
 from ..config import DATASET_INPUT_SHAPE, DataConfig, Dataset, ExperimentConfig
 from .cifar10 import CropFlipAugment, load_cifar10
 from .digits import load_digits
-from .idx import load_idx_dataset
+from .idx import DATA_DIR_HINT, IDX_FILES, load_idx_dataset
 from .nmnist import load_nmnist
-from .splits import DataSplits
+from .splits import DataError, DataSplits
 
-__all__ = ["DEFAULT_DATA_DIRS", "IDX_CROP_PADDING", "load_dataset", "load_experiment_data"]
+__all__ = [
+    "DATA_SOURCES",
+    "DEFAULT_DATA_DIRS",
+    "IDX_CROP_PADDING",
+    "load_dataset",
+    "load_experiment_data",
+    "missing_data_message",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,28 @@ DEFAULT_DATA_DIRS = {
     Dataset.CIFAR10: "data/cifar10",
     Dataset.NMNIST: "data/nmnist",
 }
+
+
+#: What each file-based data set needs and where it comes from (no download at run time).
+DATA_SOURCES = {
+    Dataset.FASHION_MNIST: f"the four IDX files {IDX_FILES}, from Debian's dataset-fashion-mnist "
+    "package (`apt-get install dataset-fashion-mnist` puts them in /usr/share/datasets/fashion-mnist) "
+    "or github.com/zalandoresearch/fashion-mnist",
+    Dataset.MNIST: f"the four IDX files {IDX_FILES}, as published at yann.lecun.com/exdb/mnist",
+    Dataset.CIFAR10: "the folder cifar-10-batches-py (data_batch_1..5 and test_batch, the python "
+    "version from www.cs.toronto.edu/~kriz/cifar.html) or the folder holding it",
+    Dataset.NMNIST: "the Train/ and Test/ folders of N-MNIST's .bin event files "
+    "(garrickorchard.com/datasets/n-mnist)",
+}
+
+
+def missing_data_message(dataset: Dataset, directory: str | Path) -> str:
+    """One line for a data set not found in ``directory``: what it needs, where that comes from,
+    and how to point tsslbp at it."""
+    return (
+        f"{directory}: data directory not found; {dataset.value} needs {DATA_SOURCES[dataset]}; "
+        f"{DATA_DIR_HINT}"
+    )
 
 
 def load_dataset(
@@ -47,6 +76,8 @@ def load_dataset(
         return load_digits()
     directory = data_dir or cfg.data_path or DEFAULT_DATA_DIRS[cfg.dataset]
     log.info("reading %s from %s", cfg.dataset.value, directory)
+    if not Path(directory).is_dir():
+        raise DataError(missing_data_message(cfg.dataset, directory))
     if cfg.dataset is Dataset.CIFAR10:
         return load_cifar10(directory, augment=cfg.augment, seed=seed)
     if cfg.dataset is Dataset.NMNIST:
