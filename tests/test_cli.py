@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -195,8 +196,9 @@ def test_sigkill_at_any_point_then_resume_ends_with_the_uninterrupted_weights(tm
     # Delays after the first epoch line: early, mid-run and late kills land at different batches
     # (and may land in the middle of a checkpoint write, which the atomic rename must survive).
     for delay in (0.0, 0.35, 0.9):
+        resume = ["--resume"] if (run / "last.pt").is_file() else []  # the first run is new
         proc = subprocess.Popen(
-            base + ["--out", str(run), "--resume"],
+            base + ["--out", str(run), *resume],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -288,3 +290,46 @@ def test_eval_of_a_netx_file_scores_the_golden_model_on_the_whole_test_split(run
     assert (tmp_path / "p" / "confusion.png").is_file()
     text = runner.invoke(main, ["eval", str(net)])
     assert text.exit_code == 0 and "golden fixed-point model" in text.output
+
+
+def test_train_into_an_existing_run_is_refused_unless_resumed_or_forced(runner, tmp_path):
+    """Issue 16 point 6: a second run silently replaced best.pt; --resume without last.pt started afresh."""
+    import torch
+
+    out = tmp_path / "run"
+    args = ["train", DIGITS, "--out", str(out), "--no-progress"]
+    result = runner.invoke(main, [*args, "--resume", "--epochs", "1"])
+    assert result.exit_code == 1 and "--resume: " in result.stderr
+    assert "last.pt not found, so there is nothing to resume" in result.stderr
+    assert not (out / "last.pt").exists()
+    assert runner.invoke(main, [*args, "--epochs", "2"]).exit_code == 0
+    before = (out / "best.pt").read_bytes()
+    best = torch.load(out / "best.pt", weights_only=True)["best"]
+    result = runner.invoke(main, [*args, "--epochs", "1"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert (
+        f"{out} already holds a run (best.pt: {100 * best['test_acc']:.2f}% test accuracy" in line
+    )
+    assert "--resume continues it, --force replaces it" in line
+    assert (out / "best.pt").read_bytes() == before, "a refused run must leave best.pt alone"
+    result = runner.invoke(main, [*args, "--epochs", "1", "--force"])
+    assert result.exit_code == 0, result.output
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 1
+    assert runner.invoke(main, [*args, "--epochs", "1", "--force", "--resume"]).exit_code == 1
+
+
+def test_a_netx_file_given_for_a_checkpoint_says_what_it_is(runner, tmp_path):
+    from tsslbp.export.netx import write_netx
+    from tsslbp.hwmodels.spec import CubaNeuron, DenseLayer, NetworkSpec
+
+    spec = NetworkSpec(
+        layers=(DenseLayer(weight=np.full((2, 3), 2), neuron=CubaNeuron(1365, 819, 60)),),
+        input_shape=(3,),
+        input_message_bits=8,
+    )
+    write_netx(spec, tmp_path / "model.net")
+    result = runner.invoke(main, ["export", str(tmp_path / "model.net"), "-o", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "an HDF5 file (a netx or NIR model), not a training checkpoint" in result.stderr
+    assert "`tsslbp eval`, `verify`" in result.stderr

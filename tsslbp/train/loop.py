@@ -353,6 +353,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for foreign or corrupt files
+        with open(path, "rb") as f:
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                raise CheckpointError(
+                    f"{path}: an HDF5 file (a netx or NIR model), not a training checkpoint: "
+                    "`tsslbp eval`, `verify`, `deploy` or `report` score a netx file; this command "
+                    "takes the .pt that `tsslbp train` writes"
+                ) from err
         raise CheckpointError(
             f"{path}: not a readable tsslbp checkpoint ({type(err).__name__})"
         ) from err
