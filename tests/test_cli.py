@@ -333,3 +333,17 @@ def test_a_netx_file_given_for_a_checkpoint_says_what_it_is(runner, tmp_path):
     assert result.exit_code == 1
     assert "an HDF5 file (a netx or NIR model), not a training checkpoint" in result.stderr
     assert "`tsslbp eval`, `verify`" in result.stderr
+
+    assert "`tsslbp verify`" in result.stderr
+
+
+def test_progress_bars_only_on_a_terminal_unless_forced(runner, tmp_path):
+    """Issue 16 point 8: bars wrote carriage-return redraws into logs; off when stderr is not a tty."""
+    args = ["train", DIGITS, "--epochs", "1"]
+    result = runner.invoke(main, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr and "\r" not in result.stdout
+    assert "epoch 1/1" in result.stdout  # one line per stage instead
+    result = runner.invoke(main, [*args, "--out", str(tmp_path / "b"), "--progress"])
+    assert result.exit_code == 0, result.output
+    assert "\r" in result.stderr, "--progress forces the bar"
