@@ -56,6 +56,11 @@ def test_export_prints_the_quantization_report(trained):
     assert f"wrote {out / 'model.net'}: 2 layers (dense), T=5, 7 steps/sample" in output
     report = json.loads((out / "q.json").read_text())
     assert [layer["name"] for layer in report["layers"]] == ["hidden", "output"]
+    # Issue 16 point 8: 8-bit weights showed "w bits 9.0"; the column counts bits of the 8-bit grid.
+    used = [q["weight_bits_used"] for q in report["layers"]]
+    assert all(1.0 <= u <= 8.0 for u in used), used
+    for line, u in zip(lines[1:3], used):
+        assert f" {u:.1f} " in line, line
     assert all(0 < layer["max_abs_v_int"] < 1 << 23 for layer in report["layers"])
     bits = read_netx(out / "model.net").input_message_bits
     assert bits > 0

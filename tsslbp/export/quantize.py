@@ -56,6 +56,7 @@ __all__ = [
     "WEIGHT_BITS_MAX",
     "ROUNDINGS",
     "weight_grid",
+    "weight_bits_used",
     "QuantConfig",
     "LayerQuant",
     "QuantReport",
@@ -109,6 +110,23 @@ def weight_grid(bits: int) -> tuple[int, int, int]:
     return WEIGHT_INT_MIN, -WEIGHT_INT_MIN - step, step
 
 
+def weight_bits_used(w_int: np.ndarray, bits: int) -> float:
+    """Bits of the ``bits``-wide weight grid (:func:`weight_grid`) that the largest ``|w_int|``
+    uses, the sign bit included: ``log2(max|w| / step) + 1``, at least 1.
+
+    On the 8-bit grid (step 2) a largest weight of 256 uses 8 bits, 128 uses 7, and on the 4-bit grid
+    (step 32) 256 uses 4 (the grid is 9-bit signed integers, so ``log2(256) + 1 = 9`` would count
+    the step's zero bit).
+
+    >>> weight_bits_used(np.array([-256, 4]), 8), weight_bits_used(np.array([128]), 8)
+    (8.0, 7.0)
+    >>> weight_bits_used(np.array([-256, 224]), 4), weight_bits_used(np.array([0]), 8)
+    (4.0, 1.0)
+    """
+    step = weight_grid(bits)[2]
+    return math.log2(max(1.0, float(np.abs(w_int).max(initial=0)) / step)) + 1.0
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """Choices of the quantization.
@@ -158,8 +176,9 @@ class LayerQuant:
         scale: integer state units per float unit of current and membrane (``S``).
         weight_gain: integer weight units per float weight (``w_int = round(W * weight_gain)``).
         limited_by: which bound set the scale: ``weights``, ``state range`` or ``threshold width``.
-        weight_bits_used: bits of the 8-bit weight range the largest weight uses (the grid of
-            ``QuantConfig.weight_bits`` is what limits the resolution).
+        weight_bits_used: bits of the layer's ``weight_bits``-wide grid the largest weight uses,
+            sign included (:func:`weight_bits_used`): ``weight_bits`` when it reaches the grid's
+            top, one less per halving.
         n_weights: number of synapses; ``n_clipped``: weights clipped to the range.
         weight_rmse: RMS error of the realized weights, relative to max |W|.
         v_th_mant: threshold mantissa; ``v_th_error``: relative threshold rounding error.
@@ -440,7 +459,7 @@ def quantize_network(
                 scale=scale,
                 weight_gain=gain,
                 limited_by=limited_by,
-                weight_bits_used=math.log2(max(1.0, float(np.abs(w_int).max()))) + 1.0,
+                weight_bits_used=weight_bits_used(w_int, qcfg.weight_bits),
                 n_weights=int(weight.size),
                 n_clipped=n_clipped,
                 weight_rmse=float(np.sqrt(np.mean((w_int / gain - weight) ** 2))) / max_w,
