@@ -347,3 +347,38 @@ def test_progress_bars_only_on_a_terminal_unless_forced(runner, tmp_path):
     result = runner.invoke(main, [*args, "--out", str(tmp_path / "b"), "--progress"])
     assert result.exit_code == 0, result.output
     assert "\r" in result.stderr, "--progress forces the bar"
+
+
+def test_ctrl_c_in_the_first_epoch_still_writes_curves(tmp_path):
+    """Issue 16 point 8: an interrupt before any epoch completed left no curves.png."""
+    import signal
+    import time
+
+    raw = yaml.safe_load((CONFIGS / "digits_mlp.yaml").read_text())
+    raw["Network"]["batch_size"] = 1  # a long first epoch (1438 batches), so SIGINT lands in it
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tsslbp", "train", str(cfg), "--epochs", "2", "--out", str(out)]
+        + ["--checkpoint-every", "0"],  # last.pt after every batch: proof the loop is running
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("training")
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # inside epoch 1: a batch is done, the handler installed
+        stdout, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "epoch 1/2" not in stdout, "the interrupt should land in epoch 1"
+    assert "interrupted in epoch 1" in err
+    assert (out / "curves.png").stat().st_size > 0
+    manifest = json.loads((out / "last.pt.manifest.json").read_text())
+    assert manifest["figures"]["epochs_done"] == 0 and manifest["figures"]["interrupted"]
+    assert any(o["path"].endswith("curves.png") for o in manifest["outputs"])

@@ -38,7 +38,12 @@ def _field(record: Any, name: str) -> float:
     return float(record[name] if isinstance(record, Mapping) else getattr(record, name))
 
 
-def training_curves(history: Sequence[Any], path: str | Path, title: str = "") -> Path:
+def training_curves(
+    history: Sequence[Any],
+    path: str | Path,
+    title: str = "",
+    partial: Mapping[str, Any] | None = None,
+) -> Path:
     """Loss and train/test accuracy per epoch.
 
     Args:
@@ -46,11 +51,15 @@ def training_curves(history: Sequence[Any], path: str | Path, title: str = "") -
             ``epoch``, ``loss``, ``train_acc`` and ``test_acc`` (accuracies as fractions).
         path: PNG to write.
         title: figure title.
+        partial: an interrupted epoch's progress (:class:`~tsslbp.train.loop.EpochProgress` as a
+            mapping: ``epoch``, ``batches_done``, ``loss_sum``, ``correct``, ``seen``): its running
+            loss and train accuracy so far, drawn hollow (there is no test figure yet).
 
     Raises:
-        ValueError: the history is empty.
+        ValueError: neither a completed epoch nor a partial one with samples seen.
     """
-    if not history:
+    seen = int(partial["seen"]) if partial else 0
+    if not history and not seen:
         raise ValueError("no epochs to plot")
     epochs = [_field(m, "epoch") for m in history]
     fig = Figure(figsize=(8, 3.2))
@@ -59,6 +68,12 @@ def training_curves(history: Sequence[Any], path: str | Path, title: str = "") -
     ax_loss.set(xlabel="epoch", ylabel="loss per sample", title="training loss")
     ax_acc.plot(epochs, [100 * _field(m, "train_acc") for m in history], "o-", ms=3, label="train")
     ax_acc.plot(epochs, [100 * _field(m, "test_acc") for m in history], "s-", ms=3, label="test")
+    if seen:
+        label = f"epoch {int(partial['epoch'])} so far ({int(partial['batches_done'])} batches)"
+        x = [float(partial["epoch"])]
+        hollow = {"ls": "none", "marker": "o", "mfc": "none", "ms": 6}
+        ax_loss.plot(x, [float(partial["loss_sum"]) / seen], color=_FLOAT_COLOUR, **hollow)
+        ax_acc.plot(x, [100 * int(partial["correct"]) / seen], color="C0", label=label, **hollow)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     ax_acc.legend(loc="lower right")
     for ax in (ax_loss, ax_acc):
