@@ -114,7 +114,9 @@ def test_export_manifest_and_weight_bits(run, tmp_path):
 
 def test_eval_plots_a_confusion_matrix(run, tmp_path):
     result = invoke("eval", run / "last.pt", "--json", "--plots", tmp_path / "plots")
-    accuracy = json.loads(result.output)["accuracy"]
+    accuracy = json.loads(result.stdout)["accuracy"]  # stdout is the JSON alone
+    png = tmp_path / "plots" / "confusion.png"
+    assert f"wrote {png} and confusion.png.manifest.json" in result.stderr
     rec = check_manifest(
         tmp_path / "plots" / "confusion.png", ["tsslbp", "eval"], inputs=[run / "last.pt"]
     )
@@ -146,7 +148,7 @@ def test_simulate_manifest(run, tmp_path):
 @pytest.mark.lava
 def test_verify_json_and_raster_manifests(run, tmp_path):
     pytest.importorskip("lava")
-    invoke(
+    result = invoke(
         "verify",
         run / "model.net",
         "--samples",
@@ -158,6 +160,8 @@ def test_verify_json_and_raster_manifests(run, tmp_path):
         tmp_path,
     )
     report = json.loads((tmp_path / "v.json").read_text())
+    for name in ("v.json", "raster.png"):
+        assert f"wrote {tmp_path / name} and {name}.manifest.json" in result.output
     for artifact in (tmp_path / "v.json", tmp_path / "raster.png"):
         rec = check_manifest(
             artifact, ["tsslbp", "verify"], inputs=[run / "model.net", run / "last.pt"]
