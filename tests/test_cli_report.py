@@ -63,6 +63,12 @@ def test_report_prints_synops_spikes_cores_energy(exported, tmp_path):
     assert f"energy {totals['energy_pj_per_inference']['total'] / 1e3:.2f} nJ" in result.output
     assert [e["name"] for e in report["float_vs_fixed"]] == ["hidden", "output"]
     assert "hidden: float" in result.output
+    # Issue 16 point 8: the two spike figures differ by their windows, and the output says so.
+    assert "over the float model's 5 steps" in result.output
+    assert "counts all 7 steps of a sample, so it can be larger" in result.output
+    per_layer = {e["name"]: e["spikes_per_sample"] for e in report["layers"] if e["neurons"]}
+    for entry in report["float_vs_fixed"]:
+        assert entry["fixed_spikes_per_sample"] <= per_layer[entry["name"]] + 1e-9
     for entry in (e for e in report["layers"] if e["neurons"]):
         assert (
             0.0 <= entry["v_saturated"] <= 1
