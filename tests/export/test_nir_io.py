@@ -502,6 +502,7 @@ def test_cli_nir_export_then_import_is_exact_and_simulates(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "exact (tsslbp metadata)" in result.output
+    assert "reset assumed: v = 0 after a spike" in result.output and not result.stderr
     _assert_same_spec(read_netx(tmp_path / "m.net"), read_netx(tmp_path / "back.net"))
     for artifact in ("m.nir", "back.net"):
         record = json.loads(manifest_path(tmp_path / artifact).read_text())
@@ -531,6 +532,9 @@ def test_cli_nir_import_of_a_foreign_graph_and_its_errors(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "quantized from floats (dt 0.0001 s, binary input)" in result.output
+    # Issue 16 point 9: snnTorch writes v_reset = 0 whatever its reset; say so, and what we assume.
+    assert "reset assumed: v = 0 after a spike" in result.output
+    assert "looks like snnTorch's export" in result.stderr and "'subtract'" in result.stderr
     assert [type(x) for x in read_netx(tmp_path / "s.net").layers] == [DenseLayer, DenseLayer]
     result = runner.invoke(
         main,
@@ -548,3 +552,31 @@ def test_cli_nir_import_of_a_foreign_graph_and_its_errors(tmp_path):
         and "closes a cycle" in result.stderr
         and not (tmp_path / "r.net").exists()
     )
+
+
+def test_snntorch_signature_is_recognised_and_only_there():
+    from tsslbp.export.nir_reset import looks_like_snntorch, reset_notes
+
+    for name in ("snntorch_mlp_leaky", "snntorch_mlp_synaptic", "snntorch_cnn_avgpool"):
+        graph = nir.read(NIR_DATA / f"{name}.nir")
+        assert looks_like_snntorch(graph), name
+        line, warnings = reset_notes(graph, exact=False)
+        assert "v = 0" in line and len(warnings) == 1
+        assert reset_notes(graph, exact=True)[1] == []
+    # tsslbp's own export (r = tau_mem/dt with dt 1e-3, tsslbp metadata) is not snnTorch's.
+    spec = NetworkSpec(
+        layers=(DenseLayer(weight=np.full((2, 3), 2), neuron=CubaNeuron(1365, 819, 60)),),
+        input_shape=(3,),
+    )
+    assert not looks_like_snntorch(spec_to_nir(spec))
+    # Another producer's reset value or time constants break the signature.
+    graph = nir.read(NIR_DATA / "snntorch_mlp_leaky.nir")
+    lif = graph.nodes["1"]
+    graph.nodes["1"] = nir.LIF(
+        tau=lif.tau,
+        r=lif.r * 2,
+        v_leak=lif.v_leak,
+        v_threshold=lif.v_threshold,
+        v_reset=lif.v_reset,
+    )
+    assert not looks_like_snntorch(graph)
