@@ -1,4 +1,4 @@
-# Developer entry points: `make setup`, `make demo`, `make test`, `make clean`.
+# Developer entry points: `make setup`, `make demo`, `make test`, `make readme-figures`, `make clean`.
 # Facts behind the install order are in ../shared/notes/environment.md.
 
 PYTHON ?= python3
@@ -28,7 +28,7 @@ PEER_PINS := spikingjelly==2.0.0 loguru==0.7.3 norse==1.1.0 nirtorch==2.6
 FASHION_MNIST_DEB := dataset-fashion-mnist
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup demo test format clean
+.PHONY: setup demo test format clean readme-figures
 
 setup: $(SETUP_STAMP)
 
@@ -65,6 +65,10 @@ $(SETUP_STAMP): pyproject.toml Makefile
 # The main job on the embedded digits: train, export to netx, golden model, verify on Lava.
 demo: setup
 	$(VENV)/bin/tsslbp demo --out runs/demo
+
+# README's demo summary (table and time) and docs/img/demo_*.png from a fresh `tsslbp demo` run.
+readme-figures: setup
+	$(PY) benchmarks/readme_figures.py
 
 # Lint and format checks first (ruff, configured in pyproject.toml), then the test suite.
 test: setup

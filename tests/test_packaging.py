@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from paths import REPO
 
-from tsslbp.config import ConfigError, load_config
-from tsslbp.configs import CONFIG_DIR, find_config, shipped_configs
+from tsslbp.config import load_config
+from tsslbp.configs import CONFIG_DIR, ConfigNotFoundError, find_config, shipped_configs
 
 BUILD_TOOLS_MISSING = next(
     (
@@ -44,7 +44,7 @@ def test_configs_are_found_by_name_or_path(tmp_path: Path, monkeypatch: pytest.M
     own.write_text((CONFIG_DIR / "digits_mlp.yaml").read_text())
     assert find_config(own) == own
     assert find_config("digits_mlp.yaml") == Path("digits_mlp.yaml")
-    with pytest.raises(ConfigError, match="not the name of a shipped config .*digits_mlp"):
+    with pytest.raises(ConfigNotFoundError, match="not the name of a shipped config .*digits_mlp"):
         find_config("no_such_config")
     for path in names.values():
         load_config(path)

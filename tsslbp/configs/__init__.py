@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ConfigError
-
-__all__ = ["CONFIG_DIR", "shipped_configs", "find_config"]
+__all__ = ["CONFIG_DIR", "ConfigNotFoundError", "shipped_configs", "find_config"]
 
 #: Where the shipped YAML files live (beside this module, in a checkout or an installed package).
 CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class ConfigNotFoundError(ValueError):
+    """Neither a config file nor the name of a shipped config."""
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -28,7 +30,7 @@ def find_config(name_or_path: str | Path) -> Path:
     named ``NAME`` or ``NAME.yaml``.
 
     Raises:
-        ConfigError: neither a file nor a shipped config's name; the message lists the names.
+        ConfigNotFoundError: neither a file nor a shipped config's name; the message lists the names.
     """
     path = Path(name_or_path)
     if path.is_file():
@@ -42,8 +44,8 @@ def find_config(name_or_path: str | Path) -> Path:
     if path.parent.name == "configs" and path.stem in shipped and path.suffix in ("", ".yaml"):
         return shipped[path.stem]
     if path.is_dir():
-        raise ConfigError(f"{text}: is a directory, not a config file")
-    raise ConfigError(
+        raise ConfigNotFoundError(f"{text}: is a directory, not a config file")
+    raise ConfigNotFoundError(
         f"{text}: no such file, and not the name of a shipped config "
         f"({', '.join(shipped)}; `tsslbp configs` lists them)"
     )

@@ -1,0 +1,71 @@
+"""Regenerate README.md's demo summary and images from a fresh run (``make readme-figures``).
+
+Runs ``tsslbp demo --out runs/readme --no-progress`` (what ``make demo`` runs, in another out dir),
+timing the whole command; replaces the region of README.md between the ``begin demo summary`` and
+``end demo summary`` markers with that time and the summary table exactly as the run printed it;
+copies the run's curves.png, confusion.png and raster.png to docs/img/demo_*.png. So the README's
+figures are always one real run's, and tests/test_readme.py checks their format against
+``tsslbp demo``'s.
+
+    .venv/bin/python benchmarks/readme_figures.py [--out runs/readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN = "<!-- begin demo summary: written by `make readme-figures` from a fresh run -->"
+END = "<!-- end demo summary -->"
+
+
+def summary_table(stdout: str) -> list[str]:
+    """The demo's summary table: the header line and the four rows after it."""
+    lines = stdout.splitlines()
+    (start,) = [i for i, line in enumerate(lines) if re.match(r"^\s*model\s+accuracy\s", line)]
+    return lines[start : start + 5]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "readme")
+    args = parser.parse_args()
+    command = [sys.executable, "-m", "tsslbp", "demo", "--out", str(args.out), "--no-progress"]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    sys.stdout.write(done.stdout)
+    if done.returncode != 0:
+        sys.exit(f"tsslbp demo failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    table = summary_table(done.stdout)
+    region = "\n".join(
+        [
+            BEGIN,
+            f"`make demo` ({seconds:.0f} s after the install, the whole `tsslbp demo` command on this "
+            "machine) ends with this summary:",
+            "",
+            "```",
+            *table,
+            "```",
+            END,
+        ]
+    )
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        sys.exit(f"{readme}: no region between {BEGIN!r} and {END!r}")
+    readme.write_text(pattern.sub(lambda _: region, text, count=1))
+    for name in ("curves", "confusion", "raster"):
+        shutil.copyfile(args.out / f"{name}.png", ROOT / "docs" / "img" / f"demo_{name}.png")
+    print(f"README.md: demo summary from this run ({seconds:.1f} s); docs/img/demo_*.png copied")
+
+
+if __name__ == "__main__":
+    main()
