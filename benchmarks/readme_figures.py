@@ -13,6 +13,7 @@ figures are always one real run's, and tests/test_readme.py checks their format 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "readme")
     args = parser.parse_args()
     command = [sys.executable, "-m", "tsslbp", "demo", "--out", str(args.out), "--no-progress"]
+    load = os.getloadavg()[0]  # the time below means little on a busy machine: say how busy
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -47,8 +49,8 @@ def main() -> None:
     region = "\n".join(
         [
             BEGIN,
-            f"`make demo` ({seconds:.0f} s after the install, the whole `tsslbp demo` command on this "
-            "machine) ends with this summary:",
+            f"`make demo` ({seconds:.0f} s after the install: the whole `tsslbp demo` command on "
+            f"{os.cpu_count()} cores, load average {load:.1f} when it started) ends with this summary:",
             "",
             "```",
             *table,
