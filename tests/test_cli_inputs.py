@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from paths import LAVA_DL_FIXTURES, needs_lava_dl_fixtures
 
 from tsslbp.cli import main
+from tsslbp.data import load_digits
 from tsslbp.export.netx import read_netx
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
-from tsslbp.train.data import load_digits
 
 
 @pytest.fixture(scope="module")

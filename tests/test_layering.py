@@ -2,7 +2,7 @@
 
 Floors, bottom to top; a module may import its own package and anything on a lower floor:
 
-0. ``tsslbp`` (the version), ``config``, ``hwmodels`` (which imports nothing from the project),
+0. ``tsslbp`` (the version), ``config``, ``configs`` (the shipped YAML files), ``hwmodels`` (which imports nothing from the project),
    ``manifest``, ``plots``, ``_malloc``
 1. ``train``, ``data``, ``deploy`` (``train`` may import ``data``; nothing else crosses this floor)
 2. ``export``
@@ -26,6 +26,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tsslbp"
 FLOORS = {
     "tsslbp": 0,
     "tsslbp.config": 0,
+    "tsslbp.configs": 0,
     "tsslbp.hwmodels": 0,
     "tsslbp.manifest": 0,
     "tsslbp.plots": 0,

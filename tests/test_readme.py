@@ -6,7 +6,7 @@ import re
 from paths import REPO
 
 from tsslbp.configs import shipped_configs
-from tsslbp.summary import DEMO_HEADER, DEMO_ROW_LABELS, demo_rows, table_lines
+from tsslbp.workflows.summary import DEMO_HEADER, DEMO_ROW_LABELS, demo_rows, table_lines
 
 README = REPO / "README.md"
 BEGIN = "<!-- begin demo summary: written by `make readme-figures` from a fresh run -->"

@@ -1,5 +1,5 @@
-"""Command-line interface: ``tsslbp train | eval | export | info | simulate | verify | deploy |
-quant-health | demo | nir-export | nir-import | lint | report | bench``.
+"""Command-line interface: ``tsslbp configs | train | eval | export | info | encode | simulate |
+verify | deploy | quant-health | demo | nir-export | nir-import | lint | report | bench``.
 
 A thin click layer over :mod:`tsslbp.workflows`: each command parses its options, calls one
 workflow function and prints the result's ``lines()``. Errors the user can fix (bad config, missing
@@ -50,7 +50,14 @@ _HELP = {
     "verify --strict": "Also fail (exit 1) when the state saturates or nears its wrap.",
     "verify --plots": "Write spike rasters of test sample 0, float vs Lava (raster.png + manifest), into this directory.",
     "nir-import --dt": "The producer's seconds per step (needed without tsslbp metadata; snnTorch: 1e-4).",
-    "simulate --input": "X.npy: (*input shape in Lava order, S) spikes.",
+    "simulate --input": "X.npy: (*input shape in Lava order, S) integers: graded payloads 0..2**bits-1 (0/1 for binary input); `tsslbp encode` writes one.",
+    "simulate --sample": "Run this test sample of the file's data set instead of --input (tsslbp files).",
+    "--reset-interval": "Zero u and v every N steps, layer i offset by i steps: lava-dl's netx.hdf5.Network(reset_interval=N) [default: no reset].",
+    "--reset-offset": "lava-dl's reset_offset (with --reset-interval).",
+    "encode --image": "An image (.png) or array (.npy) of values in [0, 1], the network's input size (CxHxW).",
+    "encode --output": "X.npy to write: (*input shape in Lava order, steps), for `tsslbp simulate --input` or lava-dl.",
+    "train --force": "Replace the run already in OUT (its best.pt, last.pt, metrics) with a new one.",
+    "--progress": "Progress bars on stderr [default: only when stderr is a terminal; otherwise one line per stage].",
     "simulate --output": "Y.npy: (n_out, S) output spikes.",
     "--target": "sim: Lava's CPU fixed-point simulator; loihi2: Loihi 2 hardware (needs lava-loihi).",
     "--period": "Run each sample for P steps (zero-padded) with the chip's reset schedule (reset_interval=P, reset_offset=1), as Loihi 2 runs it; P is a power of 2 there.",
@@ -58,10 +65,10 @@ _HELP = {
     "--bits": "Weight widths to export and score, comma-separated, widest first.",
     "quant-health --input-bits": "Graded input width for every export [default: the auto choice of the widest weights].",
     "quant-health --out": "Directory for model_w<bits>.net, quant_health.json/.png and the manifest.",
-    "--config": "Training config [default: the shipped configs/digits_mlp.yaml].",
+    "--config": "Training config, a YAML file or a shipped config's name [default: digits_mlp].",
     "demo --samples": "Test samples verified on Lava [default: the whole test split].",
     "nir-import --input-bits": "Without tsslbp metadata: 0 = binary input spikes, else graded input x in [0, 1] sent with this many bits.",
-    "report --input": "X.npy: ([B,] *input shape in Lava order, S) input spikes, for files without tsslbp metadata.",
+    "report --input": "X.npy: ([B,] *input shape in Lava order, S) input spikes (`tsslbp encode` writes one), for files without tsslbp metadata.",
     "--quick": "Short version: fewer repeats, samples, epochs and seeds (minutes on 2 CPU cores).",
     "bench --out": "Results folder: results.json, results.md, PNG plots, manifest.",
     "--suite": "Run only these suites (repeatable) [default: all].",
@@ -108,6 +115,23 @@ def _command_line() -> list[str]:
     return words
 
 
+def _config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A config given as a path or as a shipped config's name (``tsslbp configs`` lists them)."""
+    from .configs import ConfigNotFoundError, find_config
+
+    if value is None:
+        return None
+    try:
+        return find_config(value)
+    except ConfigNotFoundError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _progress_default(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool:
+    """Progress bars redraw a line with carriage returns: only on a terminal unless asked for."""
+    return sys.stderr.isatty() if value is None else value
+
+
 def _echo(result: Any) -> None:
     lines = result.lines()
     if lines:  # none from the silent ranks of a data-parallel run
@@ -133,7 +157,13 @@ _device_option = _option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help=_HELP["--device"]
 )
 _data_dir_option = _option("--data-dir", type=_OUT_DIR, default=None, help=_HELP["--data-dir"])
-_progress_option = _option("--progress/--no-progress", default=True)
+_progress_option = _option(
+    "--progress/--no-progress",
+    default=None,
+    callback=_progress_default,
+    show_default=False,
+    help=_HELP["--progress"],
+)
 _period_option = _option("--period", type=_COUNT, default=None, help=_HELP["--period"])
 _calibration_option = _option(
     "--calibration", type=_COUNT, default=512, help=_HELP["--calibration"]
@@ -155,7 +185,8 @@ def main(verbose: bool) -> None:
 
     \b
     Typical use:
-      tsslbp train configs/digits_mlp.yaml --out runs/digits
+      tsslbp configs                       # the shipped configs
+      tsslbp train digits_mlp --out runs/digits
       tsslbp eval runs/digits/best.pt
     """
     logging.basicConfig(
@@ -168,14 +199,22 @@ def main(verbose: bool) -> None:
     retain_freed_memory()  # reuse freed tensor memory: no page faults per step (tsslbp/_malloc.py)
 
 
+@main.command("configs")
+@_user_errors
+def configs_cmd() -> None:
+    """List the shipped training configs: `tsslbp train NAME` uses one, `--config NAME` for demo."""
+    _echo(workflows.configs())
+
+
 @main.command()
-@click.argument("config", type=_IN_FILE)
+@click.argument("config", callback=_config_file)
 @_data_dir_option
 @_option("--epochs", type=_COUNT, default=None, help="Override Network.epochs.")
 @_option("--seed", type=click.IntRange(min=0), default=None, help="Override Network.seed.")
 @_device_option
 @_option("--out", type=_OUT_DIR, default=None, help=_HELP["train --out"])
-@_option("--resume", is_flag=True, help="Continue from OUT/last.pt when it exists.")
+@_option("--resume", is_flag=True, help="Continue the run in OUT from its last.pt.")
+@_option("--force", is_flag=True, help=_HELP["train --force"])
 @_option(
     "--checkpoint-every",
     "checkpoint_seconds",
@@ -183,10 +222,13 @@ def main(verbose: bool) -> None:
     default=300,
     help=_HELP["--checkpoint-every"],
 )
-@_option("--progress/--no-progress", default=True, help="Progress bar per epoch.")
+@_progress_option
 @_user_errors
 def train(config: Path, **options: Any) -> None:
-    """Train the network described by CONFIG (a YAML file) with TSSL-BP."""
+    """Train the network described by CONFIG with TSSL-BP.
+
+    CONFIG is a YAML file or the name of a shipped config (`tsslbp configs` lists them).
+    """
     from .train.loop import TrainingInterrupted
 
     try:
@@ -210,6 +252,8 @@ def evaluate_cmd(checkpoint: Path, as_json: bool, **options: Any) -> None:
     result = workflows.evaluate(checkpoint, **options, command=_command_line())
     if as_json:
         click.echo(json.dumps(result.to_dict()))
+        for line in result.written():  # on stderr, so stdout stays one JSON document
+            click.echo(line, err=True)
     else:
         _echo(result)
 
@@ -249,14 +293,48 @@ def info(model: Path) -> None:
 
 @main.command()
 @click.argument("model", type=_IN_FILE)
-@_option("--input", "input_path", type=_IN_FILE, required=True, help=_HELP["simulate --input"])
+@_option("--input", "input_path", type=_IN_FILE, default=None, help=_HELP["simulate --input"])
+@_option("--sample", type=click.IntRange(min=0), default=None, help=_HELP["simulate --sample"])
+@_data_dir_option
 @_option("--output", "output_path", type=_OUT_FILE, required=True, help=_HELP["simulate --output"])
 @_option("--backend", type=click.Choice(["golden", "lava"]), default="golden")
 @_option("--steps", type=_COUNT, default=None, help=_HELP["--steps"])
+@_option("--reset-interval", type=_COUNT, default=None, help=_HELP["--reset-interval"])
+@_option("--reset-offset", type=click.IntRange(min=0), default=0, help=_HELP["--reset-offset"])
 @_user_errors
-def simulate(model: Path, input_path: Path, output_path: Path, **options: Any) -> None:
+def simulate(
+    model: Path, input_path: Path | None, output_path: Path, sample: int | None, **options: Any
+) -> None:
     """Run one sample through MODEL; column t of X enters the network at step t."""
-    _echo(workflows.simulate(model, input_path, output_path, **options, command=_command_line()))
+    if (input_path is None) == (sample is None):
+        raise click.UsageError("give exactly one of --input X.npy and --sample I")
+    result = workflows.simulate(
+        model, input_path, output_path, sample=sample, **options, command=_command_line()
+    )
+    _echo(result)
+    for line in result.notes:
+        click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("model", type=_IN_FILE)
+@_option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Test sample I of the file's data set.",
+)
+@_option("--image", "image_path", type=_IN_FILE, default=None, help=_HELP["encode --image"])
+@_data_dir_option
+@_output_option(help=_HELP["encode --output"])
+@_user_errors
+def encode(
+    model: Path, output: Path, sample: int | None, image_path: Path | None, **options: Any
+) -> None:
+    """Write one input for MODEL (a tsslbp netx file) in its encoding and layout."""
+    if (image_path is None) == (sample is None):
+        raise click.UsageError("give exactly one of --sample I and --image FILE")
+    _echo(workflows.encode(model, output, sample=sample, image_path=image_path, **options))
 
 
 @main.command()
@@ -335,7 +413,7 @@ def quant_health_cmd(checkpoint: Path, out: Path, **options: Any) -> None:
 
 
 @main.command()
-@_option("--config", "config_path", type=_IN_FILE, default=None, help=_HELP["--config"])
+@_option("--config", "config_path", callback=_config_file, default=None, help=_HELP["--config"])
 @_option("--out", type=_OUT_DIR, default=Path("runs/demo"))
 @_option("--samples", type=_COUNT, default=None, help=_HELP["demo --samples"])
 @_option("--epochs", type=_COUNT, default=None, help="Override the config's epochs.")
@@ -368,7 +446,10 @@ def nir_export(model: Path, output: Path, dt: float | None) -> None:
 @_user_errors
 def nir_import(graph_path: Path, output: Path, **options: Any) -> None:
     """Turn a NIR GRAPH into a netx file (exact for tsslbp's own graphs, quantized for others)."""
-    _echo(workflows.nir_import(graph_path, output, **options, command=_command_line()))
+    result = workflows.nir_import(graph_path, output, **options, command=_command_line())
+    _echo(result)
+    for line in result.warnings():
+        click.echo(f"warning: {line}", err=True)
 
 
 @main.command()

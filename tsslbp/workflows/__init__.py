@@ -82,6 +82,10 @@ _EXPORTS = {
     "bench": "benchmarking",
     "BenchResult": "benchmarking",
     "WorkflowError": "common",
+    "configs": "inspection",
+    "ConfigsResult": "inspection",
+    "encode": "inputs",
+    "EncodeResult": "inputs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..export.exporter import ExportResult, export_checkpoint
+from ..export.lava_dl import lava_dl_usage
 from ..export.netx import read_netx, write_netx
 from ..export.nir_io import DEFAULT_DT, METADATA_KEY, nir_to_spec, read_nir, spec_to_nir, write_nir
+from ..export.nir_reset import reset_notes
 from ..export.quantize import QuantConfig, QuantReport
 from ..hwmodels.health import STATE_LIMIT
 from ..hwmodels.spec import NetworkSpec
@@ -105,6 +107,7 @@ def export_lines(result: ExportResult) -> list[str]:
         f"{meta['steps_per_sample']} steps/sample, "
         f"{_input_kind(spec.input_message_bits, 'binary spike')} input, "
         f"calibrated on {result.report.calibration_samples} samples",
+        *lava_dl_usage(result.path, spec),
     ]
 
 
@@ -229,9 +232,16 @@ class NirImportResult:
     exact: bool
     dt: float | None
     input_bits: int
+    #: The reset the import assumes, and warnings when the graph may mean another
+    #: (:func:`tsslbp.export.nir_reset.reset_notes`).
+    reset: str = ""
+    reset_warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {**vars(self), "graph": str(self.graph), "output": str(self.output)}
+
+    def warnings(self) -> list[str]:
+        return list(self.reset_warnings)
 
     def lines(self) -> list[str]:
         how = (
@@ -242,7 +252,8 @@ class NirImportResult:
         )
         return [
             f"wrote {self.output}: {self.n_layers} layers from {self.n_nodes} NIR nodes of "
-            f"{self.graph}, {how}"
+            f"{self.graph}, {how}",
+            *([self.reset] if self.reset else []),
         ]
 
 
@@ -260,13 +271,24 @@ def nir_import(
     graph = read_nir(graph_path)
     exact = METADATA_KEY in (graph.metadata or {})
     spec = nir_to_spec(graph, dt=dt, input_bits=input_bits)
+    reset, warnings = reset_notes(graph, exact)
     write_netx(spec, output)
     figures = {
         "layers": len(spec.layers),
         "exact": exact,
         "layer_scales": spec.metadata.get("layer_scales"),
+        "reset": "zero",
+        "warnings": warnings,
     }
     write_manifest(output, inputs=[graph_path], figures=figures, command=command)
     return NirImportResult(
-        graph_path, output, len(spec.layers), len(graph.nodes), exact, dt, input_bits
+        graph_path,
+        output,
+        len(spec.layers),
+        len(graph.nodes),
+        exact,
+        dt,
+        input_bits,
+        reset,
+        tuple(warnings),
     )

@@ -9,7 +9,9 @@ images, (N, steps) for vectors: :func:`tsslbp.hwmodels.readout.encode_for_spec` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,9 @@ from ..hwmodels.spec import NetworkSpec, lava_shape
 from .common import WorkflowError, spec_test_data
 
 __all__ = [
+    "EncodeResult",
     "InputError",
+    "encode",
     "encode_test_sample",
     "encode_array",
     "load_array",
@@ -118,3 +122,64 @@ def check_input(spec: NetworkSpec, x: np.ndarray, name: str = "input") -> np.nda
             f"{x.dtype} values"
         )
     return x.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """One input written for a netx file: what it holds and its shape."""
+
+    output: Path
+    source: str
+    shape: tuple[int, ...]
+    input_message_bits: int
+    low: int
+    high: int
+    n_steps: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "output": str(self.output), "shape": list(self.shape)}
+
+    def lines(self) -> list[str]:
+        bits = self.input_message_bits
+        kind = f"graded {bits}-bit, values {self.low}..{self.high}" if bits else "0/1 spikes"
+        return [
+            f"wrote {self.output}: {self.source}, shape {self.shape} (Lava order, steps last), "
+            f"{kind}, {self.n_steps} input steps of {self.shape[-1]}"
+        ]
+
+
+def encode(
+    model: Path,
+    output: Path,
+    *,
+    sample: int | None = None,
+    image_path: Path | None = None,
+    data_dir: Path | None = None,
+) -> EncodeResult:
+    """Write one input for a tsslbp netx file, in its encoding and layout: test sample ``sample``
+    of its data set, or the image/array ``image_path`` (values in [0, 1]).
+
+    Raises:
+        InputError: neither or both sources, a sample out of range, a wrong size or range.
+    """
+    from ..export.netx import read_netx
+
+    spec = read_netx(model)
+    if (image_path is None) == (sample is None):
+        raise InputError("give exactly one of --sample I and --image FILE")
+    if sample is not None:
+        x, label, what = encode_test_sample(spec, sample, data_dir)
+        what = f"{what} (label {label})"
+    else:
+        x = encode_array(spec, load_array(image_path), str(image_path))
+        what = str(image_path)
+    np.save(output, x)
+    return EncodeResult(
+        output,
+        what,
+        tuple(x.shape),
+        int(spec.input_message_bits),
+        int(x.min()),
+        int(x.max()),
+        spec.metadata.get("n_steps"),
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..export.lava_dl import lava_dl_usage
 from ..export.lint import Finding, Severity, lint_file
 from ..export.netx import read_netx
 from ..hwmodels.resources import layer_synapses
@@ -21,7 +22,7 @@ from ..hwmodels.spec import FlattenLayer
 from ..manifest import write_manifest
 from .common import format_table
 
-__all__ = ["InfoResult", "LintResult", "info", "lint"]
+__all__ = ["ConfigsResult", "configs", "InfoResult", "LintResult", "info", "lint"]
 
 
 def _input_kind(bits: int) -> str:
@@ -38,6 +39,8 @@ class InfoResult:
     input_shape: tuple[int, ...]
     input_message_bits: int
     metadata: dict[str, Any]
+    #: How to load, feed and read the file with lava-dl's own loader (:mod:`tsslbp.export.lava_dl`).
+    lava_dl: tuple[str, ...] = ()
 
     @property
     def neurons(self) -> int:
@@ -86,7 +89,7 @@ class InfoResult:
                 f"{meta.get('readout_offset')}, source {meta.get('source_checkpoint')} "
                 f"(sha256 {str(meta.get('source_sha256', ''))[:12]}), {meta.get('producer')}"
             )
-        return lines
+        return [*lines, *self.lava_dl]
 
 
 def info(model: Path) -> InfoResult:
@@ -112,7 +115,12 @@ def info(model: Path) -> InfoResult:
             }
         )
     return InfoResult(
-        model, tuple(layers), tuple(spec.input_shape), spec.input_message_bits, spec.metadata
+        model,
+        tuple(layers),
+        tuple(spec.input_shape),
+        spec.input_message_bits,
+        spec.metadata,
+        tuple(lava_dl_usage(model, spec)),
     )
 
 
@@ -155,3 +163,42 @@ def lint(
         figures = {"errors": result.errors, "warnings": result.warnings}
         write_manifest(json_path, inputs=[model], figures=figures, command=command)
     return result
+
+
+@dataclass(frozen=True)
+class ConfigsResult:
+    """The shipped training configs: name, data set, network, steps, epochs, and where they are."""
+
+    rows: tuple[tuple[str, ...], ...]
+    directory: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("name", "dataset", "network", "steps", "epochs")
+        return {
+            "directory": str(self.directory),
+            "configs": [dict(zip(keys, r)) for r in self.rows],
+        }
+
+    def lines(self) -> list[str]:
+        table = format_table(self.rows, ["name", "dataset", "network", "steps", "epochs"])
+        return [*table, f"in {self.directory}; copy one and pass its path to change it"]
+
+
+def configs() -> ConfigsResult:
+    """The configs shipped in the package (``tsslbp train NAME`` takes one by name)."""
+    from ..config import load_config
+    from ..configs import CONFIG_DIR, shipped_configs
+
+    rows = []
+    for name, path in shipped_configs().items():
+        cfg = load_config(path)
+        rows.append(
+            (
+                name,
+                cfg.data.dataset.value,
+                cfg.architecture,
+                f"T={cfg.n_steps}",
+                f"{cfg.train.epochs} epochs",
+            )
+        )
+    return ConfigsResult(tuple(rows), CONFIG_DIR)

@@ -19,9 +19,10 @@ from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..train.loop import evaluate, fit, model_from_checkpoint
 from .analysis import confusion_counts
-from .common import Log, SourceCheckpoint, format_table, record
+from .common import Log, SourceCheckpoint, record
 from .conversion import export_lines, export_record
 from .running import spike_raster
+from .summary import DEMO_HEADER, demo_rows, table_lines
 from .training import train_record
 
 __all__ = ["DEFAULT_DEMO_CONFIG", "DemoResult", "demo"]
@@ -57,18 +58,18 @@ class DemoResult:
 
     def lines(self) -> list[str]:
         r, t, n = self.verify, self.seconds, self.verify.n_samples
-        match = min(m.spike_match for m in r.layers)
-        rows = [
-            ["float (PyTorch)", f"{100 * self.float_accuracy:.2f}%", str(self.n_test)],
-            ["fixed point (golden)", f"{100 * self.golden_accuracy:.2f}%", str(self.n_test)],
-            ["golden, Lava subset", f"{100 * r.accuracy['golden']:.2f}%", str(n)],
-            ["Lava fixed_pt", f"{100 * r.accuracy['lava']:.2f}%", str(n)],
-        ]
-        times = [f"{t['float']:.2f} s", f"{t['golden']:.2f} s", f"{r.seconds['golden']:.2f} s"]
-        times.append(f"{r.seconds['lava']:.1f} s")
-        matches = ["-", "-", "-", f"{100 * match:.2f}%"]
-        rows = [[*row, tm, m] for row, tm, m in zip(rows, times, matches)]
-        lines = ["", *format_table(rows, ["model", "accuracy", "samples", "time", "spike match"])]
+        rows = demo_rows(
+            self.float_accuracy,
+            t["float"],
+            self.golden_accuracy,
+            t["golden"],
+            self.n_test,
+            r.accuracy,
+            r.seconds,
+            n,
+            min(m.spike_match for m in r.layers),
+        )
+        lines = ["", *table_lines(rows, DEMO_HEADER)]
         lines.append(
             f"train {t['train']:.1f} s, export {t['export']:.1f} s; artifacts in {self.out}/ "
             "(last.pt, model.net, curves.png, confusion.png, raster.png, *.manifest.json)"

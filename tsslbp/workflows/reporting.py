@@ -26,7 +26,6 @@ from ..hwmodels.spec import FlattenLayer, NetworkSpec, lava_shape
 from ..manifest import write_manifest
 from .analysis import float_layer_spikes, float_vs_fixed
 from .common import (
-    WorkflowError,
     format_table,
     load_source_checkpoint,
     spec_test_data,
@@ -100,16 +99,17 @@ def _report_inputs(
 ) -> tuple[np.ndarray | None, Any, str]:
     """(encoded inputs or None, float-model images or None, a description of the samples)."""
     if input_path is not None:
+        from .inputs import check_input
+
         x = np.load(input_path, allow_pickle=False)
-        expected = lava_shape(tuple(getattr(spec.layers[0], "shape", spec.input_shape)))
-        if x.ndim == len(expected) + 1:
-            x = x[None]
-        if x.ndim != len(expected) + 2 or tuple(x.shape[1:-1]) != expected:
-            raise WorkflowError(
-                f"{input_path}: expected shape ([B,] {', '.join(map(str, expected))}, S), found {x.shape}"
-            )
+        # One sample (*input shape, S) or a batch (B, *input shape, S), in Lava's order, checked
+        # against the network's input (not its first layer's output).
+        if x.ndim == len(lava_shape(spec.input_shape)) + 2:
+            x = np.stack([check_input(spec, s, f"{input_path}[{i}]") for i, s in enumerate(x)])
+        else:
+            x = check_input(spec, x, str(input_path))[None]
         n = min(len(x), samples)
-        return x[:samples].astype(np.int64), None, f"{n} samples from {input_path}"
+        return x[:samples], None, f"{n} samples from {input_path}"
     if "config" not in spec.metadata:
         return None, None, "no tsslbp metadata and no --input: counts only"
     data = spec_test_data(spec, data_dir)
@@ -124,6 +124,8 @@ class ReportResult:
     model: Path
     report: HardwareReport
     samples: str
+    #: T, the float model's steps (the window of the float-vs-fixed figures).
+    n_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": str(self.model), **self.report.to_dict()}
@@ -166,6 +168,13 @@ class ReportResult:
                 f"{t['latency_ns_per_inference'] / 1e3:.2f} us (Loihi 1 per-op figures, "
                 "docs/energy.md)"
             )
+        if data["float_vs_fixed"]:
+            lines.append(
+                f"float vs fixed point, spikes/sample over the float model's {self.n_steps} steps "
+                f"(the k-th synaptic layer's steps k..k+{self.n_steps}-1); the table's "
+                f"spikes/sample counts all {data['steps_per_sample']} steps of a sample, so it "
+                "can be larger:"
+            )
         for e in data["float_vs_fixed"]:
             ratio = "-" if e["fixed_over_float"] is None else f"{e['fixed_over_float']:.3f}"
             lines.append(
@@ -191,7 +200,7 @@ def report(
     inputs, images, samples_text = _report_inputs(spec, samples, data_dir, input_path)
     source = load_source_checkpoint(spec) if images is not None else None
     hw = hardware_report(spec, inputs, images, None if source is None else source.model)
-    result = ReportResult(model, hw, samples_text)
+    result = ReportResult(model, hw, samples_text, spec.metadata.get("n_steps"))
     if json_path is not None:
         data = result.to_dict()
         json_path.write_text(json.dumps(data, indent=2))

@@ -7,6 +7,7 @@ Lava is imported only when a Lava run starts (:mod:`tsslbp.deploy.runner`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -130,72 +131,113 @@ class SimulateResult:
     output_spikes: int
     output_neurons: int
     output: Path
+    reset_interval: int | None = None
+    #: ``digits test sample 3 (label 2)`` when a test sample ran, and the predicted class.
+    sample: str | None = None
+    predicted: int | None = None
+    #: Said on stderr: why a graded input may have given no output spikes.
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**vars(self), "output": str(self.output)}
+        return {**vars(self), "output": str(self.output), "notes": list(self.notes)}
 
     def lines(self) -> list[str]:
+        resets = f", u/v reset every {self.reset_interval} steps" if self.reset_interval else ""
         return [
-            f"{self.backend}: {self.steps} steps, {self.output_spikes} output spikes from "
-            f"{self.output_neurons} neurons -> {self.output}"
+            *([f"input: {self.sample}"] if self.sample else []),
+            f"{self.backend}: {self.steps} steps{resets}, {self.output_spikes} output spikes from "
+            f"{self.output_neurons} neurons -> {self.output}",
+            *([f"predicted class {self.predicted}"] if self.predicted is not None else []),
         ]
 
 
 def simulate(
     model: Path,
-    input_path: Path,
+    input_path: Path | None,
     output_path: Path,
     *,
+    sample: int | None = None,
+    data_dir: Path | None = None,
     backend: str = "golden",
     steps: int | None = None,
+    reset_interval: int | None = None,
+    reset_offset: int = 0,
     command: list[str] | None = None,
 ) -> SimulateResult:
     """Run one sample through a netx model; column t of X enters the network at step t.
 
     Args:
         model: the netx file.
-        input_path: X.npy, (*input shape in Lava order, S) integer spikes.
+        input_path: X.npy, (*input shape in Lava order, S) integer spikes; or None with ``sample``.
         output_path: Y.npy, written with the (n_out, S) output spikes (+ manifest).
+        sample: run this test sample of the file's data set instead (tsslbp files).
+        data_dir: the data set's directory (with ``sample``).
         backend: ``golden`` or ``lava``.
         steps: run this many steps (X padded with zeros or cut).
+        reset_interval, reset_offset: zero u and v every ``reset_interval`` steps, the i-th neuron
+            layer i steps later, as lava-dl's ``netx.hdf5.Network(reset_interval=, reset_offset=)``.
 
     Raises:
-        WorkflowError: X has the wrong shape or non-integer values.
+        WorkflowError: neither or both of ``input_path`` and ``sample``; X has the wrong shape or
+            non-integer values.
     """
+    from .inputs import check_input, encode_test_sample
+
     spec = read_netx(model)
-    x = np.load(input_path, allow_pickle=False)
-    expected = lava_shape(spec.input_shape)
-    if x.ndim != len(expected) + 1 or tuple(x.shape[:-1]) != expected:
-        raise WorkflowError(
-            f"{input_path}: expected shape ({', '.join(map(str, expected))}, S), found {x.shape}"
-        )
-    if not np.issubdtype(x.dtype, np.integer) and not np.array_equal(x, np.round(x)):
-        raise WorkflowError(
-            f"{input_path}: spikes must be integers (binary or graded), found {x.dtype} values"
-        )
-    x = x.astype(np.int64)
+    if (input_path is None) == (sample is None):
+        raise WorkflowError("give exactly one of --input X.npy and --sample I")
+    what = None
+    if input_path is not None:
+        x = check_input(spec, np.load(input_path, allow_pickle=False), str(input_path))
+    else:
+        x, label, described = encode_test_sample(spec, sample, data_dir)
+        what = f"{described} (label {label})"
     if steps is not None:
         padded = np.zeros(x.shape[:-1] + (steps,), dtype=np.int64)
         n = min(steps, x.shape[-1])
         padded[..., :n] = x[..., :n]
         x = padded
+    reset = {"reset_interval": reset_interval, "reset_offset": reset_offset}
     if backend == "golden":
-        result = run_golden(spec, x[None], record=False)
+        result = run_golden(spec, x[None], record=False, **reset)
     else:
         from ..deploy.runner import run_lava
 
-        result = run_lava(spec, x[None], record=False)
+        result = run_lava(spec, x[None], record=False, **reset)
     y = result.spikes[-1][0].reshape(-1, x.shape[-1])
     np.save(output_path, y)
     # np.save appends .npy to a name without it.
     if output_path.suffix != ".npy":
         output_path = output_path.with_name(output_path.name + ".npy")
-    out = SimulateResult(backend, int(x.shape[-1]), int(y.sum()), int(y.shape[0]), output_path)
+    predicted = None
+    if sample is not None and "readout_offset" in spec.metadata:
+        predicted = int(predict_counts(y[None], spec.metadata)[0])
+    notes = []
+    bits = spec.input_message_bits
+    if not y.any() and bits and int(x.max(initial=0)) < 1 << (bits - 1):
+        notes.append(
+            f"note: no output spikes; this file takes graded {bits}-bit input (payloads up to "
+            f"{(1 << bits) - 1}, the input's largest is {int(x.max(initial=0))}): `tsslbp encode` "
+            "writes inputs in the network's encoding"
+        )
+    out = SimulateResult(
+        backend,
+        int(x.shape[-1]),
+        int(y.sum()),
+        int(y.shape[0]),
+        output_path,
+        reset_interval,
+        what,
+        predicted,
+        tuple(notes),
+    )
     figures = {
         "backend": backend,
         "steps": out.steps,
         "output_spikes": out.output_spikes,
         "output_neurons": out.output_neurons,
+        "reset_interval": reset_interval,
+        "sample": sample,
     }
     config = spec.metadata.get("config")
     record(output_path, [model, input_path], config=config, figures=figures, command=command)
@@ -250,6 +292,8 @@ class VerifyResult:
     dataset: str
     accuracy: dict[str, float]
     raster: Path | None = None
+    #: The files written (JSON report, raster), each with its manifest.
+    written: tuple[Path, ...] = ()
 
     @property
     def exact(self) -> bool:
@@ -269,6 +313,7 @@ class VerifyResult:
             + ", ".join(f"{k} {100 * v:.2f}%" for k, v in self.accuracy.items())
             + f"; golden {r.seconds['golden']:.2f} s, lava {r.seconds['lava']:.1f} s"
         )
+        lines += [f"wrote {p} and {p.name}.manifest.json" for p in self.written]
         if r.first_mismatch is not None:
             lines.append(r.first_mismatch.line())
         if r.exact:
@@ -329,11 +374,11 @@ def verify(
         "spike_match": [m.spike_match for m in report.layers],
     }
     inputs_read = [model, source.path if source else None, data_dir]
-    for artifact in (json_path, raster):
-        if artifact is not None:
-            config = spec.metadata.get("config")
-            record(artifact, inputs_read, config=config, figures=figures, command=command)
-    return result
+    written = tuple(p for p in (json_path, raster) if p is not None)
+    for artifact in written:
+        config = spec.metadata.get("config")
+        record(artifact, inputs_read, config=config, figures=figures, command=command)
+    return dataclasses.replace(result, written=written)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ..train.loop import (
     resolve_device,
 )
 from ..train.loop import evaluate as evaluate_split
+from ..train.rundir import prepare_run_dir
 from .analysis import confusion_counts, float_predictions
 from .common import Log, record
 from .running import ModelEvalResult, evaluate_model
@@ -78,6 +79,7 @@ def train(
     device: str = "auto",
     out: Path | None = None,
     resume: bool = False,
+    force: bool = False,
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
     progress: bool = True,
     log: Log = None,
@@ -94,7 +96,9 @@ def train(
         data_dir: the data set's directory (overrides the config's ``data_path``).
         epochs, seed: override ``Network.epochs`` / ``Network.seed``.
         device: ``auto``, ``cpu`` or ``cuda``.
-        resume: continue from ``out/last.pt`` when it exists.
+        resume: continue the run in ``out`` from its last.pt (an error when there is none).
+        force: replace the run already in ``out`` (without it or ``resume``, an ``out`` holding a
+            run is refused: :func:`tsslbp.train.rundir.prepare_run_dir`).
         checkpoint_seconds: also save a resumable mid-epoch last.pt this often (0: every batch).
         progress: a progress bar per epoch.
         log: receives the opening line and one line per epoch.
@@ -111,6 +115,8 @@ def train(
     with session(resolve_device(device), expected=(TrainingInterrupted,)) as replicas:
         writer = replicas.is_main
         data = load_experiment_data(cfg, data_dir)
+        if writer:
+            prepare_run_dir(out, resume, force)  # after the data loaded: --force clears only then
         say = (log if writer else None) or (lambda line: None)
         where = (
             f"{replicas.world_size} processes ({replicas.backend}, {replicas.device.type})"
@@ -167,13 +173,20 @@ def train_record(
     command: list[str] | None = None,
     distributed: dict[str, Any] | None = None,
 ) -> None:
-    """curves.png (when an epoch is complete) and the run's manifest, named after last.pt.
+    """curves.png (when an epoch is complete, or an interrupted one has seen samples: its running
+    figures drawn hollow) and the run's manifest, named after last.pt.
 
     ``distributed``: the world size, backend and devices of the run
     (:meth:`tsslbp.train.distributed.Replicas.describe`), recorded among the figures.
     """
     title = f"{cfg.architecture}, seed {cfg.train.seed}"
-    curves = plots.training_curves(history, out / "curves.png", title=title) if history else None
+    last_pt = out / "last.pt"
+    partial = load_checkpoint(last_pt).get("partial") if interrupted and last_pt.is_file() else None
+    curves = (
+        plots.training_curves(history, out / "curves.png", title=title, partial=partial)
+        if history or (partial and partial.get("seen"))
+        else None
+    )
     best = max(history, key=lambda m: m.test_acc) if history else None
     last = history[-1] if history else None
     figures = {
@@ -226,8 +239,14 @@ class EvaluateResult:
         return [
             f"test accuracy {100 * m.accuracy:.2f}% on {m.n_samples} {self.dataset} samples "
             f"(epoch {self.epoch} of {self.checkpoint}; loss {m.loss:.4f}/sample, "
-            f"{m.mean_output_spikes:.2f} output spikes/sample)"
+            f"{m.mean_output_spikes:.2f} output spikes/sample)",
+            *self.written(),
         ]
+
+    def written(self) -> list[str]:
+        """What ``plots_dir`` received (the CLI prints it on stderr under --json)."""
+        png = self.confusion_png
+        return [] if png is None else [f"wrote {png} and {png.name}.manifest.json"]
 
 
 #: The first 8 bytes of every HDF5 file (netx and NIR files are HDF5; checkpoints are zip files).

@@ -1,4 +1,4 @@
-"""Plain-text tables as the CLI prints them, and the summary table of ``tsslbp demo``.
+"""The summary table of ``tsslbp demo``, in the CLI's table format (:func:`table_lines`).
 
 The README shows the demo's table as a fresh run prints it: ``make readme-figures``
 (benchmarks/readme_figures.py) pastes it in from a real run, and a test re-renders the README's
@@ -8,6 +8,8 @@ table with :func:`table_lines` to check it is in exactly the format :func:`demo_
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from .common import format_table
 
 __all__ = ["table_lines", "DEMO_HEADER", "DEMO_ROW_LABELS", "demo_rows"]
 
@@ -28,8 +30,7 @@ def table_lines(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[st
     >>> table_lines([["a", "1.5"]], ["name", "x"])
     ['name    x', '   a  1.5']
     """
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    return ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    return format_table(rows, header)
 
 
 def demo_rows(
