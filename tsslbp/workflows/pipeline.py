@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import plots
 from ..config import load_config
-from ..configs import CONFIG_DIR
+from ..configs import CONFIG_DIR, find_config
 from ..data import DataSplits, load_experiment_data
 from ..deploy.verify import VerifyReport, verify_spec
 from ..export.exporter import export_checkpoint
@@ -86,7 +86,7 @@ class DemoResult:
 
 
 def demo(
-    config: Path | None = None,
+    config: str | Path | None = None,
     *,
     out: Path = Path("runs/demo"),
     samples: int | None = None,
@@ -99,7 +99,8 @@ def demo(
     verify on Lava's fixed-point simulator, and plot (curves, confusion matrix, rasters).
 
     Args:
-        config: the training config [default: :data:`DEFAULT_DEMO_CONFIG`].
+        config: the training config, a YAML file or a shipped config's name [default:
+            :data:`DEFAULT_DEMO_CONFIG`].
         out: the run directory.
         samples: test samples verified on Lava [default: the whole test split].
         epochs: override the config's epochs.
@@ -108,7 +109,7 @@ def demo(
         command: the command line recorded in the manifests.
     """
     say = log or (lambda line: None)
-    config = config or DEFAULT_DEMO_CONFIG
+    config = find_config(config or DEFAULT_DEMO_CONFIG)
     cfg = load_config(config)
     if epochs is not None:
         cfg = cfg.replace(epochs=epochs)

@@ -71,7 +71,7 @@ class TrainResult:
 
 
 def train(
-    config: Path,
+    config: str | Path,
     *,
     data_dir: Path | None = None,
     epochs: int | None = None,
@@ -92,7 +92,7 @@ def train(
     (:mod:`tsslbp.train.distributed`); rank 0 alone logs and writes.
 
     Args:
-        config: the YAML file.
+        config: the YAML file, or a shipped config's name (:func:`tsslbp.configs.find_config`).
         data_dir: the data set's directory (overrides the config's ``data_path``).
         epochs, seed: override ``Network.epochs`` / ``Network.seed``.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -107,6 +107,9 @@ def train(
     Raises:
         TrainingInterrupted: on SIGINT/SIGTERM, after last.pt and the manifest are saved.
     """
+    from ..configs import find_config
+
+    config = find_config(config)
     cfg = load_config(config)
     overrides = {k: v for k, v in (("epochs", epochs), ("seed", seed)) if v is not None}
     if overrides:
