@@ -334,8 +334,6 @@ def test_a_netx_file_given_for_a_checkpoint_says_what_it_is(runner, tmp_path):
     assert "an HDF5 file (a netx or NIR model), not a training checkpoint" in result.stderr
     assert "`tsslbp eval`, `verify`" in result.stderr
 
-    assert "`tsslbp verify`" in result.stderr
-
 
 def test_progress_bars_only_on_a_terminal_unless_forced(runner, tmp_path):
     """Issue 16 point 8: bars wrote carriage-return redraws into logs; off when stderr is not a tty."""

@@ -114,9 +114,12 @@ def test_export_manifest_and_weight_bits(run, tmp_path):
 
 def test_eval_plots_a_confusion_matrix(run, tmp_path):
     result = invoke("eval", run / "last.pt", "--json", "--plots", tmp_path / "plots")
-    accuracy = json.loads(result.stdout)["accuracy"]  # stdout is the JSON alone
+    report = json.loads(result.output)  # the JSON alone, naming the file it wrote
+    accuracy = report["accuracy"]
     png = tmp_path / "plots" / "confusion.png"
-    assert f"wrote {png} and confusion.png.manifest.json" in result.stderr
+    assert report["confusion_png"] == str(png)
+    text = invoke("eval", run / "last.pt", "--plots", tmp_path / "plots2").output
+    assert f"wrote {tmp_path / 'plots2' / 'confusion.png'} and confusion.png.manifest.json" in text
     rec = check_manifest(
         tmp_path / "plots" / "confusion.png", ["tsslbp", "eval"], inputs=[run / "last.pt"]
     )

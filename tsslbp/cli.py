@@ -251,9 +251,7 @@ def evaluate_cmd(checkpoint: Path, as_json: bool, **options: Any) -> None:
     """Score a CHECKPOINT (float model) or a netx file (golden fixed-point model) on the test split."""
     result = workflows.evaluate(checkpoint, **options, command=_command_line())
     if as_json:
-        click.echo(json.dumps(result.to_dict()))
-        for line in result.written():  # on stderr, so stdout stays one JSON document
-            click.echo(line, err=True)
+        click.echo(json.dumps(result.to_dict()))  # names the confusion.png it wrote, if any
     else:
         _echo(result)
 

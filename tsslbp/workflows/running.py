@@ -79,8 +79,14 @@ class ModelEvalResult:
         return [
             f"test accuracy {100 * self.accuracy:.2f}% on {self.n_samples} {self.dataset} samples "
             f"(golden fixed-point model of {self.model}, {width} input, spike-count readout; "
-            f"{self.seconds:.1f} s)"
+            f"{self.seconds:.1f} s)",
+            *self.written(),
         ]
+
+    def written(self) -> list[str]:
+        """What ``plots_dir`` received."""
+        png = self.confusion_png
+        return [] if png is None else [f"wrote {png} and {png.name}.manifest.json"]
 
 
 def evaluate_model(

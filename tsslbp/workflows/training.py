@@ -235,6 +235,7 @@ class EvaluateResult:
             "epoch": self.epoch,
             "dataset": self.dataset,
             **vars(self.metrics),
+            "confusion_png": None if self.confusion_png is None else str(self.confusion_png),
         }
 
     def lines(self) -> list[str]:
@@ -247,7 +248,7 @@ class EvaluateResult:
         ]
 
     def written(self) -> list[str]:
-        """What ``plots_dir`` received (the CLI prints it on stderr under --json)."""
+        """What ``plots_dir`` received (under --json, ``confusion_png`` says it)."""
         png = self.confusion_png
         return [] if png is None else [f"wrote {png} and {png.name}.manifest.json"]
 
