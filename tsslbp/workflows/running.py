@@ -24,7 +24,7 @@ from ..export.netx import read_netx
 from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..hwmodels.schedule import HW_RESET_OFFSET
-from ..hwmodels.spec import NetworkSpec, lava_shape
+from ..hwmodels.spec import NetworkSpec
 from .analysis import fixed_layer_spikes, float_layer_spikes
 from .common import (
     SourceCheckpoint,
