@@ -49,10 +49,11 @@ def fuzz_counts(request: pytest.FixtureRequest) -> collections.Counter:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     counts = config.stash.get(_FUZZ_COUNTS, None)
     if counts:
-        hyp = f"hypothesis: {counts['netx']} netx examples, {counts['config']} config examples"
-        mutated = ", ".join(
-            f"{counts[k]} {k}" for k in sorted(counts) if k not in ("netx", "config")
-        )
+        byte_level = ("checkpoint", "cifar10", "idx", "nmnist")  # test_malformed_corpus.py
+        hyp = ", ".join(f"{counts[k]} {k}" for k in sorted(counts) if k not in byte_level)
+        total = sum(counts[k] for k in counts if k not in byte_level)
+        mutated = ", ".join(f"{counts[k]} {k}" for k in byte_level if counts[k])
         terminalreporter.write_line(
-            hyp + (f"; seeded byte mutations: {mutated}" if mutated else "")
+            f"hypothesis: {total} examples ({hyp})"
+            + (f"; seeded byte mutations: {mutated}" if mutated else "")
         )

@@ -106,9 +106,9 @@ def _mutate(path, value):
     [
         (("Network", "lr"), "fast", "Network.lr", "a number > 0"),
         (("Network", "lr"), -1, "Network.lr", "a number > 0"),
-        (("Network", "n_steps"), 0, "Network.n_steps", "an integer >= 1"),
-        (("Network", "n_steps"), 2.5, "Network.n_steps", "an integer >= 1"),
-        (("Network", "epochs"), True, "Network.epochs", "an integer >= 1"),
+        (("Network", "n_steps"), 0, "Network.n_steps", "an integer in [1, 100000]"),
+        (("Network", "n_steps"), 2.5, "Network.n_steps", "an integer in [1, 100000]"),
+        (("Network", "epochs"), True, "Network.epochs", "an integer in [1, 1000000]"),
         (("Network", "loss"), "mse", "Network.loss", "one of kernel, count, softmax"),
         (
             ("Network", "dataset"),
@@ -125,7 +125,12 @@ def _mutate(path, value):
             "one of linear, conv, pooling, dropout",
         ),
         (("Layers", "hidden", "n_inputs"), 63, "Layers.hidden.n_inputs", "64"),
-        (("Layers", "hidden", "n_outputs"), KeyError, "Layers.hidden.n_outputs", "an integer >= 1"),
+        (
+            ("Layers", "hidden", "n_outputs"),
+            KeyError,
+            "Layers.hidden.n_outputs",
+            "an integer in [1, 4194304]",
+        ),
         (("Layers", "hidden", "kernel"), 3, "Layers.hidden.kernel", "one of the keys"),
         (("Layers", "drop", "p"), 1.0, "Layers.drop.p", "a number in [0, 1)"),
         (("Layers", "output", "n_outputs"), 9, "Layers.output.n_outputs", "n_class = 10"),

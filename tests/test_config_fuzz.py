@@ -9,7 +9,7 @@ configs must parse.
 
 Example counts: each property runs a fixed, derandomized number of examples under the "ci"
 hypothesis profile (``tests/conftest.py``); the session's total is printed in the terminal summary
-("hypothesis: N netx examples, M config examples"). ``TSSLBP_HYPOTHESIS_PROFILE=deep`` fuzzes longer.
+("hypothesis: N examples (...)"). ``TSSLBP_HYPOTHESIS_PROFILE=deep`` fuzzes longer.
 """
 
 from __future__ import annotations
@@ -233,9 +233,11 @@ VALID_NETWORK_EDITS = st.fixed_dictionaries(
         "tau_m": st.floats(1.01, 100, allow_nan=False),
         "tau_s": st.one_of(st.integers(1, 50), st.floats(1.0, 50.0)),
         "lr": st.floats(1e-9, 10.0),
-        "batch_size": st.integers(1, 10**6),
+        # batch_size x neurons x n_steps stays within LIMITS["state_cells"] for every shipped
+        # config (the CIFAR-10 CNN's widest layer has 131,072 neurons).
+        "batch_size": st.integers(1, 64),
         "epochs": st.integers(1, 10**6),
-        "seed": st.integers(0, 2**64),
+        "seed": st.integers(0, 2**64 - 1),
         "grad_clip": st.floats(1e-6, 1e6),
         "weight_clip": st.floats(1e-6, 1e6),
         "loss": st.sampled_from(["kernel", "count", "softmax", "KERNEL", " count "]),
@@ -253,7 +255,7 @@ def test_fuzz_valid_edits_parse(fuzz_counts: collections.Counter) -> None:
     @given(
         path=st.sampled_from(CONFIG_PATHS),
         edits=VALID_NETWORK_EDITS,
-        n_steps_extra=st.integers(0, 1000),
+        n_steps_extra=st.integers(0, 200),
     )
     def run(path: Path, edits: dict[str, Any], n_steps_extra: int) -> None:
         fuzz_counts["config"] += 1

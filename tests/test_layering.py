@@ -2,6 +2,8 @@
 
 Floors, bottom to top; a module may import its own package and anything on a lower floor:
 
+-1. ``safeio`` (the I/O policy for untrusted files: imports nothing from the project, and every
+   reader and writer above goes through it)
 0. ``tsslbp`` (the version), ``config``, ``configs`` (the shipped YAML files), ``hwmodels`` (which imports nothing from the project),
    ``manifest``, ``plots``, ``_malloc``
 1. ``train``, ``data``, ``deploy`` (``train`` may import ``data``; nothing else crosses this floor)
@@ -24,6 +26,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tsslbp"
 
 FLOORS = {
+    "tsslbp.safeio": -1,
     "tsslbp": 0,
     "tsslbp.config": 0,
     "tsslbp.configs": 0,

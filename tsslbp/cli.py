@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from . import __version__, workflows
+from .safeio import LIMITS
 
 __all__ = ["main"]
 
@@ -28,7 +29,10 @@ log = logging.getLogger("tsslbp")
 _IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT_FILE = click.Path(dir_okay=False, path_type=Path)
 _OUT_DIR = click.Path(file_okay=False, path_type=Path)
-_COUNT = click.IntRange(min=1)
+# Counts within the documented limits of tsslbp.safeio.LIMITS (beyond them: a bad option, exit 2).
+_COUNT = click.IntRange(min=1, max=LIMITS["samples"].high)
+_EPOCHS = click.IntRange(min=1, max=LIMITS["epochs"].high)
+_STEPS = click.IntRange(min=1, max=LIMITS["steps"].high)
 # tsslbp.export.quantize.ROUNDINGS, written out: importing it would load torch for --help.
 _ROUNDING = click.Choice(["compensated", "nearest"])
 _INPUT_BITS = click.IntRange(1, 16)
@@ -209,8 +213,13 @@ def configs_cmd() -> None:
 @main.command()
 @click.argument("config", callback=_config_file)
 @_data_dir_option
-@_option("--epochs", type=_COUNT, default=None, help="Override Network.epochs.")
-@_option("--seed", type=click.IntRange(min=0), default=None, help="Override Network.seed.")
+@_option("--epochs", type=_EPOCHS, default=None, help="Override Network.epochs.")
+@_option(
+    "--seed",
+    type=click.IntRange(min=0, max=LIMITS["seed"].high),
+    default=None,
+    help="Override Network.seed.",
+)
 @_device_option
 @_option("--out", type=_OUT_DIR, default=None, help=_HELP["train --out"])
 @_option("--resume", is_flag=True, help="Continue the run in OUT from its last.pt.")
@@ -296,7 +305,7 @@ def info(model: Path) -> None:
 @_data_dir_option
 @_option("--output", "output_path", type=_OUT_FILE, required=True, help=_HELP["simulate --output"])
 @_option("--backend", type=click.Choice(["golden", "lava"]), default="golden")
-@_option("--steps", type=_COUNT, default=None, help=_HELP["--steps"])
+@_option("--steps", type=_STEPS, default=None, help=_HELP["--steps"])
 @_option("--reset-interval", type=_COUNT, default=None, help=_HELP["--reset-interval"])
 @_option("--reset-offset", type=click.IntRange(min=0), default=0, help=_HELP["--reset-offset"])
 @_user_errors
@@ -414,7 +423,7 @@ def quant_health_cmd(checkpoint: Path, out: Path, **options: Any) -> None:
 @_option("--config", "config_path", callback=_config_file, default=None, help=_HELP["--config"])
 @_option("--out", type=_OUT_DIR, default=Path("runs/demo"))
 @_option("--samples", type=_COUNT, default=None, help=_HELP["demo --samples"])
-@_option("--epochs", type=_COUNT, default=None, help="Override the config's epochs.")
+@_option("--epochs", type=_EPOCHS, default=None, help="Override the config's epochs.")
 @_progress_option
 @_user_errors
 def demo(config_path: Path | None, **options: Any) -> None:

@@ -49,6 +49,8 @@ from typing import Any
 
 import yaml
 
+from .safeio import LIMITS, UnsafeFileError, open_regular
+
 __all__ = [
     "ConfigError",
     "LossKind",
@@ -299,6 +301,8 @@ class ExperimentConfig:
 
 #: Longest ``found`` value quoted in an error message (a whole mistyped block is cut short).
 _FOUND_MAX_CHARS = 80
+#: Largest ``weight_scale``: beyond it the initial weights overflow float32 within a few steps.
+WEIGHT_SCALE_MAX = 1000.0
 
 
 def _printable(text: str) -> str:
@@ -336,13 +340,23 @@ def _number(
     return check
 
 
-def _integer(lo: int) -> Callable[[Any], int | None]:
+def _integer(lo: int, limit: str | None = None) -> Callable[[Any], int | None]:
+    """An integer >= lo, and within ``safeio.LIMITS[limit]`` when given."""
+    high = LIMITS[limit].high if limit else None
+
     def check(value: Any) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            return None
+        if high is not None and value > high:
             return None
         return value
 
     return check
+
+
+def _at_most(limit: str) -> str:
+    """The range text of a bounded key: ``safeio.LIMITS`` is the one place the bounds live."""
+    return f"an integer in [{LIMITS[limit].low}, {LIMITS[limit].high}] ({LIMITS[limit].why})"
 
 
 def _choice(
@@ -375,7 +389,7 @@ def _constant(expected: str) -> Callable[[Any], str | None]:
 
 # key -> (check, expected-text, default); check returns the converted value, or None when invalid.
 _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
-    "n_steps": (_integer(1), "an integer >= 1", 5),
+    "n_steps": (_integer(1, "n_steps"), _at_most("n_steps"), 5),
     "tau_m": (_number(1.0, lo_open=True), "a number > 1", NeuronConfig.tau_m),
     "tau_s": (_number(1.0), "a number >= 1", NeuronConfig.tau_s),
     "lr": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.lr),
@@ -408,9 +422,9 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     ),
     "desired_count": (_integer(0), "an integer >= 0", TrainConfig.desired_count),
     "undesired_count": (_integer(0), "an integer >= 0", TrainConfig.undesired_count),
-    "batch_size": (_integer(1), "an integer >= 1", TrainConfig.batch_size),
-    "epochs": (_integer(1), "an integer >= 1", TrainConfig.epochs),
-    "seed": (_integer(0), "an integer >= 0", TrainConfig.seed),
+    "batch_size": (_integer(1, "batch_size"), _at_most("batch_size"), TrainConfig.batch_size),
+    "epochs": (_integer(1, "epochs"), _at_most("epochs"), TrainConfig.epochs),
+    "seed": (_integer(0, "seed"), _at_most("seed"), TrainConfig.seed),
     "grad_clip": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.grad_clip),
     "weight_clip": (_number(0.0, lo_open=True), "a number > 0", TrainConfig.weight_clip),
     "dataset": (
@@ -419,7 +433,7 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
         DataConfig.dataset,
     ),
     "data_path": (_path_str, "a path string or null", None),
-    "n_class": (_integer(2), "an integer >= 2", DataConfig.n_class),
+    "n_class": (_integer(2, "n_class"), _at_most("n_class"), DataConfig.n_class),
     "augment": (lambda v: v if isinstance(v, bool) else None, "true or false", DataConfig.augment),
     # Keys of the original TSSL-BP schema that name fixed choices of this implementation.
     "rule": (_constant("TSSLBP"), "'TSSLBP'", "TSSLBP"),
@@ -428,12 +442,13 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
 
 
 def _pair(lo: int) -> Callable[[Any], tuple[int, int] | None]:
-    """An integer or a [y, x] pair of integers, each >= lo."""
+    """An integer or a [y, x] pair of integers, each in [lo, ``LIMITS['layer_dim']``]."""
+    high = LIMITS["layer_dim"].high
 
     def check(value: Any) -> tuple[int, int] | None:
         items = list(value) if isinstance(value, (list, tuple)) else [value, value]
         if len(items) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < lo for v in items
+            isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= high for v in items
         ):
             return None
         return (items[0], items[1])
@@ -442,18 +457,18 @@ def _pair(lo: int) -> Callable[[Any], tuple[int, int] | None]:
 
 
 _LAYER_SPEC: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "n_inputs": (_integer(1), "an integer >= 1"),
-    "n_outputs": (_integer(1), "an integer >= 1"),
-    "weight_scale": (_number(0.0, lo_open=True), "a number > 0"),
+    "n_inputs": (_integer(1, "layer_neurons"), _at_most("layer_neurons")),
+    "n_outputs": (_integer(1, "layer_neurons"), _at_most("layer_neurons")),
+    "weight_scale": (_number(0.0, WEIGHT_SCALE_MAX, lo_open=True), "a number in (0, 1000]"),
     "threshold": (_number(0.0, lo_open=True), "a number > 0"),
     "p": (_number(0.0, 1.0), "a number in [0, 1)"),
-    "in_channels": (_integer(1), "an integer >= 1"),
-    "out_channels": (_integer(1), "an integer >= 1"),
+    "in_channels": (_integer(1, "layer_dim"), _at_most("layer_dim")),
+    "out_channels": (_integer(1, "layer_dim"), _at_most("layer_dim")),
     "kernel_size": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
     "stride": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
     "padding": (_pair(0), "an integer >= 0 or a pair [y, x] of them"),
     "dilation": (_pair(1), "an integer >= 1 or a pair [y, x] of them"),
-    "groups": (_integer(1), "an integer >= 1"),
+    "groups": (_integer(1, "layer_dim"), _at_most("layer_dim")),
     "scale": (_number(0.0, lo_open=True), "a number > 0"),
 }
 _LAYER_KEYS = {
@@ -640,12 +655,43 @@ def layer_shapes(cfg: ExperimentConfig) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _check_sizes(cfg: ExperimentConfig, shapes: list[tuple[int, ...]]) -> None:
+    """Layer count, neurons and weights per layer, and the training state, within
+    ``safeio.LIMITS``: checked before any tensor is allocated."""
+    if len(cfg.layers) > LIMITS["layers"].high:
+        raise _fail(cfg.source, "Layers", _at_most("layers") + " layers", len(cfg.layers))
+    cells_max = LIMITS["state_cells"].high
+    for layer, shape in zip(cfg.layers, shapes):
+        where = f"Layers.{layer.name}"
+        neurons = math.prod(shape)
+        if neurons > LIMITS["layer_neurons"].high:
+            raise _fail(cfg.source, where, _at_most("layer_neurons") + " neurons", neurons)
+        if layer.type is LayerKind.LINEAR:
+            weights = (layer.n_inputs or 0) * (layer.n_outputs or 0)
+        elif layer.type is LayerKind.CONV:
+            ky, kx = layer.kernel_size or (1, 1)
+            weights = (layer.out_channels or 0) * (layer.in_channels or 0) // layer.groups * ky * kx
+        else:
+            weights = 0
+        if weights > LIMITS["layer_synapses"].high:
+            raise _fail(cfg.source, where, _at_most("layer_synapses") + " weights", weights)
+        cells = cfg.train.batch_size * neurons * cfg.n_steps
+        if cells > cells_max:
+            raise _fail(
+                cfg.source,
+                f"{where} (batch_size x neurons x n_steps)",
+                f"at most {cells_max} state values per layer ({LIMITS['state_cells'].why})",
+                cells,
+            )
+
+
 def _check_topology(cfg: ExperimentConfig) -> None:
     """Layer shapes must chain from the data set's input to ``n_class`` outputs."""
     spiking = [layer for layer in cfg.layers if layer.is_spiking]
     if not spiking:
         raise _fail(cfg.source, "Layers", "at least one linear or conv layer", "none")
     shapes = layer_shapes(cfg)
+    _check_sizes(cfg, shapes)
     if cfg.layers[-1].type is not LayerKind.LINEAR:
         raise _fail(
             cfg.source,
@@ -676,6 +722,29 @@ def _check_topology(cfg: ExperimentConfig) -> None:
         )
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names one key twice (PyYAML's default keeps the last silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys in any mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKeyError(
+                    f"duplicate key {_printable(repr(key))[:_FOUND_MAX_CHARS]} at line "
+                    f"{key_node.start_mark.line + 1} (first at line {first})"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a YAML config file.
 
@@ -685,7 +754,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        with open_regular(path, max_bytes=LIMITS["config_bytes"].high) as fh:
+            text = fh.read().decode()
+    except UnsafeFileError as err:
+        raise ConfigError(str(err)) from err
     except OSError as err:
         raise ConfigError(f"{source}: cannot read the file ({err.strerror or err})") from err
     except UnicodeDecodeError as err:
@@ -693,7 +765,9 @@ def load_config(path: str | Path) -> ExperimentConfig:
             f"{source}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})"
         ) from err
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{source}: {err}") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -29,11 +29,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from .safeio import atomic_output
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -162,21 +163,9 @@ def write_manifest(
     }
     path = manifest_path(artifact)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; a manifest is as readable as the artifact beside it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, fsync=True) as tmp, open(tmp, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=False)
+        f.write("\n")
     return path
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .safeio import atomic_output
+
 __all__ = ["DPI", "training_curves", "confusion_matrix", "spike_rasters", "quant_health"]
 
 #: Resolution of every figure: small files (tens of KB) that still read well in a README.
@@ -29,7 +31,8 @@ def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
     return path
 
 

@@ -218,7 +218,65 @@ def checkpoint_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
             ),
             "weights do not fit the network in its config",
         ),
+        # Issue 15: checkpoints that loaded as valid before (no rng draws: the files above keep
+        # their bytes).
+        "nan_weights.pt": (
+            _tiny_checkpoint(weight=_tiny_weight().masked_fill(_tiny_weight() > 0.5, float("nan"))),
+            "layers.0.weight holds NaN or infinite values",
+        ),
+        "int64_weights.pt": (
+            _tiny_checkpoint(weight=_tiny_weight().to(torch.int64)),
+            "layers.0.weight has dtype int64, the model needs float32",
+        ),
+        "epoch_negative.pt": (
+            _tiny_checkpoint(epoch=-5),
+            "'epoch' must be an integer in [0, 1000000], found -5",
+        ),
+        "epoch_huge.pt": (
+            _tiny_checkpoint(epoch=10**9),
+            "'epoch' must be an integer in [0, 1000000], found 1000000000",
+        ),
+        "epoch_float.pt": (
+            _tiny_checkpoint(epoch=1e9),
+            "'epoch' must be an integer in [0, 1000000], found 1000000000.0",
+        ),
+        "seed_string.pt": (
+            _tiny_checkpoint(seed="0; rm -rf /"),
+            "'seed' must be an integer, found '0; rm -rf /'",
+        ),
+        "n_steps_1e9.pt": (
+            _tiny_checkpoint(n_steps=10**9),
+            "Network.n_steps: expected an integer in [1, 100000]",
+        ),
     }
+
+
+# A one-layer digits network (64 -> 10): the smallest checkpoint that loads.
+_TINY_CONFIG = {
+    "Network": {"dataset": "digits", "n_steps": 5, "tau_m": 5, "tau_s": 3, "epochs": 1},
+    "Layers": {"output": {"type": "linear", "n_inputs": 64, "n_outputs": 10}},
+}
+
+
+def _tiny_weight() -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, 640, dtype=torch.float32).reshape(10, 64)
+
+
+def _tiny_checkpoint(
+    weight: torch.Tensor | None = None, epoch: object = 1, seed: object = 0, n_steps: int = 5
+) -> bytes:
+    config = json.loads(json.dumps(_TINY_CONFIG))
+    config["Network"]["n_steps"] = n_steps
+    return _torch_bytes(
+        {
+            "format": "tsslbp-checkpoint",
+            "format_version": 1,
+            "config": config,
+            "seed": seed,
+            "epoch": epoch,
+            "model": {"layers.0.weight": _tiny_weight() if weight is None else weight},
+        }
+    )
 
 
 # The shipped digits MLP config (64-200-10), as a checkpoint stores it.
@@ -261,7 +319,7 @@ def config_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
         ),
         "string_for_int.yaml": (
             "Network:\n  n_steps: five\n" + _LAYERS,
-            "Network.n_steps: expected an integer >= 1, found 'five'",
+            "Network.n_steps: expected an integer in [1, 100000] (time steps per sample (TSSL-BP uses 5..100)), found 'five'",
         ),
         "negative_tau.yaml": (
             "Network:\n  tau_m: -2\n" + _LAYERS,
@@ -295,6 +353,40 @@ def config_cases(rng: np.random.Generator) -> dict[str, tuple[bytes, str]]:
         "binary.yaml": (
             bytes(rng.integers(0, 256, 64, dtype=np.uint8)),
             "not UTF-8 text (byte 0xec at offset 0)",
+        ),
+        # Issue 15.
+        "duplicate_key.yaml": (
+            "Network:\n  n_steps: 5\n  lr: 0.001\n  n_steps: 50\n" + _LAYERS,
+            "duplicate key 'n_steps' at line 4 (first at line 2)",
+        ),
+        "duplicate_layer.yaml": (
+            "Network:\n  n_steps: 5\n" + _LAYERS + "  hidden:\n    type: dropout\n    p: 0.5\n",
+            "duplicate key 'hidden' at line 12 (first at line 4)",
+        ),
+        "n_steps_1e9.yaml": (
+            "Network:\n  n_steps: 1000000000\n" + _LAYERS,
+            "Network.n_steps: expected an integer in [1, 100000]",
+        ),
+        "seed_beyond_64_bits.yaml": (
+            "Network:\n  seed: 100000000000000000000000\n" + _LAYERS,
+            "Network.seed: expected an integer in [0, 18446744073709551615]",
+        ),
+        "weight_scale_1e308.yaml": (
+            "Network:\n  n_steps: 5\nLayers:\n  out:\n    type: linear\n    n_inputs: 64\n"
+            "    n_outputs: 10\n    weight_scale: 1e308\n",
+            "Layers.out.weight_scale: expected a number in (0, 1000]",
+        ),
+        "huge_layer.yaml": (
+            "Network:\n  n_steps: 5\nLayers:\n  a:\n    type: linear\n    n_inputs: 64\n"
+            "    n_outputs: 1000000000\n  b:\n    type: linear\n    n_inputs: 1000000000\n"
+            "    n_outputs: 10\n",
+            "Layers.a.n_outputs: expected an integer in [1, 4194304]",
+        ),
+        "huge_weights.yaml": (
+            "Network:\n  n_steps: 5\nLayers:\n  a:\n    type: linear\n    n_inputs: 64\n"
+            "    n_outputs: 4000000\n  b:\n    type: linear\n    n_inputs: 4000000\n"
+            "    n_outputs: 10\n",
+            "Layers.a: expected an integer in [1, 67108864]",
         ),
     }
     return {

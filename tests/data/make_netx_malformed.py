@@ -3,7 +3,9 @@
 Each file is a small valid network (written by :func:`tsslbp.export.netx.write_netx`) with one
 defect; ``tests/export/test_netx_fuzz.py`` checks the exact error :func:`read_netx` gives for each.
 Several are crashes the fuzzer found (dangling link, values beyond int64, non-UTF-8 metadata, an
-infinite input_message_bits, a damaged link name). The only randomness, the random-bytes file,
+infinite input_message_bits, a damaged link name); :data:`HOSTILE` holds the files of issue 15
+(links out of the file, virtual and external datasets, memory bombs declared in a few KB, exotic
+dtypes, cycles, metadata contradicting the layers), each refused before any value is read. The only randomness, the random-bytes file,
 comes from ``SEED``. Run from the repository root::
 
     .venv/bin/python tests/data/make_netx_malformed.py
@@ -11,6 +13,7 @@ comes from ``SEED``. Run from the repository root::
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +63,94 @@ def _attr(key: str, value: object) -> Callable[[h5py.File], None]:
     return edit
 
 
+def _weight(**create: object) -> Callable[[h5py.File], None]:
+    """Replace layer 1's weight by a dataset made with ``create_dataset(**create)``."""
+
+    def edit(f: h5py.File) -> None:
+        del f["layer/1/weight"]
+        f["layer/1"].create_dataset("weight", **create)
+
+    return edit
+
+
+def _link(link: object, name: str = "layer/1/weight") -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        del f[name]
+        f[name] = link
+
+    return edit
+
+
+def _soft_via_external(f: h5py.File) -> None:
+    # A soft link inside the file whose path runs through an external link (named to sort last).
+    f["zz_elsewhere"] = h5py.ExternalLink("missing_weight.net", "/layer")
+    del f["layer/1/weight"]
+    f["layer/1/weight"] = h5py.SoftLink("/zz_elsewhere/2/weight")
+
+
+def _virtual(f: h5py.File) -> None:
+    layout = h5py.VirtualLayout(shape=(3, 4), dtype=np.int16)
+    layout[:] = h5py.VirtualSource("missing_weight.net", "layer/2/weight", shape=(3, 4))
+    del f["layer/1/weight"]
+    f["layer/1"].create_virtual_dataset("weight", layout)
+
+
+def _cycle(f: h5py.File) -> None:
+    f["layer/1/again"] = f["layer/1"]  # a hard link to its own parent
+
+
+def _deep(f: h5py.File) -> None:
+    f.create_group("/".join(["d"] * 40))
+
+
+def _metadata(**entries: object) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        f["tsslbp"].attrs["metadata"] = json.dumps({"n_steps": 3, **entries})
+
+    return edit
+
+
+#: Hostile structure and memory bombs (issue 15): each must be refused before any value is read.
+HOSTILE: dict[str, Callable[[h5py.File], None]] = {
+    "external_link_absolute.net": _link(
+        h5py.ExternalLink("/etc/tsslbp-other.net", "/layer/1/weight")
+    ),
+    "external_link_relative.net": _link(h5py.ExternalLink("missing_weight.net", "/layer/2/weight")),
+    "soft_link_via_external.net": _soft_via_external,
+    "virtual_dataset.net": _virtual,
+    "external_storage.net": _weight(
+        shape=(3, 4), dtype=np.int16, external=[("weights.raw", 0, 24)]
+    ),
+    # 20000 x 20000 int16 (800 MB) in gzip chunks never written: the file stays a few KB.
+    "gzip_bomb.net": _weight(
+        shape=(20000, 20000), dtype=np.int16, chunks=(1000, 1000), compression="gzip", fillvalue=1
+    ),
+    "weight_declared_huge.net": _weight(
+        shape=(200, 2_000_000_000), dtype=np.int16, chunks=(1, 4096)
+    ),
+    # Within the file-wide cap, but far beyond the 3 x 4 weight the layer shapes allow.
+    "weight_beyond_layer.net": _weight(
+        shape=(3, 1_000_000), dtype=np.int16, chunks=(1, 4096), compression="gzip"
+    ),
+    "complex_weight.net": _weight(data=np.ones((3, 4), dtype=np.complex64)),
+    "vlen_weight.net": _weight(shape=(3,), dtype=h5py.vlen_dtype(np.int16)),
+    "compound_weight.net": _weight(data=np.zeros((3, 4), dtype=[("a", np.int16), ("b", np.int16)])),
+    "reference_weight.net": _weight(shape=(3,), dtype=h5py.ref_dtype),
+    "group_cycle.net": _cycle,
+    "deep_nesting.net": _deep,
+    # Metadata that contradicts the layers or is out of range.
+    "n_class_1000.net": _metadata(n_class=1000),
+    "readout_offset_negative.net": _metadata(readout_offset=-7),
+    "input_scale_nan.net": _metadata(input_scale=float("nan")),
+    "n_steps_zero.net": lambda f: f["tsslbp"].attrs.__setitem__(
+        "metadata", json.dumps({"n_steps": 0})
+    ),
+    "n_steps_1e9.net": lambda f: f["tsslbp"].attrs.__setitem__(
+        "metadata", json.dumps({"n_steps": 10**9})
+    ),
+    "format_version_one.net": _attr("format_version", "one"),
+}
+
 #: file name -> edit of the valid file (h5py, in place).
 EDITS: dict[str, Callable[[h5py.File], None]] = {
     "missing_layer_group.net": lambda f: f.move("layer", "layers"),
@@ -81,6 +172,7 @@ EDITS: dict[str, Callable[[h5py.File], None]] = {
     "dangling_weight_link.net": _dangling,
     "metadata_not_utf8.net": _attr("metadata", np.bytes_(b"\xff{}")),
     "message_bits_inf.net": _attr("input_message_bits", np.float64(np.inf)),
+    **HOSTILE,
 }
 
 

@@ -11,7 +11,7 @@ numpy warnings count as crashes: a silent overflow is a wrong value, not an erro
 
 Example counts: each property runs a fixed, derandomized number of examples under the "ci"
 hypothesis profile (``tests/conftest.py``); the session's total is printed in the terminal summary
-("hypothesis: N netx examples, M config examples"). ``TSSLBP_HYPOTHESIS_PROFILE=deep`` fuzzes longer.
+("hypothesis: N examples (...)"). ``TSSLBP_HYPOTHESIS_PROFILE=deep`` fuzzes longer.
 """
 
 from __future__ import annotations
@@ -374,8 +374,11 @@ def test_fuzz_corrupted_files(work: Path, fuzz_counts: collections.Counter) -> N
 
 
 def test_missing_file_and_directory(work: Path) -> None:
-    for path in (work / "does-not-exist.net", work):
-        with pytest.raises(NetxError, match=rf"^{re.escape(str(path))}: not a readable HDF5 file"):
+    for path, why in (
+        (work / "does-not-exist.net", "cannot read the file (No such file or directory)"),
+        (work, "is a directory, not a regular file"),
+    ):
+        with pytest.raises(NetxError, match=rf"^{re.escape(str(path))}: {re.escape(why)}$"):
             read_netx(path)
 
 
@@ -397,8 +400,8 @@ CORPUS_ERRORS = {
     # dangling link, UnicodeDecodeError from metadata, OverflowError from int(inf).
     "huge_uint64_weight.net": "layer 2: 'weight' holds values beyond 64-bit signed integers",
     "huge_float_threshold.net": "layer 1: 'neuron/vThMant' holds values beyond 64-bit integers",
-    "dangling_weight_link.net": "layer 1: cannot open an object, damaged file or dangling link "
-    "('Unable to synchronously open object (component not found)')",
+    "dangling_weight_link.net": "HDF5 object '/layer/1/weight' is a soft link to '/nowhere', "
+    "which does not exist",
     "metadata_not_utf8.net": "'tsslbp' metadata is not valid JSON: 'utf-8' codec can't decode byte 0xff "
     "in position 0: invalid start byte",
     "message_bits_inf.net": "'tsslbp' input_message_bits must be an integer, found inf",
@@ -407,6 +410,40 @@ CORPUS_ERRORS = {
     "text.net": NOT_HDF5 + "(file signature not found))",
     "truncated.net": NOT_HDF5
     + "(truncated file: eof = 8048, sblock->base_addr = 0, stored_eof = 24144))",
+    # Issue 15: hostile structure and memory bombs, refused before any value is read.
+    "external_link_absolute.net": "HDF5 object '/layer/1/weight' is an external link to "
+    "/etc/tsslbp-other.net:/layer/1/weight",
+    "external_link_relative.net": "HDF5 object '/layer/1/weight' is an external link to "
+    "missing_weight.net:/layer/2/weight",
+    "soft_link_via_external.net": "HDF5 object '/layer/1/weight' is a soft link to "
+    "'/zz_elsewhere/2/weight', which passes through an external link",
+    "virtual_dataset.net": "HDF5 object '/layer/1/weight' is a virtual dataset (it reads other files)",
+    "external_storage.net": "HDF5 object '/layer/1/weight' stores its data in external files",
+    "gzip_bomb.net": "HDF5 object '/layer/1/weight' declares 800000000 bytes (shape (20000, 20000), "
+    "int16), more than the limit of 268435456",
+    "weight_declared_huge.net": "HDF5 object '/layer/1/weight' declares 800000000000 bytes "
+    "(shape (200, 2000000000), int16), more than the limit of 268435456",
+    "weight_beyond_layer.net": "layer 1: 'weight' declares shape (3, 1000000) (3000000 values), "
+    "more than the 12 allowed here",
+    "complex_weight.net": "HDF5 object '/layer/1/weight' has dtype complex64 (kind 'c')",
+    "vlen_weight.net": "HDF5 object '/layer/1/weight' has a variable-length sequence dtype",
+    "compound_weight.net": "HDF5 object '/layer/1/weight' has a compound dtype "
+    "[('a', '<i2'), ('b', '<i2')]",
+    "reference_weight.net": "HDF5 object '/layer/1/weight' has an object reference dtype",
+    "group_cycle.net": "HDF5 object '/layer/1"
+    + "/again" * 31
+    + "' is nested deeper than 32 groups",
+    "deep_nesting.net": "HDF5 object '" + "/d" * 33 + "' is nested deeper than 32 groups",
+    "n_class_1000.net": "'tsslbp' metadata: n_class is 1000 but the output layer has 2 neurons",
+    "readout_offset_negative.net": "'tsslbp' metadata: readout_offset must be in [0, 1024] "
+    "(steps before the read-out window (one per synaptic layer)), found -7",
+    "input_scale_nan.net": "'tsslbp' metadata: input_scale must be a finite number > 0, found nan",
+    "n_steps_zero.net": "'tsslbp' metadata: n_steps must be in [1, 100000] "
+    "(time steps per sample (TSSL-BP uses 5..100)), found 0",
+    "n_steps_1e9.net": "'tsslbp' metadata: n_steps must be in [1, 100000] "
+    "(time steps per sample (TSSL-BP uses 5..100)), found 1000000000",
+    "format_version_one.net": "'tsslbp' format_version must be an integer in 1..1 "
+    "(this tsslbp's format), found 'one'",
 }
 
 
@@ -440,13 +477,14 @@ def test_undecodable_layer_name_is_a_netx_error(work: Path) -> None:
 
 def test_zero_product_shape_is_a_netx_error(work: Path) -> None:
     # np.prod of (2**32, 2**32) wraps to 0: the message said "shape 0" (and a flat weight's
-    # 'weight.size % n_out' would divide by zero). Sizes are now multiplied as Python ints.
+    # 'weight.size % n_out' would divide by zero). Sizes are now multiplied as Python ints, and
+    # each dimension is bounded (tsslbp.safeio.LIMITS) before anything is allocated.
     path = work / "wrapped_shape.net"
     shutil.copyfile(CORPUS / "shape_mismatch.net", path)
     with h5py.File(path, "r+") as f:
         del f["layer/2/shape"]
         f["layer/2/shape"] = np.array([2**32, 2**32])
     with pytest.raises(
-        NetxError, match=r"layer 2: dense weight must be \(18446744073709551616, in\)"
+        NetxError, match=r"layer 2: 'shape' entry must be in \[1, 4194304\] .* found 4294967296"
     ):
         read_netx(path)

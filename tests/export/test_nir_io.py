@@ -507,7 +507,8 @@ def test_cli_nir_export_then_import_is_exact_and_simulates(tmp_path):
     for artifact in ("m.nir", "back.net"):
         record = json.loads(manifest_path(tmp_path / artifact).read_text())
         assert record["outputs"][0]["path"].endswith(artifact) and record["inputs"]
-    np.save(tmp_path / "x.npy", np.full((64, 8), 100, dtype=np.int64))
+    # Graded payloads of the 6-bit input port: 0..63 (values beyond are refused, issue 15).
+    np.save(tmp_path / "x.npy", np.full((64, 8), 60, dtype=np.int64))
     result = runner.invoke(
         main,
         [

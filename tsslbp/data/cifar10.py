@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..safeio import UnsafeFileError, read_bytes
 from .splits import DataError, DataSplits, Split
 
 __all__ = [
@@ -143,9 +144,9 @@ def read_cifar_pickle(path: str | Path) -> Any:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+        raw = read_bytes(path)
+    except UnsafeFileError as err:
+        raise DataError(str(err)) from None
     try:
         return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except _ForbiddenGlobal as err:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from ..safeio import UnsafeFileError, gunzip_bounded, read_bytes
 from .splits import DataError, DataSplits, split_from_arrays
 
 __all__ = ["IDX_FILES", "DATA_DIR_HINT", "load_idx_dataset", "read_idx"]
@@ -32,12 +32,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+        raw = read_bytes(path)
+    except UnsafeFileError as err:
+        raise DataError(str(err)) from None
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            raw = gunzip_bounded(raw, path)
+        except UnsafeFileError as err:
+            raise DataError(str(err)) from None
         except (OSError, EOFError) as err:
             raise DataError(f"{path}: corrupt gzip data ({err})") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:

@@ -44,7 +44,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..safeio import UnsafeFileError, atomic_output, read_bytes
 from .splits import DataError, DataSplits, Split
 
 __all__ = [
@@ -157,9 +157,9 @@ def read_events(path: str | Path) -> NmnistEvents:
     """Read one N-MNIST ``.bin`` file (see :func:`decode_events`; errors name the file)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+        raw = read_bytes(path)
+    except UnsafeFileError as err:
+        raise DataError(str(err)) from None
     return decode_events(raw, path)
 
 
@@ -346,22 +346,14 @@ def _cache_path(cache_dir: Path, meta: dict) -> Path:
 
 
 def _write_cache(path: Path, meta: dict, splits: dict[str, _SparseSplit]) -> None:
-    """Write the cache atomically: a temporary file in the same folder, then ``os.replace``."""
+    """Write the cache atomically (:func:`tsslbp.safeio.atomic_output`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"meta": np.array(json.dumps(meta, sort_keys=True))}
     for name, sp in splits.items():
         for field in ("offsets", "index", "values", "labels"):
             arrays[f"{name}_{field}"] = getattr(sp, field)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _read_cache(path: Path, meta: dict, n_steps: int) -> dict[str, _SparseSplit] | None:

@@ -61,6 +61,7 @@ from tsslbp.hwmodels.spec import (
     FlattenLayer,
     InputLayer,
     NetworkSpec,
+    input_range_problem,
     lava_shape,
 )
 from tsslbp.hwmodels.weights import pack_dense_weights
@@ -401,6 +402,9 @@ def _source_data(spec: NetworkSpec, inputs: np.ndarray, steps_per_sample: int | 
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
         if not np.array_equal(x, np.round(x)):
             raise ValueError(f"inputs must be integers, found {x.dtype} values")
+    problem = input_range_problem(x, spec)
+    if problem:
+        raise ValueError(problem)
     x = x.astype(np.int64)
     if x.min() < INT32_MIN or x.max() > INT32_MAX:
         raise ValueError(f"inputs must fit Lava's int32 messages, found {x.min()}..{x.max()}")

@@ -21,6 +21,7 @@ from ..hwmodels.golden import run_golden
 from ..hwmodels.health import state_health
 from ..hwmodels.readout import encode_for_spec, window_counts
 from ..hwmodels.spec import FlattenLayer, NetworkSpec
+from ..safeio import check_output_path
 from ..train.loop import model_from_checkpoint
 from .netx import write_netx
 from .quantize import QuantConfig, QuantizationError, QuantReport, file_sha256, quantize_network
@@ -112,6 +113,7 @@ def export_checkpoint(
         and the agreement of every input width tried.
     """
     checkpoint, out_path = Path(checkpoint), Path(out_path)
+    check_output_path(out_path)  # before minutes of quantization; written atomically at the end
     model, cfg, state = model_from_checkpoint(checkpoint)
     data = load_experiment_data(cfg, data_dir)
     # One seeded draw: the calibration batch (state range, rounding) is its first samples.

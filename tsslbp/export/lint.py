@@ -35,6 +35,7 @@ import numpy as np
 from ..hwmodels.resources import CoreLimits, LayerPacking, pack_network
 from ..hwmodels.schedule import hardware_period, is_power_of_two
 from ..hwmodels.spec import ConvLayer, DenseLayer, FlattenLayer, InputLayer, NetworkSpec
+from ..safeio import UnsafeFileError, open_hdf5
 from . import schema as sc
 from .netx import NetxError, read_netx
 
@@ -435,7 +436,7 @@ def _raw_types(path: Path) -> tuple[list[tuple[int, str, str | None]], int]:
     layer read_netx keeps (1 after a shape-only input layer)."""
     out = []
     offset = 0
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         group = f.get(sc.LAYER_GROUP)
         if not isinstance(group, h5py.Group):
             return [], 0
@@ -444,17 +445,24 @@ def _raw_types(path: Path) -> tuple[list[tuple[int, str, str | None]], int]:
             layer = group[k]
             if not isinstance(layer, h5py.Group) or sc.KEY_TYPE not in layer:
                 continue
-            kind = _text(layer[sc.KEY_TYPE][()])
+            kind = _text(_small(layer[sc.KEY_TYPE]))
             neuron = None
             if (
                 isinstance(layer.get(sc.KEY_NEURON), h5py.Group)
                 and sc.KEY_TYPE in layer[sc.KEY_NEURON]
             ):
-                neuron = _text(layer[sc.KEY_NEURON][sc.KEY_TYPE][()])
+                neuron = _text(_small(layer[sc.KEY_NEURON][sc.KEY_TYPE]))
             if int(k) == 0 and kind == sc.LayerType.INPUT.value and neuron is None:
                 offset = 1
             out.append((int(k), kind, neuron))
     return out, offset
+
+
+def _small(dataset: Any) -> Any:
+    """A type string's value, read only when it declares a handful of values."""
+    if not isinstance(dataset, h5py.Dataset) or dataset.size > 16:
+        raise ValueError("not a type string")
+    return dataset[()]
 
 
 def _text(value: Any) -> str:
@@ -472,9 +480,10 @@ def lint_file(
     """
     path = Path(path)
     try:
-        h5py.File(path, "r").close()
-    except OSError as exc:
-        raise NetxError(f"{path}: not a readable HDF5 file ({exc})") from None
+        with open_hdf5(path):
+            pass  # refuses non-regular files, foreign HDF5 structure and size bombs up front
+    except UnsafeFileError as exc:
+        raise NetxError(str(exc)) from None
     try:
         raw, offset = _raw_types(path)
     except (OSError, KeyError, RuntimeError, TypeError, ValueError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,18 @@ from ..hwmodels.spec import (
     Layer,
     NetworkSpec,
 )
+from ..safeio import (
+    LIMITS,
+    LimitError,
+    UnsafeFileError,
+    atomic_output,
+    check_limit,
+    dataset_size_problem,
+    open_hdf5,
+)
 from . import schema as sc
 
-__all__ = ["NetxError", "read_netx", "write_netx", "spec_problems"]
+__all__ = ["NetxError", "read_netx", "write_netx", "spec_problems", "metadata_problem"]
 
 
 class NetxError(ValueError):
@@ -231,6 +239,58 @@ def spec_problems(spec: NetworkSpec) -> list[tuple[int | None, str]]:
     return problems
 
 
+def _meta_int(meta: dict[str, Any], key: str, limit: str) -> int | None:
+    if key not in meta:
+        return None
+    return check_limit(limit, meta[key], key)
+
+
+def metadata_problem(spec: NetworkSpec) -> str | None:
+    """Why a spec's tsslbp metadata contradicts its layers or is out of range (None: consistent).
+
+    Only keys present are checked (files from other tools carry none): ``n_steps``,
+    ``steps_per_sample``, ``readout_offset`` (within :data:`tsslbp.safeio.LIMITS`, and the read-out
+    window inside the sample), ``n_class`` (= the output layer's size), ``input_bits`` (=
+    ``input_message_bits``), ``input_scale`` and ``layer_scales`` (finite, > 0), ``input_encoding``.
+    """
+    meta = spec.metadata
+    try:
+        n_steps = _meta_int(meta, "n_steps", "n_steps")
+        total = _meta_int(meta, "steps_per_sample", "steps")
+        offset = _meta_int(meta, "readout_offset", "readout_offset")
+        n_class = _meta_int(meta, "n_class", "n_class")
+        bits = _meta_int(meta, "input_bits", "input_bits")
+    except LimitError as exc:
+        return str(exc)
+    if total is not None and n_steps is not None and (offset or 0) + n_steps > total:
+        return f"readout_offset ({offset or 0}) + n_steps ({n_steps}) exceeds steps_per_sample ({total})"
+    if n_class is not None:
+        n_out = math.prod(int(n) for n in spec.layers[-1].shape)
+        if n_class != n_out:
+            return f"n_class is {n_class} but the output layer has {n_out} neurons"
+    if bits is not None and bits != spec.input_message_bits:
+        return f"input_bits is {bits} but input_message_bits is {spec.input_message_bits}"
+    scales = {"input_scale": meta["input_scale"]} if "input_scale" in meta else {}
+    if "layer_scales" in meta:
+        if not isinstance(meta["layer_scales"], list):
+            return f"layer_scales must be a list of numbers, found {str(meta['layer_scales']):.40}"
+        scales |= {f"layer_scales[{i}]": v for i, v in enumerate(meta["layer_scales"])}
+    for key, value in scales.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            return f"{key} must be a finite number > 0, found {str(value):.40}"
+    encoding = meta.get("input_encoding", "graded")
+    if encoding not in ("graded", "binary"):
+        return f"input_encoding must be 'graded' or 'binary', found {str(encoding):.40}"
+    if "config" in meta and not isinstance(meta["config"], dict):
+        return "config must be a mapping"
+    return None
+
+
 def _raise_first(problems: list[tuple[int | None, str]], path: Path, offset: int) -> None:
     if problems:
         index, message = problems[0]
@@ -256,14 +316,24 @@ def _decode(value: Any) -> str:
     raise _Problem(f"expected a string, found {arr.dtype}")
 
 
-def _read(group: h5py.Group, key: str, parent: str = "") -> Any:
-    """The value of dataset ``key``; ``parent`` prefixes the key in messages (e.g. ``neuron``)."""
+#: Most values a scalar, shape, pair or type-string dataset may declare (checked before reading).
+_SMALL = 16
+
+
+def _read(group: h5py.Group, key: str, parent: str = "", max_elements: int = _SMALL) -> Any:
+    """The value of dataset ``key``; ``parent`` prefixes the key in messages (e.g. ``neuron``).
+
+    The dataset's declared shape is checked against ``max_elements`` before anything is read.
+    """
     name = f"{parent}/{key}" if parent else key
     if key not in group:
         raise _Problem(f"missing key '{name}'")
     item = group[key]
     if not isinstance(item, h5py.Dataset):
         raise _Problem(f"'{name}' must be a dataset, found a group")
+    too_big = dataset_size_problem(item, max_elements)
+    if too_big:
+        raise _Problem(f"'{name}' {too_big}")
     try:
         return item[()]
     except _H5_READ_ERRORS as exc:
@@ -311,7 +381,20 @@ def _shape(group: h5py.Group) -> tuple[int, ...]:
     arr = _int_array(_read(group, sc.KEY_SHAPE), sc.KEY_SHAPE)
     if arr.ndim != 1 or arr.size == 0 or arr.min() < 1:
         raise _Problem(f"'{sc.KEY_SHAPE}' must be a list of positive sizes, found {arr.tolist()}")
-    return tuple(int(n) for n in arr)
+    shape = tuple(int(n) for n in arr)
+    try:
+        for n in shape:
+            check_limit("layer_dim", n, f"'{sc.KEY_SHAPE}' entry")
+        check_limit("layer_neurons", math.prod(shape), f"'{sc.KEY_SHAPE}' {list(shape)} neurons")
+    except LimitError as exc:
+        raise _Problem(str(exc)) from None
+    return shape
+
+
+def _weight_bound(n_out: int, n_in: int | None) -> int:
+    """Most values a layer's weight dataset may declare: out x in when the input is known."""
+    cap = LIMITS["layer_synapses"].high
+    return cap if n_in is None else min(cap, n_out * n_in)
 
 
 def _read_neuron(group: h5py.Group) -> CubaNeuron:
@@ -350,7 +433,7 @@ def _read_neuron(group: h5py.Group) -> CubaNeuron:
 def _optional_bias(group: h5py.Group, size: int, what: str) -> np.ndarray | None:
     if sc.KEY_BIAS not in group:
         return None
-    bias = _int_array(_read(group, sc.KEY_BIAS), sc.KEY_BIAS)
+    bias = _int_array(_read(group, sc.KEY_BIAS, max_elements=size), sc.KEY_BIAS)
     if bias.size != size:
         raise _Problem(f"{what} bias must have {size} values, found shape {bias.shape}")
     return bias.reshape(size)
@@ -375,16 +458,21 @@ def _read_input(group: h5py.Group) -> InputLayer | tuple[int, ...]:
         else sc.INPUT_LAYER_DEFAULT_WEIGHT
     )
     bias = (
-        _int_array(_read(group, sc.KEY_BIAS), sc.KEY_BIAS)
+        _int_array(
+            _read(group, sc.KEY_BIAS, max_elements=LIMITS["layer_neurons"].high), sc.KEY_BIAS
+        )
         if sc.KEY_BIAS in group
         else np.array([sc.INPUT_LAYER_DEFAULT_BIAS], dtype=np.int64)
     )
     return InputLayer(shape=shape, neuron=_read_neuron(group), weight=weight, bias=bias.reshape(-1))
 
 
-def _read_dense(group: h5py.Group) -> DenseLayer:
+def _read_dense(group: h5py.Group, in_shape: tuple[int, ...] | None) -> DenseLayer:
     n_out = math.prod(_shape(group))  # Python ints: np.prod wraps around silently
-    weight = _int_array(_read(group, sc.KEY_WEIGHT), sc.KEY_WEIGHT)
+    n_in = math.prod(in_shape) if in_shape is not None else None
+    weight = _int_array(
+        _read(group, sc.KEY_WEIGHT, max_elements=_weight_bound(n_out, n_in)), sc.KEY_WEIGHT
+    )
     if weight.ndim == 1:
         # netx reshapes a flat weight to (out, -1).
         if weight.size % n_out:
@@ -409,7 +497,9 @@ def _read_conv(group: h5py.Group, in_shape: tuple[int, ...] | None) -> ConvLayer
         raise _Problem(f"conv shape must be (C, H, W), found {list(shape)}")
     if in_shape is None:
         raise _Problem("conv layer without an input shape: add a shape-only input layer before it")
-    weight = _int_array(_read(group, sc.KEY_WEIGHT), sc.KEY_WEIGHT)
+    weight = _int_array(
+        _read(group, sc.KEY_WEIGHT, max_elements=_weight_bound(shape[0], None)), sc.KEY_WEIGHT
+    )
     if weight.ndim == 5 and weight.shape[-1] == 1:
         # slayer's older exports keep the size-1 time axis of its Conv3d kernel.
         weight = weight[..., 0]
@@ -460,6 +550,17 @@ def _read_metadata(f: h5py.File) -> tuple[dict[str, Any], int]:
             ) from None
         if not isinstance(metadata, dict):
             raise _Problem(f"'{sc.TSSLBP_GROUP}' metadata must be a JSON object")
+    if sc.ATTR_FORMAT_VERSION in attrs:
+        raw = np.asarray(_read_attr(attrs, sc.ATTR_FORMAT_VERSION))
+        try:
+            version = _int_scalar(raw, sc.ATTR_FORMAT_VERSION)
+        except _Problem:
+            version = None
+        if version is None or not 1 <= version <= sc.FORMAT_VERSION:
+            raise _Problem(
+                f"'{sc.TSSLBP_GROUP}' {sc.ATTR_FORMAT_VERSION} must be an integer in "
+                f"1..{sc.FORMAT_VERSION} (this tsslbp's format), found {raw.tolist()!r:.40}"
+            )
     bits = 0
     if sc.ATTR_INPUT_MESSAGE_BITS in attrs:
         raw = np.asarray(_read_attr(attrs, sc.ATTR_INPUT_MESSAGE_BITS))
@@ -507,70 +608,74 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
     """
     path = Path(path)
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetxError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
+        with open_hdf5(path) as f:
+            return _read_netx_file(f, path)
+    except UnsafeFileError as exc:
+        raise NetxError(str(exc)) from None
+
+
+def _read_netx_file(f: h5py.File, path: Path) -> NetworkSpec:
+    """:func:`read_netx` of a file already opened and audited by :func:`tsslbp.safeio.open_hdf5`."""
+    try:
+        metadata, message_bits = _read_metadata(f)
+        if sc.LAYER_GROUP not in f or not isinstance(f[sc.LAYER_GROUP], h5py.Group):
+            raise _Problem(f"missing group '{sc.LAYER_GROUP}'")
+        keys = _layer_keys(f[sc.LAYER_GROUP])
+        if not keys:
+            raise _Problem("no layers")
+    except _Problem as exc:
+        raise NetxError(f"{path}: {exc}") from None
+    except _H5_OPEN_ERRORS as exc:
+        raise NetxError(
+            f"{path}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
+        ) from None
+
+    layers: list[Layer] = []
+    input_shape: tuple[int, ...] | None = None
+    prev_shape: tuple[int, ...] | None = None
+    offset = 0
+    for i, key in enumerate(keys):
         try:
-            metadata, message_bits = _read_metadata(f)
-            if sc.LAYER_GROUP not in f or not isinstance(f[sc.LAYER_GROUP], h5py.Group):
-                raise _Problem(f"missing group '{sc.LAYER_GROUP}'")
-            keys = _layer_keys(f[sc.LAYER_GROUP])
-            if not keys:
-                raise _Problem("no layers")
+            group = f[sc.LAYER_GROUP][key]
+            if not isinstance(group, h5py.Group):
+                raise _Problem("must be a group")
+            kind = _decode(_read(group, sc.KEY_TYPE))
+            supported = [t.value for t in sc.LayerType]
+            if kind not in supported:
+                raise _Problem(
+                    f"unsupported layer type {kind!r} (supported: {', '.join(supported)})"
+                )
+            layer_type = sc.LayerType(kind)
+            if layer_type is sc.LayerType.INPUT:
+                if i != 0:
+                    raise _Problem("an input layer can only be the first layer")
+                item = _read_input(group)
+                if isinstance(item, tuple):
+                    input_shape = prev_shape = item
+                    offset = 1
+                    continue
+                layer: Layer = item
+                input_shape = item.shape
+            elif layer_type is sc.LayerType.DENSE:
+                layer = _read_dense(group, prev_shape)
+                if prev_shape is None:
+                    input_shape = prev_shape = (int(layer.weight.shape[1]),)
+            elif layer_type is sc.LayerType.CONV:
+                layer = _read_conv(group, prev_shape)
+            else:
+                if prev_shape is None:
+                    raise _Problem("flatten needs a layer with a (C, H, W) output before it")
+                layer = FlattenLayer(in_shape=prev_shape)
+                if sc.KEY_SHAPE in group:
+                    _check_flat_shape(group, prev_shape)
         except _Problem as exc:
-            raise NetxError(f"{path}: {exc}") from None
+            raise NetxError(f"{path}: layer {i}: {exc}") from None
         except _H5_OPEN_ERRORS as exc:
             raise NetxError(
-                f"{path}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
+                f"{path}: layer {i}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
             ) from None
-
-        layers: list[Layer] = []
-        input_shape: tuple[int, ...] | None = None
-        prev_shape: tuple[int, ...] | None = None
-        offset = 0
-        for i, key in enumerate(keys):
-            try:
-                group = f[sc.LAYER_GROUP][key]
-                if not isinstance(group, h5py.Group):
-                    raise _Problem("must be a group")
-                kind = _decode(_read(group, sc.KEY_TYPE))
-                supported = [t.value for t in sc.LayerType]
-                if kind not in supported:
-                    raise _Problem(
-                        f"unsupported layer type {kind!r} (supported: {', '.join(supported)})"
-                    )
-                layer_type = sc.LayerType(kind)
-                if layer_type is sc.LayerType.INPUT:
-                    if i != 0:
-                        raise _Problem("an input layer can only be the first layer")
-                    item = _read_input(group)
-                    if isinstance(item, tuple):
-                        input_shape = prev_shape = item
-                        offset = 1
-                        continue
-                    layer: Layer = item
-                    input_shape = item.shape
-                elif layer_type is sc.LayerType.DENSE:
-                    layer = _read_dense(group)
-                    if prev_shape is None:
-                        input_shape = prev_shape = (int(layer.weight.shape[1]),)
-                elif layer_type is sc.LayerType.CONV:
-                    layer = _read_conv(group, prev_shape)
-                else:
-                    if prev_shape is None:
-                        raise _Problem("flatten needs a layer with a (C, H, W) output before it")
-                    layer = FlattenLayer(in_shape=prev_shape)
-                    if sc.KEY_SHAPE in group:
-                        _check_flat_shape(group, prev_shape)
-            except _Problem as exc:
-                raise NetxError(f"{path}: layer {i}: {exc}") from None
-            except _H5_OPEN_ERRORS as exc:
-                raise NetxError(
-                    f"{path}: layer {i}: cannot open an object, damaged file or dangling link ({_one_line(exc)})"
-                ) from None
-            layers.append(layer)
-            prev_shape = tuple(layer.shape)
+        layers.append(layer)
+        prev_shape = tuple(layer.shape)
 
     if input_shape is None or not layers:
         raise NetxError(f"{path}: no layers besides the input shape")
@@ -581,6 +686,9 @@ def read_netx(path: str | os.PathLike[str]) -> NetworkSpec:
         metadata=metadata,
     )
     _raise_first(spec_problems(spec), path, offset)
+    problem = metadata_problem(spec)
+    if problem:
+        raise NetxError(f"{path}: '{sc.TSSLBP_GROUP}' metadata: {problem}")
     return spec
 
 
@@ -663,27 +771,18 @@ def write_netx(spec: NetworkSpec, path: str | os.PathLike[str]) -> None:
     path = Path(path)
     offset = 0 if isinstance(spec.layers[0] if spec.layers else None, InputLayer) else 1
     _raise_first(spec_problems(spec), path, offset)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as f:
-            layers = f.create_group(sc.LAYER_GROUP)
-            if offset:
-                # A shape-only input layer: lava-dl takes the network's input shape from it.
-                first = layers.create_group("0")
-                _write_type(first, sc.LayerType.INPUT)
-                first.create_dataset(
-                    sc.KEY_SHAPE, data=np.asarray(spec.input_shape, dtype=np.int64)
-                )
-            for i, layer in enumerate(spec.layers):
-                _write_layer(layers.create_group(str(i + offset)), layer)
-            own = f.create_group(sc.TSSLBP_GROUP)
-            own.attrs[sc.ATTR_FORMAT_VERSION] = sc.FORMAT_VERSION
-            own.attrs[sc.ATTR_INPUT_MESSAGE_BITS] = int(spec.input_message_bits)
-            own.attrs[sc.ATTR_METADATA] = json.dumps(
-                spec.metadata
-            )  # key order is meaning (the Layers mapping)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp_name, h5py.File(tmp_name, "w") as f:
+        layers = f.create_group(sc.LAYER_GROUP)
+        if offset:
+            # A shape-only input layer: lava-dl takes the network's input shape from it.
+            first = layers.create_group("0")
+            _write_type(first, sc.LayerType.INPUT)
+            first.create_dataset(sc.KEY_SHAPE, data=np.asarray(spec.input_shape, dtype=np.int64))
+        for i, layer in enumerate(spec.layers):
+            _write_layer(layers.create_group(str(i + offset)), layer)
+        own = f.create_group(sc.TSSLBP_GROUP)
+        own.attrs[sc.ATTR_FORMAT_VERSION] = sc.FORMAT_VERSION
+        own.attrs[sc.ATTR_INPUT_MESSAGE_BITS] = int(spec.input_message_bits)
+        own.attrs[sc.ATTR_METADATA] = json.dumps(
+            spec.metadata
+        )  # key order is meaning (the Layers mapping)

@@ -44,11 +44,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import h5py
 import nir
 import numpy as np
 
@@ -64,6 +63,7 @@ from ..hwmodels.spec import (
     Layer,
     NetworkSpec,
 )
+from ..safeio import UnsafeFileError, atomic_output, audit_hdf5, open_regular
 from .fold import FoldedConv, FoldedDense, _fold_into_conv, _fold_into_dense
 from .netx import spec_problems
 from .quantize import V_TH_MANT_MAX, WEIGHT_INT_MAX, decay_constant, quantize_weights
@@ -915,27 +915,38 @@ def _raise_problems(spec: NetworkSpec) -> None:
 
 
 def write_nir(graph: nir.NIRGraph, path: str | os.PathLike[str]) -> None:
-    """Write a graph with ``nir.write`` (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """Write a graph with ``nir.write`` through :func:`tsslbp.safeio.atomic_output` (a temporary
+    file renamed over ``path``, which must be a regular file or nothing)."""
+    with atomic_output(path) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_nir(path: str | os.PathLike[str]) -> nir.NIRGraph:
-    """Read a NIR file with ``nir.read``.
+    """Read a NIR file with ``nir.read``, after :func:`tsslbp.safeio.audit_hdf5` (regular file, no
+    links out of the file, declared sizes bounded) of the very descriptor nir reads.
 
     Raises:
-        NirError: the file is not a NIR graph nir can read (one line with nir's reason).
+        NirError: the file is refused by the audit or is not a NIR graph nir can read (one line).
     """
     try:
-        graph = nir.read(path)
+        with open_regular(path) as fh:
+            try:
+                with h5py.File(fh, "r") as f:
+                    audit_hdf5(f, path)
+            except (OSError, RuntimeError, ValueError) as exc:
+                if isinstance(exc, UnsafeFileError):
+                    raise
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise NirError(
+                    f"{path}: not a NIR graph nir {nir.version} can read ({reason})"
+                ) from None
+            fh.seek(0)
+            graph = nir.read(fh)
+    except UnsafeFileError as exc:
+        raise NirError(str(exc)) from None
     except (OSError, KeyError, ValueError, TypeError, AssertionError, AttributeError) as exc:
+        if isinstance(exc, NirError):
+            raise
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise NirError(f"{path}: not a NIR graph nir {nir.version} can read ({reason})") from None
     if not isinstance(graph, nir.NIRGraph):

@@ -66,6 +66,7 @@ from .spec import (
     InputLayer,
     Layer,
     NetworkSpec,
+    input_range_problem,
     lava_shape,
 )
 from .weights import applied_dense_weights, pack_dense_weights
@@ -281,6 +282,9 @@ def _check_inputs(spec: NetworkSpec, inputs: np.ndarray) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
         if not np.array_equal(x, np.round(x)):
             raise ValueError(f"inputs must be integers, got dtype {x.dtype} with fractional values")
+    problem = input_range_problem(x, spec)
+    if problem:
+        raise ValueError(problem)
     x = x.astype(np.int64, copy=False)  # no copy of an int64 input (it can be large)
     return from_lava_order(x) if len(expected) == 3 else x
 

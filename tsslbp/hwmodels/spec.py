@@ -40,6 +40,7 @@ __all__ = [
     "Layer",
     "NetworkSpec",
     "lava_shape",
+    "input_range_problem",
 ]
 
 #: Decay constants are 12-bit fractions of this value (a decay of 4096 empties the state each step).
@@ -172,3 +173,31 @@ def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     (20, 16, 3)
     """
     return tuple(reversed(shape))
+
+
+def input_range_problem(inputs: np.ndarray, spec: NetworkSpec) -> str | None:
+    """Why input spikes are outside what the network's input port carries (None: they fit).
+
+    Graded inputs (``input_message_bits = b > 0``) must be integers in [0, 2**b - 1]; binary
+    inputs are not checked (any nonzero value is a spike, as in Lava). A network starting with an input layer takes ``bias_mant`` values instead and
+    is not checked here. Checked on the values as given, before any cast (a float 2**63 would wrap
+    to a negative int64).
+
+    Args:
+        inputs: spikes, any shape, any numeric dtype.
+        spec: the network.
+    """
+    bits = int(spec.input_message_bits)
+    if not bits or (spec.layers and isinstance(spec.layers[0], InputLayer)):
+        return None
+    x = np.asarray(inputs)
+    if x.size == 0 or x.dtype == np.bool_:
+        return None
+    high = (1 << bits) - 1
+    what = f"graded {bits}-bit"
+    lo, hi = x.min(), x.max()
+    if np.issubdtype(x.dtype, np.floating) and not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{what} inputs must be finite integers in [0, {high}], found NaN or inf"
+    if lo < 0 or hi > high:
+        return f"{what} inputs must be in [0, {high}], found values from {lo} to {hi}"
+    return None

@@ -99,12 +99,13 @@ def timeout_seconds(env: dict[str, str] | None = None) -> float:
 def dropout_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """Seed of the global generator (dropout masks) for an epoch on a rank.
 
-    Rank 0 gets the single-process seed, so a 1-process run is unchanged.
+    Rank 0 gets the single-process seed, so a 1-process run is unchanged; the value wraps to
+    torch's 64 bits, so any seed the config admits gives a valid one.
 
     >>> dropout_seed(0, 1), dropout_seed(0, 1, rank=1) - dropout_seed(0, 1)
     (1, 4294967296)
     """
-    return seed * 100003 + epoch + (rank << _RANK_SEED_SHIFT)
+    return (seed * 100003 + epoch + (rank << _RANK_SEED_SHIFT)) % (1 << 64)
 
 
 def _short(err: BaseException) -> str:

@@ -10,10 +10,10 @@ slice of every global batch, and only rank 0 writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..config import ExperimentConfig, LossKind, LrSchedule, OutputMeasure, parse_config
 from ..data import DataSplits, Split
+from ..safeio import LIMITS, UnsafeFileError, atomic_output, check_limit, open_regular, run_lock
 from .distributed import LOCAL, Replicas, dropout_seed, unwrap
 from .losses import count_loss, kernel_loss, predict, softmax_loss
 from .network import TsslbpNetwork
@@ -48,6 +49,11 @@ __all__ = [
     "evaluate",
     "train_epoch",
     "fit",
+    "TrainingDiverged",
+    "check_finite_loss",
+    "check_finite_weights",
+    "check_checkpoint_values",
+    "check_resume_state",
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
@@ -222,7 +228,7 @@ def train_epoch(
     model.train()
     loss_fn, predict_fn = loss_function(cfg), prediction_function(cfg)
     order = torch.randperm(
-        len(split), generator=torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
+        len(split), generator=torch.Generator().manual_seed(_epoch_seed(cfg.train.seed, epoch))
     )
     state = resume_from or EpochProgress(epoch)
     if resume_from is None:
@@ -250,6 +256,7 @@ def train_epoch(
             x = augment(split.images[idx].to(device, model_dtype), epoch=epoch, batch=batch)[rows]
         out = model(x).spikes
         loss = loss_fn(out, y)
+        check_finite_loss(loss, epoch, batch)
         if replicas.distributed:
             loss = loss * _shard_weight(cfg, len(y), len(idx), counted)
         optimizer.zero_grad(set_to_none=True)
@@ -259,6 +266,7 @@ def train_epoch(
             group["lr"] = learning_rate(cfg, epoch, batch, n_batches)
         optimizer.step()
         unwrap(model).clip_weights(cfg.train.weight_clip)
+        check_finite_weights(unwrap(model), epoch, batch)
         last = batch + 1 == n_batches
         stop, save, batch_loss, batch_correct, batch_seen = replicas.sync_batch(
             should_stop(),
@@ -325,20 +333,9 @@ class _StopOnSignal:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (temp file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    """Write a checkpoint atomically (temp file, fsync, rename: :func:`tsslbp.safeio.atomic_output`)."""
+    with atomic_output(path, fsync=True) as tmp, open(tmp, "wb") as fh:
         torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    # The rename itself survives a power loss only once the directory entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -348,10 +345,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: missing or unreadable file, not a tsslbp checkpoint, or a newer format.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with open_regular(path, max_bytes=LIMITS["checkpoint_bytes"].high) as fh:
+            state = torch.load(fh, map_location=map_location, weights_only=True)
+    except UnsafeFileError as err:
+        raise CheckpointError(str(err)) from None
     except Exception as err:  # torch raises many types for foreign or corrupt files
         with open(path, "rb") as f:
             if f.read(8) == b"\x89HDF\r\n\x1a\n":
@@ -392,6 +392,7 @@ def model_from_checkpoint(
     problem = _state_dict_mismatch(model, state["model"])
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the network in its config ({problem})")
+    check_checkpoint_values(path, model, state)
     model.load_state_dict(state["model"])
     return model, cfg, state
 
@@ -435,6 +436,44 @@ def _checkpoint_state(
 
 
 def fit(
+    cfg: ExperimentConfig,
+    data: DataSplits,
+    out_dir: str | Path,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
+    replicas: Replicas = LOCAL,
+) -> list[EpochMetrics]:
+    """Train as :func:`_fit_unlocked` (arguments, returns and raises there), holding ``out_dir``'s
+    run lock for the whole run.
+
+    Raises:
+        tsslbp.safeio.RunLockedError: another run is writing into ``out_dir``.
+        TrainingDiverged: the loss or a weight became NaN or infinite (nothing of it is saved).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Rank 0 alone writes into out_dir, so it alone holds the lock (the other ranks of a
+    # torchrun job share the folder on one machine and would find it taken).
+    with run_lock(out_dir) if replicas.is_main else contextlib.nullcontext():
+        return _fit_unlocked(
+            cfg,
+            data,
+            out_dir,
+            device=device,
+            resume=resume,
+            progress=progress,
+            on_epoch=on_epoch,
+            should_stop=should_stop,
+            checkpoint_seconds=checkpoint_seconds,
+            replicas=replicas,
+        )
+
+
+def _fit_unlocked(
     cfg: ExperimentConfig,
     data: DataSplits,
     out_dir: str | Path,
@@ -493,6 +532,7 @@ def fit(
         state = load_checkpoint(last_path, map_location="cpu" if replicas.distributed else device)
     state = replicas.broadcast(state) if resume else None
     if state is not None:
+        check_resume_state(last_path, model, optimizer, cfg, state)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history = [EpochMetrics(**m) for m in state["metrics"]]
@@ -648,3 +688,202 @@ def _check_labels(data: DataSplits, n_class: int) -> None:
             raise ValueError(
                 f"{data.name}: {name} labels span {lo}..{hi}, outside 0..{n_class - 1} (n_class)"
             )
+
+
+# --- untrusted checkpoints and diverging runs ------------------------------------------------------
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a weight became NaN or infinite; the run stops without saving that state."""
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The generator seed of one epoch: ``seed * 100003 + epoch`` within torch's 64 bits (the same
+    value as before for every seed below 2**64 / 100003)."""
+    return (seed * 100003 + epoch) % (1 << 64)
+
+
+def check_finite_loss(loss: torch.Tensor, epoch: int, batch: int) -> None:
+    """Stop before a non-finite loss reaches the weights.
+
+    Raises:
+        TrainingDiverged: one line naming the epoch and batch.
+    """
+    if not bool(torch.isfinite(loss.detach()).all()):
+        raise TrainingDiverged(
+            f"training diverged: the loss is {float(loss.detach()):g} in epoch {epoch}, batch "
+            f"{batch}; stopped before saving, the last checkpoint keeps the last good weights "
+            "(try a smaller lr or weight_scale)"
+        )
+
+
+def check_finite_weights(model: torch.nn.Module, epoch: int, batch: int) -> None:
+    """Stop when an optimizer step left a NaN or infinite weight.
+
+    Raises:
+        TrainingDiverged: one line naming the epoch, batch and parameter.
+    """
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param.detach()).all()):
+            raise TrainingDiverged(
+                f"training diverged: {name} holds NaN or infinite values after epoch {epoch}, "
+                f"batch {batch}; stopped before saving, the last checkpoint keeps the last good "
+                "weights (try a smaller lr or weight_scale)"
+            )
+
+
+def _tensor_problem(name: str, value: Any, like: torch.Tensor) -> str | None:
+    """Why ``value`` cannot stand in for ``like`` (a tensor of the same shape, floating dtype of
+    the model and finite values), or None."""
+    if not isinstance(value, torch.Tensor):
+        return f"{name} is a {type(value).__name__}, not a tensor"
+    if value.dtype != like.dtype:
+        return f"{name} has dtype {str(value.dtype).removeprefix('torch.')}, the model needs {str(like.dtype).removeprefix('torch.')}"
+    if tuple(value.shape) != tuple(like.shape):
+        return f"{name} is {tuple(value.shape)}, the model needs {tuple(like.shape)}"
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        return f"{name} holds NaN or infinite values"
+    return None
+
+
+def check_checkpoint_values(path: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Weights of the model's dtype and finite; epoch and seed integers within
+    :data:`tsslbp.safeio.LIMITS`.
+
+    Raises:
+        CheckpointError: the first bad entry, naming the file.
+    """
+    epoch = state["epoch"]
+    # 0: saved during the first epoch (a partial-epoch checkpoint).
+    if (
+        isinstance(epoch, bool)
+        or not isinstance(epoch, int)
+        or not 0 <= epoch <= LIMITS["epochs"].high
+    ):
+        raise CheckpointError(
+            f"{path}: 'epoch' must be an integer in [0, {LIMITS['epochs'].high}], found {str(epoch):.40}"
+        )
+    if "seed" in state:
+        try:
+            check_limit("seed", state["seed"], "'seed'")
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+    own = model.state_dict()
+    for name, tensor in own.items():
+        problem = _tensor_problem(name, state["model"][name], tensor)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
+
+
+def _same_kind(value: Any, own: Any) -> bool:
+    """A saved optimizer setting is of the kind of this optimizer's own (flags stay flags, numbers
+    are finite, tuples keep their length)."""
+    if own is None or isinstance(own, (bool, str)):
+        return type(value) is type(own) or (own is None and value is None)
+    if isinstance(own, (tuple, list)):
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == len(own)
+            and all(_same_kind(v, o) for v, o in zip(value, own))
+        )
+    if isinstance(own, torch.Tensor):
+        value = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _optimizer_problem(optimizer: torch.optim.Optimizer, saved: Any) -> str | None:
+    """Why a saved Adam state cannot be loaded into ``optimizer`` (None: it fits).
+
+    ``load_state_dict`` trusts the saved tensors: a wrong shape crashed the fused Adam kernel.
+    """
+    own = optimizer.state_dict()
+    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
+        return "the optimizer entry is not an optimizer state"
+    groups, own_groups = saved["param_groups"], own["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(own_groups):
+        return "the optimizer has a different number of parameter groups"
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, (group, own_group) in enumerate(zip(groups, own_groups)):
+        if not isinstance(group, dict) or set(group) != set(own_group):
+            return f"optimizer parameter group {i} has other keys than Adam's"
+        if group["params"] != own_group["params"]:
+            return f"optimizer parameter group {i} lists other parameters than the model's"
+        for key, value in group.items():
+            if key != "params" and not _same_kind(value, own_group[key]):
+                return f"optimizer setting {key} is {str(value):.40}, expected one like {own_group[key]!r}"
+    state = saved["state"]
+    if not isinstance(state, dict):
+        return "the optimizer state is not a mapping"
+    for index, entry in state.items():
+        if not isinstance(index, int) or not 0 <= index < len(params):
+            return f"optimizer state for unknown parameter {str(index):.20}"
+        if not isinstance(entry, dict) or not {"step", "exp_avg", "exp_avg_sq"} <= set(entry):
+            return f"optimizer state of parameter {index} is not Adam's"
+        for key in ("exp_avg", "exp_avg_sq"):
+            problem = _tensor_problem(
+                f"optimizer {key} of parameter {index}", entry[key], params[index].detach()
+            )
+            if problem:
+                return problem
+        step = entry["step"]
+        step_value = float(step) if isinstance(step, torch.Tensor) and step.numel() == 1 else step
+        if (
+            isinstance(step_value, bool)
+            or not isinstance(step_value, (int, float))
+            or not (0 <= step_value < 2**53)
+        ):
+            return f"optimizer step of parameter {index} is {str(step):.40}"
+        if isinstance(step, torch.Tensor) and step.dtype != torch.float32:
+            return f"optimizer step of parameter {index} has dtype {step.dtype}"
+    return None
+
+
+def check_resume_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: ExperimentConfig,
+    state: dict[str, Any],
+) -> None:
+    """Everything ``fit(resume=True)`` takes from ``last.pt``, checked before any of it is loaded:
+    weights (:func:`check_checkpoint_values`), optimizer state, metrics, partial-epoch progress and
+    RNG state.
+
+    Raises:
+        CheckpointError: the first bad entry, naming the file.
+    """
+    for key in ("model", "optimizer", "metrics", "best", "epoch"):
+        if key not in state:
+            raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
+    problem = _state_dict_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit the network in its config ({problem})")
+    check_checkpoint_values(path, model, state)
+    problem = _optimizer_problem(optimizer, state["optimizer"])
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    metric_keys = {f.name for f in dataclasses.fields(EpochMetrics)}
+    records = state["metrics"] if isinstance(state["metrics"], list) else None
+    best = [state["best"]] if state["best"] else []
+    if records is None or any(
+        not isinstance(m, dict) or set(m) != metric_keys for m in [*records, *best]
+    ):
+        raise CheckpointError(f"{path}: the metrics entries are not tsslbp's epoch metrics")
+    partial = state.get("partial")
+    if partial:
+        keys = {f.name for f in dataclasses.fields(EpochProgress)}
+        if not isinstance(partial, dict) or set(partial) != keys:
+            raise CheckpointError(f"{path}: the partial-epoch entry is not tsslbp's")
+        rng = state.get("rng_state")
+        expected = torch.get_rng_state()
+        if (
+            not isinstance(rng, torch.Tensor)
+            or rng.dtype != expected.dtype
+            or rng.shape != expected.shape
+        ):
+            raise CheckpointError(f"{path}: the saved RNG state is not torch's CPU generator state")

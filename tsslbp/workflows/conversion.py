@@ -16,6 +16,7 @@ from ..export.quantize import QuantConfig, QuantReport
 from ..hwmodels.health import STATE_LIMIT
 from ..hwmodels.spec import NetworkSpec
 from ..manifest import write_manifest
+from ..safeio import write_text
 from .common import format_table, record
 
 __all__ = [
@@ -186,7 +187,7 @@ def export(
     qcfg = QuantConfig(calibration_samples=calibration, weight_bits=weight_bits, rounding=rounding)
     result = export_checkpoint(checkpoint, output, data_dir, qcfg, input_bits)
     if json_path is not None:
-        json_path.write_text(json.dumps(result.report.to_dict(), indent=2))
+        write_text(json_path, json.dumps(result.report.to_dict(), indent=2))
     export_record(result, checkpoint, data_dir, json_path, command)
     return ExportSummary(result)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..hwmodels.readout import encode_for_spec
-from ..hwmodels.spec import NetworkSpec, lava_shape
+from ..hwmodels.spec import NetworkSpec, input_range_problem, lava_shape
 from .common import WorkflowError, spec_test_data
 
 __all__ = [
@@ -121,6 +121,9 @@ def check_input(spec: NetworkSpec, x: np.ndarray, name: str = "input") -> np.nda
             f"{name}: spikes must be integers (0/1, or graded payloads 0..2**bits-1), found "
             f"{x.dtype} values"
         )
+    problem = input_range_problem(x, spec)
+    if problem:
+        raise InputError(f"{name}: {problem}")
     return x.astype(np.int64)
 
 

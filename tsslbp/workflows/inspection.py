@@ -20,6 +20,7 @@ from ..export.netx import read_netx
 from ..hwmodels.resources import layer_synapses
 from ..hwmodels.spec import FlattenLayer
 from ..manifest import write_manifest
+from ..safeio import write_text
 from .common import format_table
 
 __all__ = ["ConfigsResult", "configs", "InfoResult", "LintResult", "info", "lint"]
@@ -159,7 +160,7 @@ def lint(
     findings, spec = lint_file(model)
     result = LintResult(model, tuple(findings), None if spec is None else len(spec.layers))
     if json_path is not None:
-        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+        write_text(json_path, json.dumps(result.to_dict(), indent=2))
         figures = {"errors": result.errors, "warnings": result.warnings}
         write_manifest(json_path, inputs=[model], figures=figures, command=command)
     return result

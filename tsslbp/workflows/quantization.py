@@ -26,6 +26,7 @@ from ..export.exporter import export_checkpoint
 from ..export.quantize import QuantConfig
 from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
+from ..safeio import write_text
 from ..train.loop import model_from_checkpoint
 from .analysis import fixed_layer_spikes, float_layer_spikes, spike_rates
 from .common import format_table, record
@@ -206,7 +207,7 @@ def write_quant_health(result: QuantHealth, out_dir: str | Path) -> tuple[Path, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "quant_health.json"
-    json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    write_text(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
     png = plots.quant_health(
         [w.weight_bits for w in result.widths],
         [w.accuracy for w in result.widths],

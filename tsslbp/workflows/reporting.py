@@ -24,6 +24,7 @@ from ..hwmodels.health import LayerHealth, state_health
 from ..hwmodels.resources import CORES_PER_CHIP, CoreLimits, ResourceReport, resource_report
 from ..hwmodels.spec import FlattenLayer, NetworkSpec, lava_shape
 from ..manifest import write_manifest
+from ..safeio import load_npy, write_text
 from .analysis import float_layer_spikes, float_vs_fixed
 from .common import (
     format_table,
@@ -101,7 +102,7 @@ def _report_inputs(
     if input_path is not None:
         from .inputs import check_input
 
-        x = np.load(input_path, allow_pickle=False)
+        x = load_npy(input_path)
         # One sample (*input shape, S) or a batch (B, *input shape, S), in Lava's order, checked
         # against the network's input (not its first layer's output).
         if x.ndim == len(lava_shape(spec.input_shape)) + 2:
@@ -203,7 +204,7 @@ def report(
     result = ReportResult(model, hw, samples_text, spec.metadata.get("n_steps"))
     if json_path is not None:
         data = result.to_dict()
-        json_path.write_text(json.dumps(data, indent=2))
+        write_text(json_path, json.dumps(data, indent=2))
         totals = data["totals"]
         figures = {
             "cores": totals["cores"],

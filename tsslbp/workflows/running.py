@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..hwmodels.golden import run_golden
 from ..hwmodels.readout import encode_for_spec, predict_counts
 from ..hwmodels.schedule import HW_RESET_OFFSET
 from ..hwmodels.spec import NetworkSpec
+from ..safeio import check_limit, check_output_path, load_npy, save_npy, write_text
 from .analysis import fixed_layer_spikes, float_layer_spikes
 from .common import (
     SourceCheckpoint,
@@ -189,15 +191,27 @@ def simulate(
     """
     from .inputs import check_input, encode_test_sample
 
+    # np.save's habit: a name without .npy gets it appended. Both names must be writable files.
+    written = (
+        output_path
+        if output_path.suffix == ".npy"
+        else output_path.with_name(output_path.name + ".npy")
+    )
+    check_output_path(output_path)
+    check_output_path(written)
     spec = read_netx(model)
     if (input_path is None) == (sample is None):
         raise WorkflowError("give exactly one of --input X.npy and --sample I")
     what = None
     if input_path is not None:
-        x = check_input(spec, np.load(input_path, allow_pickle=False), str(input_path))
+        x = check_input(spec, load_npy(input_path), str(input_path))
     else:
         x, label, described = encode_test_sample(spec, sample, data_dir)
         what = f"{described} (label {label})"
+    n_steps = steps if steps is not None else x.shape[-1]
+    check_limit("steps", n_steps, f"{input_path or model}: steps")
+    neurons = sum(math.prod(layer.shape) for layer in spec.layers)
+    check_limit("run_cells", neurons * n_steps, f"{model}: neurons x steps of the run")
     if steps is not None:
         padded = np.zeros(x.shape[:-1] + (steps,), dtype=np.int64)
         n = min(steps, x.shape[-1])
@@ -211,10 +225,7 @@ def simulate(
 
         result = run_lava(spec, x[None], record=False, **reset)
     y = result.spikes[-1][0].reshape(-1, x.shape[-1])
-    np.save(output_path, y)
-    # np.save appends .npy to a name without it.
-    if output_path.suffix != ".npy":
-        output_path = output_path.with_name(output_path.name + ".npy")
+    output_path = save_npy(written, y)
     predicted = None
     if sample is not None and "readout_offset" in spec.metadata:
         predicted = int(predict_counts(y[None], spec.metadata)[0])
@@ -372,7 +383,7 @@ def verify(
     acc = dict(report.accuracy) if flt is None else {"float": flt, **report.accuracy}
     result = VerifyResult(report, data.name, acc, raster)
     if json_path is not None:
-        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+        write_text(json_path, json.dumps(result.to_dict(), indent=2))
     figures = {
         "exact": report.exact,
         "n_samples": report.n_samples,

@@ -10,6 +10,7 @@ from typing import Any
 from .. import plots
 from ..config import ExperimentConfig, load_config
 from ..data import load_experiment_data
+from ..safeio import write_text
 from ..train.distributed import session
 from ..train.loop import (
     DEFAULT_CHECKPOINT_SECONDS,
@@ -150,10 +151,11 @@ def train(
                 train_record(out, cfg, config, data_dir, saved, True, command, run)
             raise
         if history and writer:
-            (out / "metrics.json").write_text(
+            write_text(
+                out / "metrics.json",
                 json.dumps(
                     {"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2
-                )
+                ),
             )
             train_record(out, cfg, config, data_dir, history, command=command, distributed=run)
     return TrainResult(out, cfg.train.epochs, tuple(history), replicas.rank)
