@@ -54,7 +54,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..safeio import UnsafeFileError, atomic_output, read_bytes
+from ..safeio import LIMITS, UnsafeFileError, atomic_output, check_regular_file, read_bytes
 from .splits import DataError, DataSplits, Split
 
 __all__ = [
@@ -360,6 +360,7 @@ def _read_cache(path: Path, meta: dict, n_steps: int) -> dict[str, _SparseSplit]
     """The cached splits, or None (with a warning) when the file is unreadable or inconsistent."""
     cells = int(np.prod(_FRAME_SHAPE)) * n_steps
     try:
+        check_regular_file(path, LIMITS["data_bytes"].high)  # a FIFO or a huge file is no cache
         with np.load(path, allow_pickle=False) as npz:
             if json.loads(str(npz["meta"])) != meta:
                 raise ValueError("it was written for other options or files")
