@@ -32,15 +32,18 @@ import contextlib
 import errno
 import fcntl
 import math
+import numbers
 import os
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written: `tsslbp --help` stays light
+    import numpy as np
+
 
 __all__ = [
     "Limit",
@@ -141,7 +144,8 @@ def check_limit(name: str, value: Any, what: str | None = None) -> int:
     """
     limit = LIMITS[name]
     label = what or name
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    # numbers.Integral: Python and numpy integers (numpy's bool_ is not one); bool is refused.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise LimitError(f"{label} must be an integer, found {_short(value)}")
     if not limit.low <= int(value) <= limit.high:
         raise LimitError(
@@ -450,6 +454,8 @@ def load_npy(
             structured/object/other dtype, an array over the limit, or a file cut short.
     """
     limit = LIMITS["npy_bytes"].high if max_bytes is None else max_bytes
+    import numpy as np
+
     fmt = np.lib.format
     with open_regular(path) as fh:
         head = fh.read(6)
@@ -631,6 +637,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Write ``array`` to ``path`` as ``.npy`` (the name kept as given) through
     :func:`atomic_output`; returns the path written."""
+    import numpy as np
+
     path = Path(path)
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(array), allow_pickle=False)
