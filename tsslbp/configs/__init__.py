@@ -33,7 +33,8 @@ def find_config(name_or_path: str | Path) -> Path:
         ConfigNotFoundError: neither a file nor a shipped config's name; the message lists the names.
     """
     path = Path(name_or_path)
-    if path.is_file():
+    if path.is_file() or (path.exists() and not path.is_dir()):
+        # A FIFO or device is returned as given: the reader refuses it (one line, exit 1).
         return path
     text = str(name_or_path)
     shipped = shipped_configs()
