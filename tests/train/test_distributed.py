@@ -77,11 +77,11 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
 
-def _assert_close(a: dict, b: dict, what: str) -> None:
+def _assert_close(a: dict, b: dict, what: str, atol: float = ATOL) -> None:
     assert a.keys() == b.keys()
     for name in a:
         diff = float((a[name] - b[name]).abs().max())
-        assert diff <= ATOL, f"{what}: {name} differs by {diff:.3g} (allowed {ATOL})"
+        assert diff <= atol, f"{what}: {name} differs by {diff:.3g} (allowed {atol})"
 
 
 def _reference(
@@ -248,10 +248,16 @@ def test_sigterm_on_one_rank_stops_both_with_one_checkpoint(tmp_path, digits):
     assert len(state["rng_states"]) == 2, "each rank's dropout generator is saved"
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["last.pt"]
     assert read_manifest(out / "last.pt")["figures"]["interrupted"] is True
-    # One process finishes the run: the weights of an uninterrupted single-process run.
+    # One process finishes the run: the weights of an uninterrupted single-process run, up to the
+    # summation order of the batches the two processes trained. How many those are depends on
+    # when the signal lands; over up to 3 epochs of Adam the drift reached 1.7e-5 (a fresh-clone
+    # CI run), so the bound here is 10 x ATOL.
     fit(load_config(CONFIG).replace(epochs=3), digits, out, resume=True, progress=False)
     _assert_close(
-        _weights(out / "last.pt"), _reference(tmp_path, digits, 3), "stopped by SIGTERM, resumed"
+        _weights(out / "last.pt"),
+        _reference(tmp_path, digits, 3),
+        "stopped by SIGTERM, resumed",
+        atol=10 * ATOL,
     )
 
 

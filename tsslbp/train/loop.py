@@ -455,9 +455,10 @@ def fit(
         TrainingDiverged: the loss or a weight became NaN or infinite (nothing of it is saved).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Rank 0 alone writes into out_dir, so it alone holds the lock (the other ranks of a
-    # torchrun job share the folder on one machine and would find it taken).
+    # Rank 0 alone writes into out_dir, so it alone makes it and holds the lock (the other ranks
+    # of a torchrun job share the folder on one machine and would find it taken).
+    if replicas.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(out_dir) if replicas.is_main else contextlib.nullcontext():
         return _fit_unlocked(
             cfg,
