@@ -17,9 +17,9 @@ import torch
 from .. import __version__
 from ..config import Dataset
 from ..data import DataSplits, load_experiment_data
-from ..hwmodels.golden import run_golden
+from ..hwmodels.golden import golden_output_counts, run_golden
 from ..hwmodels.health import state_health
-from ..hwmodels.readout import encode_for_spec, window_counts
+from ..hwmodels.readout import encode_for_spec
 from ..hwmodels.spec import FlattenLayer, NetworkSpec
 from ..safeio import check_output_path
 from ..train.loop import model_from_checkpoint
@@ -74,13 +74,7 @@ def golden_agreement(
         (fraction of samples with the same prediction, mean |golden - float| output spike count
         per sample and neuron).
     """
-    offset, n_steps = int(spec.metadata["readout_offset"]), int(spec.metadata["n_steps"])
-    counts = []
-    for start in range(0, len(inputs), chunk):
-        run = run_golden(spec, encode_for_spec(inputs[start : start + chunk].numpy(), spec))
-        out = run.spikes[-1]
-        counts.append(window_counts(out.reshape(len(out), -1, out.shape[-1]), offset, n_steps))
-    golden_counts = np.concatenate(counts)
+    golden_counts = golden_output_counts(spec, inputs.numpy(), chunk)
     same = golden_counts.argmax(-1) == float_counts.argmax(-1)
     return float(same.mean()), float(np.abs(golden_counts - float_counts).mean())
 

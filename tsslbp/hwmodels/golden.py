@@ -57,6 +57,7 @@ from .fixed_point import (
     wrap_current,
     wrap_signed,
 )
+from .readout import encode_for_spec, window_counts
 from .spec import (
     DECAY_UNITY,
     ConvLayer,
@@ -81,6 +82,7 @@ __all__ = [
     "to_lava_order",
     "from_lava_order",
     "run_golden",
+    "golden_output_counts",
 ]
 
 # float64 matrix products are exact while every partial sum stays below 2**53 in magnitude.
@@ -621,3 +623,24 @@ def run_golden(
         u=[lava(a, layer) for a, layer in zip(u_rec, spec.layers)],
         v=[lava(a, layer) for a, layer in zip(v_rec, spec.layers)],
     )
+
+
+def golden_output_counts(spec: NetworkSpec, inputs: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """The output layer's spike counts in the readout window of a tsslbp-exported ``spec``.
+
+    Args:
+        inputs: (B, ...) analog inputs in [0, 1] (or event frames), encoded as
+            :func:`~tsslbp.hwmodels.readout.encode_for_spec` does.
+        chunk: samples per golden run (bounds the memory of a long batch).
+
+    Returns:
+        (B, n_out) int64; ``argmax(-1)`` is the prediction (lowest index on ties).
+    """
+    offset, n_steps = int(spec.metadata["readout_offset"]), int(spec.metadata["n_steps"])
+    parts = []
+    for start in range(0, len(inputs), chunk):
+        out = run_golden(spec, encode_for_spec(inputs[start : start + chunk], spec)).spikes[-1]
+        parts.append(window_counts(out.reshape(len(out), -1, out.shape[-1]), offset, n_steps))
+    if not parts:
+        return np.zeros((0, int(np.prod(spec.layers[-1].shape))), dtype=np.int64)
+    return np.concatenate(parts)

@@ -22,8 +22,8 @@ from ..deploy.target import deploy_target_check
 from ..deploy.verify import VerifyReport, verify_spec
 from ..export.bundle import BundleReport, write_bundle
 from ..export.netx import read_netx
-from ..hwmodels.golden import run_golden
-from ..hwmodels.readout import encode_for_spec, predict_counts
+from ..hwmodels.golden import golden_output_counts, run_golden
+from ..hwmodels.readout import predict_counts
 from ..hwmodels.schedule import HW_RESET_OFFSET
 from ..hwmodels.spec import NetworkSpec
 from ..safeio import check_limit, check_output_path, load_npy, save_npy, write_text
@@ -107,14 +107,8 @@ def evaluate_model(
     data = spec_test_data(spec, data_dir)
     n = len(data.test) if samples is None else min(samples, len(data.test))
     t0 = time.perf_counter()
-    predictions = []
-    for start in range(0, n, EVAL_CHUNK):
-        stop = min(start + EVAL_CHUNK, n)
-        images = data.test.images[start:stop].numpy()
-        run = run_golden(spec, encode_for_spec(images, spec), record=False)
-        predictions.append(predict_counts(run.spikes[-1], spec.metadata))
+    pred = golden_output_counts(spec, data.test.images[:n].numpy(), EVAL_CHUNK).argmax(-1)
     seconds = time.perf_counter() - t0
-    pred = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
     labels = data.test.labels[:n].numpy()
     accuracy = float((pred == labels).mean()) if n else 0.0
     png = None
