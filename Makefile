@@ -23,6 +23,10 @@ SNNTORCH_PIN := snntorch==1.0.0
 # The other peers (speed only), also --no-deps: SpikingJelly needs loguru at import, norse nirtorch
 # (and nir, already a dependency of tsslbp).
 PEER_PINS := spikingjelly==2.0.0 loguru==0.7.3 norse==1.1.0 nirtorch==2.6
+# Triton (a ~285 MB wheel), so the tests run tsslbp's Triton kernels on CPU under its interpreter
+# (TRITON_INTERPRET=1) against the numba kernels; on a GPU the same kernels are compiled. --no-deps:
+# it declares none that matter here, and the CPU torch wheel does not pin it.
+TRITON_PIN := triton==3.9.0
 
 # Debian's Fashion-MNIST package: the four IDX .gz files, no download at run time.
 FASHION_MNIST_DEB := dataset-fashion-mnist
@@ -42,6 +46,7 @@ $(SETUP_STAMP): pyproject.toml Makefile
 	@# pull another torch if a release ever declares one (1.0.0 declares no dependencies).
 	$(PIP) install --quiet --no-deps '$(SNNTORCH_PIN)'
 	$(PIP) install --quiet --no-deps $(PEER_PINS)
+	$(PIP) install --quiet --no-deps '$(TRITON_PIN)'
 	@# numpy<2 (pinned in pyproject.toml): lava-nc/lava-dl are built against numpy 1.x, and
 	@# other packages can silently pull numpy 2. Checked here, after the last install.
 	$(PY) -c 'import numpy as np, sys; ok = int(np.__version__.split(".")[0]) < 2; \

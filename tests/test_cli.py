@@ -66,6 +66,8 @@ def test_resume_continues_after_the_last_epoch(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "epoch 2/2" in result.output and "epoch 1/2" not in result.output
+    # The user is told where the run continues from.
+    assert f"resuming {out}/last.pt after epoch 1\n" in result.output
 
 
 def test_bad_config_is_one_line_and_exit_1(runner, tmp_path):
@@ -132,6 +134,7 @@ def test_real_subprocess_train_and_eval(tmp_path):
 
 
 def test_sigint_saves_and_resume_finishes_identically(tmp_path):
+    import re
     import signal
 
     import torch
@@ -161,6 +164,9 @@ def test_sigint_saves_and_resume_finishes_identically(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "epoch 40/40" in done.stdout and "epoch 1/40" not in done.stdout
+    assert re.search(
+        r"^resuming .*last\.pt after epoch 1 \+ \d+ batches of epoch 2$", done.stdout, re.M
+    )
     ref = subprocess.run(
         base + ["--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300
     )

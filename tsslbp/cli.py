@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,7 @@ def train(config: Path, **options: Any) -> None:
 
     CONFIG is a YAML file or the name of a shipped config (`tsslbp configs` lists them).
     """
+    from .train.distributed import DistributedError
     from .train.loop import TrainingInterrupted
 
     try:
@@ -114,6 +117,15 @@ def train(config: Path, **options: Any) -> None:
         if stop.rank == 0:  # every rank of a data-parallel run stops; rank 0 reports
             click.echo(str(stop), err=True)
         sys.exit(130)  # the conventional status of a run ended by SIGINT
+    except DistributedError as err:
+        # A peer is gone and the process group's threads cannot be joined: the interpreter's
+        # teardown could abort ("terminate called ..."). Report in one line and leave at once.
+        if click.get_current_context().find_root().params.get("verbose"):
+            traceback.print_exc()
+        click.echo(f"Error: {err}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     _echo(result)
 
 

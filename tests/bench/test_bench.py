@@ -143,6 +143,10 @@ def test_ddp_suite_measures_one_and_two_processes_and_reports_them():
     row = rows[0]
     assert row["processes"] == 2 and row["samples_per_s_1"] > 0 and row["samples_per_s_n"] > 0
     assert row["efficiency"] == pytest.approx(row["samples_per_s_n"] / (2 * row["samples_per_s_1"]))
+    assert row["samples_per_s_independent"] > 0
+    assert row["ceiling_speedup"] == pytest.approx(
+        row["samples_per_s_independent"] / row["samples_per_s_1"]
+    )
     results = {
         "machine": {
             "platform": "p",
@@ -156,6 +160,7 @@ def test_ddp_suite_measures_one_and_two_processes_and_reports_them():
     }
     text = markdown_report(results)
     assert f"| digits MLP | 16 | {row['samples_per_s_1']:,.0f} | 2 |" in text, text
+    assert f"| {row['samples_per_s_independent']:,.0f} ({row['ceiling_speedup']:.2f}x) |" in text
 
 
 def test_gpu_suite_times_every_implementation_on_the_given_device():

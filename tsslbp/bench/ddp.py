@@ -2,9 +2,14 @@
 
 Each measurement is a fresh ``torchrun --standalone --nproc-per-node N -m tsslbp.bench.ddp``
 that trains the network (``train_epoch``, the loop ``tsslbp train`` runs, with its per-batch
-all-reduces) on random inputs at a fixed global batch: a short warm-up epoch, then a timed one.
-Runs with 1 and N processes alternate, and each figure is the median over the rounds; the
-efficiency is ``samples/s(N) / (N * samples/s(1))``.
+all-reduces) on random inputs at a fixed global batch: a short warm-up epoch, then a timed one of
+several seconds (shorter runs were dominated by start-up noise: 12 CNN steps gave 1.54x where 32
+gave 1.9x on the same quiet machine). Runs with 1 and N processes alternate, and each figure is
+the median over the rounds; the efficiency is ``samples/s(N) / (N * samples/s(1))``.
+
+Beside them, N independent 1-process runs at the same time (no communication) give the
+machine's ceiling: what N processes get when they only share the cores, caches and memory bus.
+The gap between that ceiling and the data-parallel figure is the cost of the all-reduces.
 
 Run as a module it is the worker: ``python -m tsslbp.bench.ddp CONFIG STEPS BATCH`` prints one
 JSON line (rank 0) with the timed epoch's samples/s.
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -69,18 +75,24 @@ def ddp_scaling(
     rows = []
     for net, config in networks.items():
         is_cnn = "CNN" in net
-        steps = (4 if is_cnn else 40) if quick else (12 if is_cnn else 150)
+        steps = (4 if is_cnn else 40) if quick else (40 if is_cnn else 400)
         rounds = 1 if quick else 3
-        log(f"  {net}: {rounds} round(s) of 1 and {processes} processes, {steps} steps each")
+        log(
+            f"  {net}: {rounds} round(s) of 1 process, {processes} processes and {processes} "
+            f"independent processes, {steps} steps each"
+        )
         rates: dict[int, list[float]] = {1: [], processes: []}
+        alone: list[float] = []
         try:
             for _ in range(rounds):
                 for n in rates:
                     rates[n].append(measure(config, n, steps, batch)["samples_per_s"])
+                alone.append(_independent(config, processes, steps, batch))
         except RuntimeError as err:
             rows.append({"network": net, "unavailable": str(err)})
             continue
         one, many = statistics.median(rates[1]), statistics.median(rates[processes])
+        ceiling = statistics.median(alone)
         rows.append(
             {
                 "network": net,
@@ -93,9 +105,18 @@ def ddp_scaling(
                 "samples_per_s_n": many,
                 "speedup": many / one,
                 "efficiency": many / (processes * one),
+                "samples_per_s_independent": ceiling,
+                "ceiling_speedup": ceiling / one,
             }
         )
     return rows
+
+
+def _independent(config: str, processes: int, steps: int, batch: int) -> float:
+    """Summed samples/s of ``processes`` 1-process runs of ``steps`` batches started together."""
+    with ThreadPoolExecutor(processes) as pool:
+        runs = [pool.submit(measure, config, 1, steps, batch) for _ in range(processes)]
+        return sum(run.result()["samples_per_s"] for run in runs)
 
 
 def main(argv: list[str]) -> None:

@@ -446,45 +446,7 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
     replicas: Replicas = LOCAL,
-) -> list[EpochMetrics]:
-    """Train as :func:`_fit_unlocked` (arguments, returns and raises there), holding ``out_dir``'s
-    run lock for the whole run.
-
-    Raises:
-        tsslbp.safeio.RunLockedError: another run is writing into ``out_dir``.
-        TrainingDiverged: the loss or a weight became NaN or infinite (nothing of it is saved).
-    """
-    out_dir = Path(out_dir)
-    # Rank 0 alone writes into out_dir, so it alone makes it and holds the lock (the other ranks
-    # of a torchrun job share the folder on one machine and would find it taken).
-    if replicas.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(out_dir) if replicas.is_main else contextlib.nullcontext():
-        return _fit_unlocked(
-            cfg,
-            data,
-            out_dir,
-            device=device,
-            resume=resume,
-            progress=progress,
-            on_epoch=on_epoch,
-            should_stop=should_stop,
-            checkpoint_seconds=checkpoint_seconds,
-            replicas=replicas,
-        )
-
-
-def _fit_unlocked(
-    cfg: ExperimentConfig,
-    data: DataSplits,
-    out_dir: str | Path,
-    device: torch.device | str = "cpu",
-    resume: bool = False,
-    progress: bool = True,
-    on_epoch: Callable[[EpochMetrics], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
-    replicas: Replicas = LOCAL,
+    announce: Callable[[str], None] | None = None,
 ) -> list[EpochMetrics]:
     """Train for ``cfg.train.epochs`` epochs, writing ``last.pt`` each epoch and ``best.pt`` on a new best.
 
@@ -507,114 +469,131 @@ def _fit_unlocked(
             ``device`` should be its ``device``). Every rank calls ``fit``; rank 0 alone reads
             and writes ``out_dir`` (the others get the resumed state from it) and calls
             ``on_epoch``. A stop requested on any rank stops all after the same batch.
+        announce: receives one line on rank 0 when the run resumes (where it continues from).
 
     Raises:
         TrainingInterrupted: after a stop request, once the checkpoint is saved.
         DistributedError: another rank died or hung.
+        tsslbp.safeio.RunLockedError: another run is writing into ``out_dir``.
+        TrainingDiverged: the loss or a weight became NaN or infinite (nothing of it is saved).
 
     Returns:
         Metrics of every epoch of the run, resumed epochs included.
     """
     out_dir = Path(out_dir)
     writer = replicas.is_main
+    held = contextlib.ExitStack()
     if writer:
+        # Rank 0 alone writes into out_dir, so it alone makes it and holds its run lock (the other
+        # ranks of a torchrun job share the folder on one machine and would find it taken).
         out_dir.mkdir(parents=True, exist_ok=True)
-    _check_labels(data, cfg.data.n_class)
-    torch.manual_seed(cfg.train.seed)
-    model = TsslbpNetwork(cfg).to(device)
-    optimizer = make_optimizer(model, cfg)
-    history: list[EpochMetrics] = []
-    best: EpochMetrics | None = None
-    start, partial = 1, None
-    last_path = out_dir / "last.pt"
-    state = None
-    if resume and writer and last_path.exists():
-        # Other ranks get rank 0's checkpoint (their machines may not see out_dir), on the CPU.
-        state = load_checkpoint(last_path, map_location="cpu" if replicas.distributed else device)
-    state = replicas.broadcast(state) if resume else None
-    if state is not None:
-        check_resume_state(last_path, model, optimizer, cfg, state)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = [EpochMetrics(**m) for m in state["metrics"]]
-        best = EpochMetrics(**state["best"]) if state["best"] else None
-        start = state["epoch"] + 1
-        if state.get("partial"):
-            partial = EpochProgress(**state["partial"])
-            _restore_rng(state, cfg, partial.epoch, replicas)
-        log.info(
-            "resuming %s after epoch %d%s",
-            last_path,
-            state["epoch"],
-            f" + {partial.batches_done} batches" if partial else "",
-        )
-    elif resume:
-        log.info("no %s to resume from: starting a new run", last_path)
+        held.enter_context(run_lock(out_dir))
+    with held:
+        _check_labels(data, cfg.data.n_class)
+        torch.manual_seed(cfg.train.seed)
+        model = TsslbpNetwork(cfg).to(device)
+        optimizer = make_optimizer(model, cfg)
+        history: list[EpochMetrics] = []
+        best: EpochMetrics | None = None
+        start, partial = 1, None
+        last_path = out_dir / "last.pt"
+        state = None
+        if resume and writer and last_path.exists():
+            # Other ranks get rank 0's checkpoint (their machines may not see out_dir), on the CPU.
+            state = load_checkpoint(
+                last_path, map_location="cpu" if replicas.distributed else device
+            )
+        state = replicas.broadcast(state) if resume else None
+        if state is not None:
+            check_resume_state(last_path, model, optimizer, cfg, state)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history = [EpochMetrics(**m) for m in state["metrics"]]
+            best = EpochMetrics(**state["best"]) if state["best"] else None
+            start = state["epoch"] + 1
+            if state.get("partial"):
+                partial = EpochProgress(**state["partial"])
+                _restore_rng(state, cfg, partial.epoch, replicas)
+            line = f"resuming {last_path} after epoch {state['epoch']}" + (
+                f" + {partial.batches_done} batches of epoch {partial.epoch}" if partial else ""
+            )
+            log.info(line)
+            if announce is not None and writer:
+                announce(line)
+        elif resume:
+            log.info("no %s to resume from: starting a new run", last_path)
 
-    last_save = time.monotonic()
-    net = replicas.wrap(model)
-
-    def save_partial(done: EpochProgress) -> None:
-        # Weights after done.batches_done batches of epoch done.epoch: resuming restores them, the
-        # optimizer, the RNG state that drives the dropout masks, and skips the batches done.
-        nonlocal last_save
-        rng_states = replicas.gather(_rng_state(device))  # every rank's (a collective)
-        if writer:
-            state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
-            state["partial"] = dataclasses.asdict(done)
-            state["rng_state"] = rng_states[0]["cpu"]
-            state["rng_states"] = rng_states
-            save_checkpoint(last_path, state)
         last_save = time.monotonic()
+        net = replicas.wrap(model)
 
-    def checkpoint_due() -> bool:
-        return checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds
-
-    with _StopOnSignal() as stop, replicas.errors():
-        stop_check = should_stop or (lambda: stop.requested)
-        for epoch in range(start, cfg.train.epochs + 1):
-            done, stopped = train_epoch(
-                net,
-                data.train,
-                cfg,
-                optimizer,
-                epoch,
-                progress and writer,
-                partial,
-                stop_check,
-                data.augment,
-                save_partial,
-                checkpoint_due,
-                replicas,
-            )
-            partial = None
-            if done.seen < len(data.train):
-                save_partial(done)
-                raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
-            t0 = time.perf_counter()
-            test = _evaluate_shared(model, data.test, cfg, replicas)
-            seconds = done.seconds + time.perf_counter() - t0
-            metrics = EpochMetrics(
-                epoch, done.loss_sum / done.seen, done.correct / done.seen, test.accuracy, seconds
-            )
-            history.append(metrics)
-            new_best = best is None or metrics.test_acc > best.test_acc
-            best = metrics if new_best else best
+        def save_partial(done: EpochProgress) -> None:
+            # Weights after done.batches_done batches of epoch done.epoch: resuming restores them, the
+            # optimizer, the RNG state that drives the dropout masks, and skips the batches done.
+            nonlocal last_save
+            rng_states = replicas.gather(_rng_state(device))  # every rank's (a collective)
             if writer:
-                if new_best:
-                    save_checkpoint(
-                        out_dir / "best.pt",
-                        _checkpoint_state(model, optimizer, cfg, epoch, history, best),
-                    )
-                save_checkpoint(
-                    last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
-                )
-                if on_epoch is not None:
-                    on_epoch(metrics)
+                state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
+                state["partial"] = dataclasses.asdict(done)
+                state["rng_state"] = rng_states[0]["cpu"]
+                state["rng_states"] = rng_states
+                save_checkpoint(last_path, state)
             last_save = time.monotonic()
-            if stopped and epoch < cfg.train.epochs:
-                raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
-    return history
+
+        def checkpoint_due() -> bool:
+            return (
+                checkpoint_seconds is not None
+                and time.monotonic() - last_save >= checkpoint_seconds
+            )
+
+        with _StopOnSignal() as stop, replicas.errors():
+            stop_check = should_stop or (lambda: stop.requested)
+            for epoch in range(start, cfg.train.epochs + 1):
+                done, stopped = train_epoch(
+                    net,
+                    data.train,
+                    cfg,
+                    optimizer,
+                    epoch,
+                    progress and writer,
+                    partial,
+                    stop_check,
+                    data.augment,
+                    save_partial,
+                    checkpoint_due,
+                    replicas,
+                )
+                partial = None
+                if done.seen < len(data.train):
+                    save_partial(done)
+                    raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
+                t0 = time.perf_counter()
+                test = _evaluate_shared(model, data.test, cfg, replicas)
+                seconds = done.seconds + time.perf_counter() - t0
+                metrics = EpochMetrics(
+                    epoch,
+                    done.loss_sum / done.seen,
+                    done.correct / done.seen,
+                    test.accuracy,
+                    seconds,
+                )
+                history.append(metrics)
+                new_best = best is None or metrics.test_acc > best.test_acc
+                best = metrics if new_best else best
+                if writer:
+                    if new_best:
+                        save_checkpoint(
+                            out_dir / "best.pt",
+                            _checkpoint_state(model, optimizer, cfg, epoch, history, best),
+                        )
+                    save_checkpoint(
+                        last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
+                    )
+                    if on_epoch is not None:
+                        on_epoch(metrics)
+                last_save = time.monotonic()
+                if stopped and epoch < cfg.train.epochs:
+                    raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
+        return history
 
 
 def _shard_weight(cfg: ExperimentConfig, shard: int, batch: int, counted: bool) -> float:

@@ -144,6 +144,7 @@ def train(
                 on_epoch=lambda m: say(m.line(cfg.train.epochs)),
                 checkpoint_seconds=checkpoint_seconds,
                 replicas=replicas,
+                announce=say,
             )
         except TrainingInterrupted:
             if writer:
