@@ -177,6 +177,30 @@ def test_conv_synapse_is_pytorch_cross_correlation(rng: np.random.Generator) -> 
         )
 
 
+@pytest.mark.parametrize("graded", [True, False])
+def test_conv_fast_path_equals_the_int64_synapse(rng: np.random.Generator, graded: bool) -> None:
+    """The float32 path run_golden takes when no sum can reach 2**24 gives conv_synapse's message
+    (stride, padding, dilation and groups; graded payloads and binary spikes)."""
+    from tsslbp.hwmodels import golden
+
+    layer = ConvLayer(
+        weight=rng.integers(-256, 256, size=(6, 2, 3, 2)),
+        neuron=CubaNeuron(4096, 4096, 1),
+        in_shape=(6, 9, 7),
+        shape=(6, 4, 7),
+        stride=(2, 1),
+        padding=(1, 1),
+        dilation=(2, 1),
+        groups=3,
+    )
+    spec = NetworkSpec(layers=(layer,), input_shape=(6, 9, 7), input_message_bits=8 * graded)
+    plan = golden._plan(spec)[0]
+    pre = rng.integers(0, 256, size=(5, 6, 9, 7)) * (rng.random((5, 6, 9, 7)) < 0.3)
+    fast, bound = golden._synapse_f64(pre, layer, plan)
+    assert fast.dtype == np.float32 and bound < 2**24, "the float32 path should be taken here"
+    assert np.array_equal(fast, conv_synapse(pre, layer, graded=graded))
+
+
 def test_flatten_uses_chw_order() -> None:
     """netx flattens (W, H, C) ports as transpose([2, 1, 0]).flatten(): index c*H*W + h*W + w."""
     conv = ConvLayer(

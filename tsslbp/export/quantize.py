@@ -346,6 +346,7 @@ def quantize_network(
     calibration: torch.Tensor,
     qcfg: QuantConfig = QuantConfig(),
     metadata: dict[str, Any] | None = None,
+    rounding_cache: dict[tuple[Any, ...], tuple[np.ndarray, int]] | None = None,
 ) -> tuple[NetworkSpec, QuantReport]:
     """Quantize a trained TSSL-BP network (dense, conv, pooling, dropout) to an integer :class:`NetworkSpec`.
 
@@ -359,6 +360,9 @@ def quantize_network(
             or for event data (N-MNIST) (B, C, H, W, T) binary spike frames.
         qcfg: quantization choices.
         metadata: extra provenance entries stored with the spec (e.g. the checkpoint hash).
+        rounding_cache: a dict shared by calls on the same model and calibration batch (the
+            input widths ``export --input-bits auto`` tries): a layer's compensated rounding
+            depends on the input width only in the first layer, so the others are rounded once.
 
     Returns:
         (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``), or
@@ -411,9 +415,16 @@ def quantize_network(
         scale = bounds[limited_by]
         gain = scale * per_scale
         if qcfg.rounding == "compensated":
-            w_int, n_clipped = _compensated(
-                item, weight * gain, layer_input, weight_grid(qcfg.weight_bits)
-            )
+            grid = weight_grid(qcfg.weight_bits)
+            # What the rounding depends on: the layer, its gain, the grid and its inputs (the
+            # float model's PSP traces, or for the first layer the graded input codes).
+            key = (len(reports), gain, grid, qcfg.input_bits if first_layer else None)
+            if rounding_cache is not None and key in rounding_cache:
+                w_int, n_clipped = rounding_cache[key]
+            else:
+                w_int, n_clipped = _compensated(item, weight * gain, layer_input, grid)
+                if rounding_cache is not None:
+                    rounding_cache[key] = (w_int, n_clipped)
         else:
             w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
         layer_input = psp(lif.spikes, tau_s)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .fixed_point import (
     ACT_SHIFT,
@@ -194,19 +195,45 @@ def dense_synapse(
     return wrap_signed(shifted, INT32_BITS)
 
 
-def _im2col(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
-    """(B, C, H, W) -> (B, C, kH, kW, Ho, Wo) input patches (zero padding, stride, dilation)."""
+def _conv_rows(x: np.ndarray, layer: ConvLayer) -> np.ndarray:
+    """(B, C, H, W) -> (G, B * Ho * Wo, kH * kW * C / G): each output position's input patch as a
+    row, in (kH, kW, channel) order (zero padding, stride, dilation; see :func:`_conv_kernels`).
+
+    The patches are gathered from a channels-last copy of ``x``, so each copied run is a pixel's
+    channels (contiguous) rather than a kernel row of a few pixels: 3-4x faster for the paper's
+    CNN, and one matrix product per group follows instead of one per sample.
+    """
+    batch, c_in = x.shape[:2]
     _, k_h, k_w = layer.weight.shape[1:]
     (s_h, s_w), (p_h, p_w), (d_h, d_w) = layer.stride, layer.padding, layer.dilation
     h_out, w_out = layer.shape[1], layer.shape[2]
-    padded = np.pad(x, ((0, 0), (0, 0), (p_h, p_h), (p_w, p_w)))
-    cols = np.empty(x.shape[:2] + (k_h, k_w, h_out, w_out), dtype=x.dtype)
-    for i in range(k_h):
-        for j in range(k_w):
-            rows = slice(i * d_h, i * d_h + s_h * (h_out - 1) + 1, s_h)
-            columns = slice(j * d_w, j * d_w + s_w * (w_out - 1) + 1, s_w)
-            cols[:, :, i, j] = padded[:, :, rows, columns]
-    return cols
+    last = np.pad(x, ((0, 0), (0, 0), (p_h, p_h), (p_w, p_w))).transpose(0, 2, 3, 1)
+    windows = sliding_window_view(
+        np.ascontiguousarray(last), ((k_h - 1) * d_h + 1, (k_w - 1) * d_w + 1), axis=(1, 2)
+    )  # (B, H', W', C, span_h, span_w)
+    windows = windows[
+        :, : s_h * (h_out - 1) + 1 : s_h, : s_w * (w_out - 1) + 1 : s_w, :, ::d_h, ::d_w
+    ]
+    groups = layer.groups
+    windows = windows.reshape(batch, h_out, w_out, groups, c_in // groups, k_h, k_w)
+    return windows.transpose(3, 0, 1, 2, 5, 6, 4).reshape(groups, batch * h_out * w_out, -1)
+
+
+def _conv_kernels(weight: np.ndarray, groups: int, dtype: type) -> np.ndarray:
+    """(C_out, C_in / G, kH, kW) kernels -> (G, kH * kW * C_in / G, C_out / G), the right operand
+    of :func:`_conv_rows`' rows."""
+    c_out = weight.shape[0]
+    per_group = weight.reshape(groups, c_out // groups, *weight.shape[1:])
+    return np.ascontiguousarray(
+        per_group.transpose(0, 3, 4, 2, 1).reshape(groups, -1, c_out // groups), dtype=dtype
+    )
+
+
+def _conv_output(products: np.ndarray, batch: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(G, B * Ho * Wo, C_out / G) products -> (B, C_out, Ho, Wo)."""
+    c_out, h_out, w_out = shape
+    out = products.transpose(1, 0, 2).reshape(batch, h_out, w_out, c_out)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
 def conv_synapse(spikes: np.ndarray, layer: ConvLayer, graded: bool) -> np.ndarray:
@@ -227,13 +254,9 @@ def conv_synapse(spikes: np.ndarray, layer: ConvLayer, graded: bool) -> np.ndarr
     x = spikes if graded else (spikes != 0).astype(np.int64)
     batch = x.shape[0]
     groups = layer.groups
-    c_out = layer.weight.shape[0]
-    cols = _im2col(x, layer)
-    # (B, G, Cg * kH * kW, Ho * Wo) patches against (G, Og, Cg * kH * kW) kernels.
-    cols = cols.reshape(batch, groups, -1, layer.shape[1] * layer.shape[2])
-    kernels = np.asarray(layer.weight, dtype=np.int64).reshape(groups, c_out // groups, -1)
-    # (G, Og, K) @ (B, G, K, Ho * Wo) -> (B, G, Og, Ho * Wo), i.e. (B, C_out, Ho, Wo) once reshaped.
-    out = _matmul_exact(kernels, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
+    # (G, B * Ho * Wo, K) patches against (G, K, Og) kernels.
+    kernels = _conv_kernels(np.asarray(layer.weight, dtype=np.int64), groups, np.int64)
+    out = _conv_output(_matmul_exact(_conv_rows(x, layer), kernels), batch, layer.shape)
     return wrap_signed(wrap_signed(out, INT32_BITS), CONV_OUT_BITS)
 
 
@@ -295,7 +318,7 @@ class _Plan(NamedTuple):
     """What each layer needs at run time, computed once per run."""
 
     applied_weight: np.ndarray | None  # int64, for the int64 reference functions
-    weight_f32: np.ndarray | None  # float32 copy: (n_in, n_out) dense, (G, Og, K) conv
+    weight_f32: np.ndarray | None  # float32 copy: (n_in, n_out) dense, (G, K, Og) conv
     weight_abs_max: int
     weight_exp: int
     graded_input: bool
@@ -322,9 +345,7 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
         elif isinstance(layer, ConvLayer):
             weight = np.asarray(layer.weight, dtype=np.int64)
-            weight_f32 = weight.reshape(layer.groups, weight.shape[0] // layer.groups, -1).astype(
-                np.float32
-            )
+            weight_f32 = _conv_kernels(weight, layer.groups, np.float32)
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
@@ -467,11 +488,8 @@ def _synapse_f64(
     k = layer.weight[0].size
     bound = x_max * plan.weight_abs_max * k
     if bound < _FLOAT32_EXACT_LIMIT:
-        batch, c_out = x.shape[0], layer.weight.shape[0]
-        cols = _im2col(x.astype(np.float32), layer).reshape(
-            batch, layer.groups, -1, layer.shape[1] * layer.shape[2]
-        )
-        out = np.matmul(plan.weight_f32, cols).reshape(batch, c_out, layer.shape[1], layer.shape[2])
+        rows = _conv_rows(x.astype(np.float32), layer)
+        out = _conv_output(np.matmul(rows, plan.weight_f32), x.shape[0], layer.shape)
         return out, float(bound)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
     return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64), float(
         1 << (CONV_OUT_BITS - 1)
