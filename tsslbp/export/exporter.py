@@ -134,7 +134,8 @@ def export_checkpoint(
     best = None
     events = cfg.data.dataset is Dataset.NMNIST  # binary event input: no width to choose
     auto = input_bits is None and not events
-    rounding_cache: dict = {}  # the layers after the first round the same at every width
+    # The widths share the float traces and the rounding of every layer after the first.
+    shared: dict = {}
     for bits in AUTO_INPUT_BITS if auto else (input_bits,):
         trial_cfg = dataclasses.replace(qcfg, input_bits=bits)
         try:
@@ -144,7 +145,7 @@ def export_checkpoint(
                 calib,
                 trial_cfg,
                 metadata=provenance | {"quantization": dataclasses.asdict(trial_cfg)},
-                rounding_cache=rounding_cache,
+                cache=shared,
             )
         except QuantizationError as err:
             if not auto:

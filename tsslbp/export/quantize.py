@@ -346,7 +346,7 @@ def quantize_network(
     calibration: torch.Tensor,
     qcfg: QuantConfig = QuantConfig(),
     metadata: dict[str, Any] | None = None,
-    rounding_cache: dict[tuple[Any, ...], tuple[np.ndarray, int]] | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> tuple[NetworkSpec, QuantReport]:
     """Quantize a trained TSSL-BP network (dense, conv, pooling, dropout) to an integer :class:`NetworkSpec`.
 
@@ -360,9 +360,10 @@ def quantize_network(
             or for event data (N-MNIST) (B, C, H, W, T) binary spike frames.
         qcfg: quantization choices.
         metadata: extra provenance entries stored with the spec (e.g. the checkpoint hash).
-        rounding_cache: a dict shared by calls on the same model and calibration batch (the
-            input widths ``export --input-bits auto`` tries): a layer's compensated rounding
-            depends on the input width only in the first layer, so the others are rounded once.
+        cache: a dict shared by calls on the same model and calibration batch (the input widths
+            ``export --input-bits auto`` tries): the float model's traces do not depend on the
+            input width, nor does the compensated rounding of the layers after the first, so they
+            are computed once.
 
     Returns:
         (spec, report). The spec's first layer takes graded input spikes (``qcfg.input_bits``), or
@@ -374,7 +375,10 @@ def quantize_network(
     # Event data (N-MNIST) is binary spike frames with a time axis: it enters as binary spikes.
     events = cfg.data.dataset is Dataset.NMNIST
     x = calibration.reshape(calibration.shape[0], *input_shape, *((cfg.n_steps,) if events else ()))
-    traces = iter(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
+    cache = {} if cache is None else cache
+    if "traces" not in cache:
+        cache["traces"] = list(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
+    traces = iter(cache["traces"])
     tau_s = cfg.neuron.tau_s
     # What the first synapses receive on the chip: the graded input codes, PSP-filtered.
     layer_input = _input_trace(x, qcfg, cfg.n_steps, tau_s, events)
@@ -419,12 +423,9 @@ def quantize_network(
             # What the rounding depends on: the layer, its gain, the grid and its inputs (the
             # float model's PSP traces, or for the first layer the graded input codes).
             key = (len(reports), gain, grid, qcfg.input_bits if first_layer else None)
-            if rounding_cache is not None and key in rounding_cache:
-                w_int, n_clipped = rounding_cache[key]
-            else:
-                w_int, n_clipped = _compensated(item, weight * gain, layer_input, grid)
-                if rounding_cache is not None:
-                    rounding_cache[key] = (w_int, n_clipped)
+            if key not in cache:
+                cache[key] = _compensated(item, weight * gain, layer_input, grid)
+            w_int, n_clipped = cache[key]
         else:
             w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
         layer_input = psp(lif.spikes, tau_s)
