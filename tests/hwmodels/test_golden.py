@@ -5,6 +5,8 @@ lava-dl 0.6's netx builds them) were also checked against Lava runs, spike for s
 state; these tests pin them down without Lava.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,67 @@ def test_conv_fast_path_equals_the_int64_synapse(rng: np.random.Generator, grade
     fast, bound = golden._synapse_f64(pre, layer, plan)
     assert fast.dtype == np.float32 and bound < 2**24, "the float32 path should be taken here"
     assert np.array_equal(fast, conv_synapse(pre, layer, graded=graded))
+
+
+def _blocky(rng: np.random.Generator, shape: tuple[int, ...], ky: int, kx: int) -> np.ndarray:
+    small = rng.integers(-200, 200, size=(*shape[:-2], shape[-2] // ky, shape[-1] // kx))
+    return np.repeat(np.repeat(small, ky, axis=-2), kx, axis=-1)
+
+
+def test_pooling_folded_into_conv_and_dense_is_computed_on_block_sums(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights constant over the stride's blocks (a pooling folded in by export) take the path that
+    sums the blocks first; its messages equal the int64 synapses', a whole run equals one with the
+    blocks left unrecognised, and one uneven weight turns the shortcut off."""
+    from tsslbp.hwmodels import golden
+
+    conv = ConvLayer(
+        weight=_blocky(rng, (4, 3, 6, 4), 2, 2),
+        neuron=CubaNeuron(4096, 4096, 1),
+        in_shape=(3, 13, 11),
+        shape=(4, 4, 4),
+        stride=(2, 2),
+    )
+    # 13 rows, blocks of 2: the last row is in no block (its weights are 0, as export leaves them).
+    dense_w = np.zeros((5, 4, 4, 4), dtype=np.int64)
+    dense_w[:, :, :4, :4] = _blocky(rng, (5, 4, 4, 4), 2, 2)
+    dense = DenseLayer(weight=dense_w.reshape(5, -1), neuron=CubaNeuron(4096, 4096, 1))
+    spec = NetworkSpec(
+        layers=(conv, FlattenLayer(in_shape=(4, 4, 4)), dense),
+        input_shape=(3, 13, 11),
+        input_message_bits=8,
+    )
+    plans = golden._plan(spec)
+    assert plans[0].pool == (2, 2) and plans[0].pool_layer.weight.shape == (4, 3, 3, 2)
+    assert plans[2].pool == (2, 2) and plans[2].weight_f32.shape == (16, 5)
+    pre = rng.integers(0, 256, size=(3, 3, 13, 11)) * (rng.random((3, 3, 13, 11)) < 0.4)
+    fast, _ = golden._synapse_f64(pre, conv, plans[0])
+    assert np.array_equal(fast, conv_synapse(pre, conv, graded=True))
+    spikes = rng.random((3, 64)) < 0.3
+    fast, _ = golden._synapse_f64(spikes, dense, plans[2])
+    expected = golden.dense_synapse(
+        spikes.astype(np.int64), plans[2].applied_weight, plans[2].weight_exp, False
+    )
+    assert np.array_equal(fast, expected)
+    inputs = rng.integers(0, 256, size=(4, 11, 13, 3, 6)) * (rng.random((4, 11, 13, 3, 6)) < 0.5)
+    shortcut = run_golden(spec, inputs)
+    monkeypatch.setattr(golden, "_conv_blocks", lambda layer: None)
+    monkeypatch.setattr(golden, "_dense_blocks", lambda weight, shape: None)
+    plain_run = run_golden(spec, inputs)
+    assert shortcut.spikes[-1].any(), "the test network should spike"
+    for name in ("spikes", "u", "v"):
+        for i, (a, b) in enumerate(zip(getattr(shortcut, name), getattr(plain_run, name))):
+            assert (a is None and b is None) or np.array_equal(a, b), f"layer {i} {name}"
+    monkeypatch.undo()
+    # Not blocky: one weight changed inside a block.
+    uneven = dense_w.copy()
+    uneven[0, 0, 0, 0] += 1
+    plain = dataclasses.replace(dense, weight=uneven.reshape(5, -1))
+    assert (
+        golden._plan(dataclasses.replace(spec, layers=(conv, spec.layers[1], plain)))[2].pool
+        is None
+    )
 
 
 def test_flatten_uses_chw_order() -> None:

@@ -168,10 +168,15 @@ def terminate_children(children: Iterable[multiprocessing.Process]) -> int:
     deadline = time.monotonic() + TERMINATE_GRACE_S
     while any(_exitcode(p) is None for p in alive) and time.monotonic() < deadline:
         time.sleep(POLL_S)
-    for process in alive:
-        if _exitcode(process) is None:
-            _log.warning("killing %s, which ignored SIGTERM", _describe(process))
-            process.kill()
+    killed = [p for p in alive if _exitcode(p) is None]
+    for process in killed:
+        _log.warning("killing %s, which ignored SIGTERM", _describe(process))
+        process.kill()
+    # A killed process still has to be scheduled to exit (seconds on a busy machine): wait for it,
+    # so that none is left when the caller reports the failure.
+    deadline = time.monotonic() + TERMINATE_GRACE_S
+    while any(_exitcode(p) is None for p in killed) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
     return len(alive)
 
 

@@ -36,6 +36,7 @@ works in netx's (C, H, W) order, which makes the conv a plain cross-correlation.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -324,6 +325,81 @@ class _Plan(NamedTuple):
     graded_input: bool
     bias_f64: np.ndarray | float  # (int16(bias_mant) << 6) as float64
     params: CubaParams | None
+    # Weights constant over (ky, kx) blocks of the input (pooling folded in at export): the float32
+    # path sums the blocks first and multiplies by the small weights (weight_f32 then holds those).
+    pool: tuple[int, int] | None = None
+    pool_in_shape: tuple[int, int, int] | None = None  # dense: the (C, H, W) its input flattens
+    pool_layer: ConvLayer | None = None  # conv: the small convolution on the summed blocks
+
+
+def _block_sizes(limit_y: int, limit_x: int) -> list[tuple[int, int]]:
+    """Candidate (ky, kx) blocks up to the limits, largest area first, (1, 1) excluded."""
+    sizes = [(y, x) for y in range(1, limit_y + 1) for x in range(1, limit_x + 1) if y * x > 1]
+    return sorted(sizes, key=lambda b: (-b[0] * b[1], -b[0]))
+
+
+def _expand(small: np.ndarray, ky: int, kx: int) -> np.ndarray:
+    return np.repeat(np.repeat(small, ky, axis=-2), kx, axis=-1)
+
+
+def _conv_blocks(layer: ConvLayer) -> tuple[tuple[int, int], ConvLayer] | None:
+    """A conv whose kernel is constant over (ky, kx) blocks aligned with its stride (a pooling
+    folded into it): the block and the equivalent small conv on block sums, or None.
+
+    Output (y, x) reads input rows ``sy * y + [0, kH)``; with ``ky`` dividing ``sy`` and ``kH``
+    these are whole blocks ``sy / ky * y + [0, kH / ky)`` of the block-summed input, so the small
+    conv has stride ``s / k`` and kernel ``kernel / k``. Integer sums are the same either way.
+    """
+    if layer.padding != (0, 0) or layer.dilation != (1, 1):
+        return None
+    weight = np.asarray(layer.weight)
+    k_h, k_w = weight.shape[2:]
+    for ky, kx in _block_sizes(layer.stride[0], layer.stride[1]):
+        if layer.stride[0] % ky or layer.stride[1] % kx or k_h % ky or k_w % kx:
+            continue
+        small = weight[:, :, ::ky, ::kx]
+        if np.array_equal(_expand(small, ky, kx), weight):
+            c, h, w = layer.in_shape
+            stride = (layer.stride[0] // ky, layer.stride[1] // kx)
+            return (ky, kx), dataclasses.replace(
+                layer, weight=small, stride=stride, in_shape=(c, h // ky, w // kx)
+            )
+    return None
+
+
+def _dense_blocks(
+    weight: np.ndarray, in_shape: tuple[int, int, int]
+) -> tuple[tuple[int, int], np.ndarray] | None:
+    """Dense weights (O, C*H*W) over a flattened (C, H, W) input that are constant over (ky, kx)
+    blocks (zero on the rows and columns a block does not cover): the block and the (O, C*H'*W')
+    weights of the block sums, or None."""
+    c, h, w = in_shape
+    full = weight.reshape(weight.shape[0], c, h, w)
+
+    def blocky(part: np.ndarray, ky: int, kx: int) -> bool:
+        hp, wp = h // ky, w // kx
+        expanded = np.zeros_like(part)
+        expanded[:, :, : hp * ky, : wp * kx] = _expand(
+            part[:, :, : hp * ky : ky, : wp * kx : kx], ky, kx
+        )
+        return np.array_equal(expanded, part)
+
+    for ky, kx in _block_sizes(min(h, 4), min(w, 4)):
+        if blocky(full[:1], ky, kx) and blocky(full, ky, kx):  # one neuron's weights first
+            small = full[:, :, : h // ky * ky : ky, : w // kx * kx : kx]
+            return (ky, kx), small.reshape(weight.shape[0], -1)
+    return None
+
+
+def _block_sums(x: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """(B, C, H, W) -> (B, C, H // ky, W // kx) float32 sums over the blocks (partial ones dropped)."""
+    (ky, kx), (b, c, h, w) = block, x.shape
+    hp, wp = h // ky, w // kx
+    sums = np.zeros((b, c, hp, wp), dtype=np.float32)
+    for i in range(ky):  # ky * kx strided adds: faster than a reduction over two inner axes
+        for j in range(kx):
+            sums += x[:, :, i : hp * ky : ky, j : wp * kx : kx]
+    return sums
 
 
 def _plan(spec: NetworkSpec) -> list[_Plan]:
@@ -337,15 +413,27 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
             continue
         bias = None
         weight, weight_f32, weight_exp = None, None, 0
+        pool, pool_in_shape, pool_layer = None, None, None
         if isinstance(layer, DenseLayer):
             packed = pack_dense_weights(layer.weight)
             weight, weight_exp = applied_dense_weights(packed), packed.weight_exp
             weight_f32 = np.ascontiguousarray(weight.T, dtype=np.float32)
+            before = spec.layers[i - 1] if i > 0 else None
+            if isinstance(before, FlattenLayer) and len(before.in_shape) == 3:
+                found = _dense_blocks(weight, before.in_shape)
+                if found is not None:
+                    pool, small = found
+                    pool_in_shape = before.in_shape
+                    weight_f32 = np.ascontiguousarray(small.T, dtype=np.float32)
             if layer.bias is not None:
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
         elif isinstance(layer, ConvLayer):
             weight = np.asarray(layer.weight, dtype=np.int64)
             weight_f32 = _conv_kernels(weight, layer.groups, np.float32)
+            found_conv = _conv_blocks(layer)
+            if found_conv is not None:
+                pool, pool_layer = found_conv
+                weight_f32 = _conv_kernels(pool_layer.weight, layer.groups, np.float32)
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
@@ -364,6 +452,9 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
                 graded,
                 bias_f64,
                 CubaParams.from_neuron(layer.neuron),
+                pool,
+                pool_in_shape,
+                pool_layer,
             )
         )
         # LIF neurons emit binary spikes (netx ignores gradedSpike for CUBA/LOIHI neurons).
@@ -475,7 +566,11 @@ def _synapse_f64(
         bound = x_max * plan.weight_abs_max * k
         exp = plan.weight_exp
         if bound < _FLOAT32_EXACT_LIMIT and (bound << max(exp, 0)) < (1 << (INT32_BITS - 1)):
-            out = np.matmul(x.astype(np.float32), plan.weight_f32)
+            if plan.pool is not None:
+                sums = _block_sums(x.reshape(len(x), *plan.pool_in_shape), plan.pool)
+                out = np.matmul(sums.reshape(len(x), -1), plan.weight_f32)
+            else:
+                out = np.matmul(x.astype(np.float32), plan.weight_f32)
             if exp > 0:
                 out *= 1 << exp
             elif exp < 0:
@@ -488,7 +583,10 @@ def _synapse_f64(
     k = layer.weight[0].size
     bound = x_max * plan.weight_abs_max * k
     if bound < _FLOAT32_EXACT_LIMIT:
-        rows = _conv_rows(x.astype(np.float32), layer)
+        if plan.pool is not None:
+            rows = _conv_rows(_block_sums(x, plan.pool), plan.pool_layer)
+        else:
+            rows = _conv_rows(x.astype(np.float32), layer)
         out = _conv_output(np.matmul(rows, plan.weight_f32), x.shape[0], layer.shape)
         return out, float(bound)  # |sum| < 2**24: lava's int32 and 24-bit wraps do nothing
     return conv_synapse(pre.astype(np.int64), layer, plan.graded_input).astype(np.float64), float(
@@ -657,7 +755,8 @@ def golden_output_counts(spec: NetworkSpec, inputs: np.ndarray, chunk: int = 512
     offset, n_steps = int(spec.metadata["readout_offset"]), int(spec.metadata["n_steps"])
     parts = []
     for start in range(0, len(inputs), chunk):
-        out = run_golden(spec, encode_for_spec(inputs[start : start + chunk], spec)).spikes[-1]
+        encoded = encode_for_spec(inputs[start : start + chunk], spec)
+        out = run_golden(spec, encoded, record=False).spikes[-1]
         parts.append(window_counts(out.reshape(len(out), -1, out.shape[-1]), offset, n_steps))
     if not parts:
         return np.zeros((0, int(np.prod(spec.layers[-1].shape))), dtype=np.int64)
