@@ -5,7 +5,9 @@
 #   2. the GPU throughput table: `tsslbp bench --suite gpu` (tsslbp's Triton kernels, its torch
 #      ops, snnTorch, SpikingJelly, norse; batch 64, T = 5);
 #   3. a Fashion-MNIST CNN training on the GPU (batch 64, T = 5), as many epochs as EPOCHS allows
-#      within TRAIN_SECONDS, with the time per epoch;
+#      within TRAIN_SECONDS, with the time per epoch; or, when a CPU run is carried in $RESUME_DIR
+#      (its last.pt and its YAML config), that run continued on the GPU with --resume for up to
+#      TRAIN_SECONDS, its last.pt brought back in $OUT (issue 14's CNN: resume it anywhere after);
 #   4. the DDP tests (gloo, CPU) on that machine's stack (Python 3.12, torch 2.11, numpy 2, no lava).
 #
 # Prepare once, in the repository root of the checkout the device tool sends (ignored folders):
@@ -15,9 +17,12 @@
 #       nirtorch==2.6 nir hypothesis attrs sortedcontainers
 #   python3 -m pip wheel --no-deps -w .whl norse==1.1.0     # norse ships as a source archive
 #   mkdir -p .fmnist && cp /usr/share/datasets/fashion-mnist/*.gz .fmnist/
+#   # optional, to finish a CPU training run there (about 14 MB):
+#   echo /.cnnrun/ >> .git/info/exclude; mkdir -p .cnnrun
+#   cp runs/cnn/r2/last.pt runs/cnn/fmnist_cnn_r2.yaml .cnnrun/
 # Then run it through the device tool once: command "bash benchmarks/gpu_check.sh", carry [".whl",
-# ".fmnist"], timeout_s 580; $OUT gets gpu_check.log, pytest*.log, bench_results.md/.json and
-# fmnist_cnn_metrics.json.
+# ".fmnist"] (and ".cnnrun"), timeout_s 580; $OUT gets gpu_check.log, pytest*.log,
+# bench_results.md/.json, fmnist_cnn_metrics.json (and the continued run's last.pt).
 # On a CPU machine `DEVICE=cpu EPOCHS=1 bash benchmarks/gpu_check.sh` runs the same steps (the CUDA
 # tests skip, the gpu suite reports no device) to check the script itself.
 set -uo pipefail
@@ -28,6 +33,7 @@ DEVICE=${DEVICE:-cuda}
 EPOCHS=${EPOCHS:-20}
 TRAIN_SECONDS=${TRAIN_SECONDS:-120}
 DATA=${DATA:-.fmnist}
+RESUME_DIR=${RESUME_DIR:-.cnnrun}
 TESTS=${TESTS:-tests/train/test_cuda.py tests/train/test_triton_kernels.py}
 DDP_TESTS=${DDP_TESTS:-tests/train/test_distributed.py}
 PY=${PY:-python3}
@@ -64,11 +70,21 @@ timeout 120 "$PY" -m tsslbp bench --suite gpu --out "$WORK/bench" | tail -20
 cp "$WORK/bench/results.md" "$OUT/bench_results.md" 2>/dev/null
 cp "$WORK/bench/results.json" "$OUT/bench_results.json" 2>/dev/null
 
-echo "== 3. Fashion-MNIST CNN on $DEVICE, batch 64, T = 5 (at most $EPOCHS epochs, ${TRAIN_SECONDS} s)"
-sed 's/^  batch_size: .*/  batch_size: 64/' configs/fmnist_cnn.yaml > "$WORK/fmnist_cnn_b64.yaml"
-# SIGINT after TRAIN_SECONDS: the run stops after the current batch and keeps what it finished.
-timeout -s INT "$TRAIN_SECONDS" "$PY" -m tsslbp train "$WORK/fmnist_cnn_b64.yaml" \
-    --device "$DEVICE" --data-dir "$DATA" --epochs "$EPOCHS" --out "$WORK/fmnist" --no-progress
+if [ -f "$RESUME_DIR/last.pt" ] && compgen -G "$RESUME_DIR/*.yaml" >/dev/null; then
+    CONFIG=$(compgen -G "$RESUME_DIR/*.yaml" | head -1)
+    echo "== 3. the carried run $CONFIG continued on $DEVICE (--resume, at most ${TRAIN_SECONDS} s)"
+    mkdir -p "$WORK/fmnist" && cp "$RESUME_DIR/last.pt" "$WORK/fmnist/"
+    # SIGINT after TRAIN_SECONDS: the run stops after the current batch and saves a resumable last.pt.
+    timeout -s INT "$TRAIN_SECONDS" "$PY" -m tsslbp train "$CONFIG" --resume \
+        --device "$DEVICE" --data-dir "$DATA" --out "$WORK/fmnist" --no-progress
+    cp "$WORK/fmnist/last.pt" "$OUT/fmnist_cnn_last.pt"
+else
+    echo "== 3. Fashion-MNIST CNN on $DEVICE, batch 64, T = 5 (at most $EPOCHS epochs, ${TRAIN_SECONDS} s)"
+    sed 's/^  batch_size: .*/  batch_size: 64/' configs/fmnist_cnn.yaml > "$WORK/fmnist_cnn_b64.yaml"
+    # SIGINT after TRAIN_SECONDS: the run stops after the current batch and keeps what it finished.
+    timeout -s INT "$TRAIN_SECONDS" "$PY" -m tsslbp train "$WORK/fmnist_cnn_b64.yaml" \
+        --device "$DEVICE" --data-dir "$DATA" --epochs "$EPOCHS" --out "$WORK/fmnist" --no-progress
+fi
 "$PY" - "$WORK/fmnist" "$OUT" <<'EOF'
 import json, sys, torch
 from pathlib import Path
