@@ -92,6 +92,23 @@ def _f(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown section: ``## title``, the table and a blank line."""
+    return [
+        f"## {title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---" * len(header) + "|",
+        *("|" + "".join(f" {cell} |" if cell else " |" for cell in row) for row in rows),
+        "",
+    ]
+
+
+def _unavailable(r: dict[str, Any], lead: list[str], width: int) -> list[str]:
+    """A row that says why a measurement is missing: ``lead`` cells, the reason, blanks."""
+    return [*lead, r["unavailable"], *[""] * (width - len(lead) - 1)]
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     """The results as markdown tables (what ``tsslbp bench`` prints and writes to results.md)."""
     m = results["machine"]
@@ -105,122 +122,139 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
     ]
     if "throughput" in results:
-        lines += [
-            "## Training step (forward + backward + Adam), batch 64, T = 5",
-            "",
-            "| network | implementation | ms/step | samples/s | time vs tsslbp | peak RSS MiB | step RSS MiB |",
-            "|---|---|---|---|---|---|---|",
+        header = "network implementation ms/step samples/s".split() + [
+            "time vs tsslbp",
+            "peak RSS MiB",
+            "step RSS MiB",
         ]
-        for r in results["throughput"]:
-            if "unavailable" in r:
-                lines.append(
-                    f"| {r['network']} | {r['implementation']} | {r['unavailable']} | | | | |"
-                )
-                continue
-            lines.append(
-                f"| {r['network']} | {r['implementation']} | {_f(r['ms_per_step'], 2)} | {_f(r['samples_per_s'], 0)} | "
-                f"{_f(r.get('time_vs_tsslbp'), 2)}x | {_f(r.get('peak_rss_mb'))} | {_f(r.get('step_rss_mb'))} |"
-            )
-        lines.append("")
+        rows = [
+            _unavailable(r, [r["network"], r["implementation"]], len(header))
+            if "unavailable" in r
+            else [
+                r["network"],
+                r["implementation"],
+                _f(r["ms_per_step"], 2),
+                _f(r["samples_per_s"], 0),
+                f"{_f(r.get('time_vs_tsslbp'), 2)}x",
+                _f(r.get("peak_rss_mb")),
+                _f(r.get("step_rss_mb")),
+            ]
+            for r in results["throughput"]
+        ]
+        lines += _table("Training step (forward + backward + Adam), batch 64, T = 5", header, rows)
     if "scaling" in results:
         for key, label in (("T", "time steps T (hidden 400)"), ("width", "hidden width (T = 5)")):
-            rows = results["scaling"][key]
-            impls = list(dict.fromkeys(r["implementation"] for r in rows))
-            xs = list(dict.fromkeys(r["T" if key == "T" else "hidden"] for r in rows))
-            lines += [
-                f"## Step time (ms) vs {label}, Fashion-MNIST MLP, batch 64",
-                "",
-                f"| {'T' if key == 'T' else 'hidden'} | "
-                + " | ".join(impls)
-                + (" | tsslbp ms per time step |" if key == "T" else " |"),
-                "|---" * (len(impls) + 1 + (key == "T")) + "|",
-            ]
-            for x in xs:
-                cells = {
-                    r["implementation"]: r["ms_per_step"]
-                    for r in rows
-                    if r["T" if key == "T" else "hidden"] == x
-                }
-                extra = f" | {_f(cells.get('tsslbp', float('nan')) / x, 3)}" if key == "T" else ""
-                lines.append(
-                    f"| {x} | " + " | ".join(_f(cells.get(i), 2) for i in impls) + extra + " |"
-                )
-            lines.append("")
+            axis = "T" if key == "T" else "hidden"
+            points = results["scaling"][key]
+            impls = list(dict.fromkeys(r["implementation"] for r in points))
+            header = [axis, *impls] + (["tsslbp ms per time step"] if key == "T" else [])
+            rows = []
+            for x in dict.fromkeys(r[axis] for r in points):
+                cells = {r["implementation"]: r["ms_per_step"] for r in points if r[axis] == x}
+                extra = [_f(cells.get("tsslbp", float("nan")) / x, 3)] if key == "T" else []
+                rows.append([str(x), *(_f(cells.get(i), 2) for i in impls), *extra])
+            lines += _table(f"Step time (ms) vs {label}, Fashion-MNIST MLP, batch 64", header, rows)
     if "deploy" in results:
-        lines += [
-            "## Deployment: golden model vs Lava's fixed-point CPU simulator",
-            "",
-            "| network | steps/sample | Lava samples/s (N) | Lava before step 1 | golden samples/s, same N | ratio | golden samples/s, whole test set | ratio | outputs identical |",
-            "|---|---|---|---|---|---|---|---|---|",
+        header = [
+            "network",
+            "steps/sample",
+            "Lava samples/s (N)",
+            "Lava before step 1",
+            "golden samples/s, same N",
+            "ratio",
+            "golden samples/s, whole test set",
+            "ratio",
+            "outputs identical",
         ]
-        for r in results["deploy"]:
-            if "unavailable" in r:
-                lines.append(f"| {r['network']} | {r['unavailable']} | | | | | | | |")
-                continue
-            lines.append(
-                f"| {r['network']} | {r['steps_per_sample']} | {_f(r['lava_samples_per_s'])} ({r['lava_samples']}) | {_f(r['lava_before_first_step_s'], 2)} s | "
-                f"{_f(r['golden_samples_per_s_same_samples'], 0)} | {_f(r['ratio_same_samples'], 0)}x | {_f(r['golden_samples_per_s_batched'], 0)} ({r['golden_samples']}) | "
-                f"{_f(r['ratio_batched'], 0)}x | {'yes' if r['outputs_identical'] else 'NO'} |"
-            )
-        lines.append("")
+        rows = [
+            _unavailable(r, [r["network"]], len(header))
+            if "unavailable" in r
+            else [
+                r["network"],
+                str(r["steps_per_sample"]),
+                f"{_f(r['lava_samples_per_s'])} ({r['lava_samples']})",
+                f"{_f(r['lava_before_first_step_s'], 2)} s",
+                _f(r["golden_samples_per_s_same_samples"], 0),
+                f"{_f(r['ratio_same_samples'], 0)}x",
+                f"{_f(r['golden_samples_per_s_batched'], 0)} ({r['golden_samples']})",
+                f"{_f(r['ratio_batched'], 0)}x",
+                "yes" if r["outputs_identical"] else "NO",
+            ]
+            for r in results["deploy"]
+        ]
+        lines += _table(
+            "Deployment: golden model vs Lava's fixed-point CPU simulator", header, rows
+        )
     if "accuracy" in results:
-        lines += [
-            "## Fashion-MNIST MLP 784-400-400-10, T = 5: test accuracy after equal epochs",
-            "",
-            "| seed | epochs | TSSL-BP (tsslbp) | snnTorch BPTT |",
-            "|---|---|---|---|",
-        ]
-        for r in results["accuracy"]:
-            if "unavailable" in r:
-                lines.append(f"| - | - | {r['unavailable']} | |")
-                continue
-            peer = (
+        header = ["seed", "epochs", "TSSL-BP (tsslbp)", "snnTorch BPTT"]
+        rows = [
+            _unavailable(r, ["-", "-"], len(header))
+            if "unavailable" in r
+            else [
+                str(r["seed"]),
+                str(r["epochs"]),
+                f"{100 * r['tsslbp']:.2f}%",
                 f"{100 * r['snntorch']:.2f}%"
                 if "snntorch" in r
-                else r.get("snntorch_unavailable", "-")
-            )
-            lines.append(f"| {r['seed']} | {r['epochs']} | {100 * r['tsslbp']:.2f}% | {peer} |")
-        lines.append("")
-    if "ddp" in results:
-        lines += [
-            "## Data-parallel training on CPU (torchrun, gloo), one thread per process, T = 5",
-            "",
-            "| network | global batch | samples/s, 1 process | processes | samples/s | speed-up | efficiency | "
-            "independent processes (no communication) |",
-            "|---|---|---|---|---|---|---|---|",
+                else r.get("snntorch_unavailable", "-"),
+            ]
+            for r in results["accuracy"]
         ]
-        for r in results["ddp"]:
-            if "unavailable" in r:
-                lines.append(f"| {r['network']} | {r['unavailable']} | | | | | | |")
-                continue
-            ceiling = (
+        lines += _table(
+            "Fashion-MNIST MLP 784-400-400-10, T = 5: test accuracy after equal epochs",
+            header,
+            rows,
+        )
+    if "ddp" in results:
+        header = [
+            "network",
+            "global batch",
+            "samples/s, 1 process",
+            "processes",
+            "samples/s",
+            "speed-up",
+            "efficiency",
+            "independent processes (no communication)",
+        ]
+        rows = [
+            _unavailable(r, [r["network"]], len(header))
+            if "unavailable" in r
+            else [
+                r["network"],
+                str(r["batch"]),
+                _f(r["samples_per_s_1"], 0),
+                str(r["processes"]),
+                _f(r["samples_per_s_n"], 0),
+                f"{_f(r['speedup'], 2)}x",
+                f"{_f(100 * r['efficiency'], 0)}%",
                 f"{_f(r['samples_per_s_independent'], 0)} ({_f(r['ceiling_speedup'], 2)}x)"
                 if "samples_per_s_independent" in r
-                else "-"
-            )
-            lines.append(
-                f"| {r['network']} | {r['batch']} | {_f(r['samples_per_s_1'], 0)} | {r['processes']} | "
-                f"{_f(r['samples_per_s_n'], 0)} | {_f(r['speedup'], 2)}x | {_f(100 * r['efficiency'], 0)}% | "
-                f"{ceiling} |"
-            )
-        lines.append("")
-    if "gpu" in results:
-        lines += [
-            "## Training step on a GPU (forward + backward + Adam), batch 64, T = 5",
-            "",
-            "| network | implementation | device | ms/step | samples/s | time vs tsslbp |",
-            "|---|---|---|---|---|---|",
+                else "-",
+            ]
+            for r in results["ddp"]
         ]
-        for r in results["gpu"]:
-            if "unavailable" in r:
-                lines.append(
-                    f"| {r.get('network', '-')} | {r.get('implementation', '-')} | {r['unavailable']} | | | |"
-                )
-                continue
-            lines.append(
-                f"| {r['network']} | {r['implementation']} | {r['device']} | {_f(r['ms_per_step'], 3)} | "
-                f"{_f(r['samples_per_s'], 0)} | {_f(r.get('time_vs_tsslbp'), 2)}x |"
-            )
-        lines.append("")
+        lines += _table(
+            "Data-parallel training on CPU (torchrun, gloo), one thread per process, T = 5",
+            header,
+            rows,
+        )
+    if "gpu" in results:
+        header = "network implementation device ms/step samples/s".split() + ["time vs tsslbp"]
+        rows = [
+            _unavailable(r, [r.get("network", "-"), r.get("implementation", "-")], len(header))
+            if "unavailable" in r
+            else [
+                r["network"],
+                r["implementation"],
+                r["device"],
+                _f(r["ms_per_step"], 3),
+                _f(r["samples_per_s"], 0),
+                f"{_f(r.get('time_vs_tsslbp'), 2)}x",
+            ]
+            for r in results["gpu"]
+        ]
+        lines += _table(
+            "Training step on a GPU (forward + backward + Adam), batch 64, T = 5", header, rows
+        )
     lines.append("Suite times: " + ", ".join(f"{k} {v} s" for k, v in results["seconds"].items()))
     return "\n".join(lines) + "\n"
