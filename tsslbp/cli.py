@@ -48,6 +48,7 @@ from .cli_options import (
     _progress_option,
     _samples_option,
     _user_errors,
+    _verbose,
     _warn_or_fail,
 )
 
@@ -120,7 +121,7 @@ def train(config: Path, **options: Any) -> None:
     except DistributedError as err:
         # A peer is gone and the process group's threads cannot be joined: the interpreter's
         # teardown could abort ("terminate called ..."). Report in one line and leave at once.
-        if click.get_current_context().find_root().params.get("verbose"):
+        if _verbose():
             traceback.print_exc()
         click.echo(f"Error: {err}", err=True)
         sys.stdout.flush()

@@ -74,6 +74,11 @@ _HELP = {
 }
 
 
+def _verbose() -> bool:
+    """Whether the running command was given ``tsslbp -v``."""
+    return bool(click.get_current_context().find_root().params.get("verbose"))
+
+
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's own error types into one-line click errors (exit code 1)."""
 
@@ -84,7 +89,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (RuntimeError, ValueError, OSError, KeyError) as err:
             # ConfigError, DataError, CheckpointError, NetxError, WorkflowError are ValueErrors;
             # Lava failures and missing backends are RuntimeErrors.
-            if click.get_current_context().find_root().params.get("verbose"):
+            if _verbose():
                 raise
             raise click.ClickException(str(err)) from err
 
@@ -95,7 +100,7 @@ def _command_line() -> list[str]:
     """The running command as words: ``tsslbp [-v] SUBCOMMAND`` and every parameter's resolved
     value (defaults included), so a manifest shows exactly what ran."""
     ctx = click.get_current_context()
-    words = ["tsslbp", *(["-v"] if ctx.find_root().params.get("verbose") else [])]
+    words = ["tsslbp", *(["-v"] if _verbose() else [])]
     words.append(str(ctx.info_name))
     for param in ctx.command.params:
         value = ctx.params.get(param.name)

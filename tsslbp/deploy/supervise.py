@@ -165,19 +165,22 @@ def terminate_children(children: Iterable[multiprocessing.Process]) -> int:
     alive = [p for p in children if _exitcode(p) is None]
     for process in alive:
         process.terminate()
-    deadline = time.monotonic() + TERMINATE_GRACE_S
-    while any(_exitcode(p) is None for p in alive) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
+    _wait_for_exit(alive)
     killed = [p for p in alive if _exitcode(p) is None]
     for process in killed:
         _log.warning("killing %s, which ignored SIGTERM", _describe(process))
         process.kill()
     # A killed process still has to be scheduled to exit (seconds on a busy machine): wait for it,
     # so that none is left when the caller reports the failure.
-    deadline = time.monotonic() + TERMINATE_GRACE_S
-    while any(_exitcode(p) is None for p in killed) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
+    _wait_for_exit(killed)
     return len(alive)
+
+
+def _wait_for_exit(processes: list[multiprocessing.Process]) -> None:
+    """Poll until every process has exited, or :data:`TERMINATE_GRACE_S` has passed."""
+    deadline = time.monotonic() + TERMINATE_GRACE_S
+    while any(_exitcode(p) is None for p in processes) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
 
 
 def _abort(heartbeat: Heartbeat, children: Iterable[multiprocessing.Process]) -> None:

@@ -417,23 +417,24 @@ def _plan(spec: NetworkSpec) -> list[_Plan]:
         if isinstance(layer, DenseLayer):
             packed = pack_dense_weights(layer.weight)
             weight, weight_exp = applied_dense_weights(packed), packed.weight_exp
-            weight_f32 = np.ascontiguousarray(weight.T, dtype=np.float32)
             before = spec.layers[i - 1] if i > 0 else None
-            if isinstance(before, FlattenLayer) and len(before.in_shape) == 3:
-                found = _dense_blocks(weight, before.in_shape)
-                if found is not None:
-                    pool, small = found
-                    pool_in_shape = before.in_shape
-                    weight_f32 = np.ascontiguousarray(small.T, dtype=np.float32)
+            found = (
+                _dense_blocks(weight, before.in_shape)
+                if isinstance(before, FlattenLayer) and len(before.in_shape) == 3
+                else None
+            )
+            if found is not None:
+                (pool, small), pool_in_shape = found, before.in_shape
+            weight_f32 = np.ascontiguousarray((weight if found is None else small).T, np.float32)
             if layer.bias is not None:
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(layer.shape)
         elif isinstance(layer, ConvLayer):
             weight = np.asarray(layer.weight, dtype=np.int64)
-            weight_f32 = _conv_kernels(weight, layer.groups, np.float32)
             found_conv = _conv_blocks(layer)
             if found_conv is not None:
                 pool, pool_layer = found_conv
-                weight_f32 = _conv_kernels(pool_layer.weight, layer.groups, np.float32)
+            kernels = weight if pool_layer is None else pool_layer.weight
+            weight_f32 = _conv_kernels(kernels, layer.groups, np.float32)
             if layer.bias is not None:
                 # netx broadcasts a per-channel bias over the channel axis.
                 bias = np.asarray(layer.bias, dtype=np.int64).reshape(-1, 1, 1)
@@ -701,10 +702,21 @@ def run_golden(
     """
     if not spec.layers:
         raise ValueError("the network has no layers")
+    return _run_planned(spec, _plan(spec), inputs, record, reset_interval, reset_offset)
+
+
+def _run_planned(
+    spec: NetworkSpec,
+    plans: list[_Plan],
+    inputs: np.ndarray,
+    record: bool,
+    reset_interval: int | None,
+    reset_offset: int,
+) -> GoldenResult:
+    """:func:`run_golden` with the layers' plans made beforehand (callers that run many batches
+    through one network plan it once)."""
     x = _check_inputs(spec, inputs)
     batch, n_steps = x.shape[0], x.shape[-1]
-    plans = _plan(spec)
-
     spikes_rec: list[np.ndarray] = []
     u_rec: list[np.ndarray | None] = []
     v_rec: list[np.ndarray | None] = []
@@ -754,9 +766,10 @@ def golden_output_counts(spec: NetworkSpec, inputs: np.ndarray, chunk: int = 512
     """
     offset, n_steps = int(spec.metadata["readout_offset"]), int(spec.metadata["n_steps"])
     parts = []
+    plans = _plan(spec) if len(inputs) else []
     for start in range(0, len(inputs), chunk):
         encoded = encode_for_spec(inputs[start : start + chunk], spec)
-        out = run_golden(spec, encoded, record=False).spikes[-1]
+        out = _run_planned(spec, plans, encoded, False, None, 0).spikes[-1]
         parts.append(window_counts(out.reshape(len(out), -1, out.shape[-1]), offset, n_steps))
     if not parts:
         return np.zeros((0, int(np.prod(spec.layers[-1].shape))), dtype=np.int64)
