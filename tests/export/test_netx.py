@@ -110,6 +110,25 @@ def test_round_trip_input_layer_and_mlp(tmp_path: Path, rng: np.random.Generator
     _assert_specs_equal(read_netx(tmp_path / "mlp.net"), mlp)
 
 
+def test_weights_are_stored_compressed(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A dense layer after a folded 2 x 2 pooling repeats each weight over its block: gzip makes the
+    file a fraction of the raw int16 size, and the values read back exactly."""
+    neuron = CubaNeuron(i_decay=4096, v_decay=1024, v_th_mant=25)
+    small = rng.integers(-200, 255, size=(64, 8, 4, 4))
+    folded = np.repeat(np.repeat(small, 2, axis=2), 2, axis=3).reshape(64, -1)
+    spec = NetworkSpec(layers=(DenseLayer(folded, neuron),), input_shape=(folded.shape[1],))
+    path = tmp_path / "folded.net"
+    write_netx(spec, path)
+    with h5py.File(path, "r") as f:
+        stored = f["layer/1/weight"]  # layer 0: the input shape
+        assert stored.compression == "gzip", f"weights stored with {stored.compression!r}"
+        raw = stored.size * stored.dtype.itemsize
+        assert stored.id.get_storage_size() < raw / 3, (
+            f"{stored.id.get_storage_size()} bytes stored for {raw} raw"
+        )
+    _assert_specs_equal(read_netx(path), spec)
+
+
 def test_layout_is_what_lava_dl_reads(tmp_path: Path, rng: np.random.Generator) -> None:
     """Keys, dtypes and orientation as lava-dl's NetDict and slayer's export_hdf5 use them."""
     spec = _cnn_spec(rng)

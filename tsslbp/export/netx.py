@@ -702,6 +702,9 @@ def _check_flat_shape(group: h5py.Group, prev_shape: tuple[int, ...]) -> None:
 
 # ----------------------------------------------------------------------------------------- writing
 
+#: gzip level of the weight datasets: 4 is within a few percent of 9's size at a tenth of its time.
+_GZIP_LEVEL = 4
+
 
 def _write_type(group: h5py.Group, layer_type: sc.LayerType) -> None:
     # As slayer's export_hdf5: a fixed-length (1,) byte string.
@@ -718,6 +721,19 @@ def _write_neuron(group: h5py.Group, neuron: CubaNeuron) -> None:
     g.create_dataset(sc.KEY_GRADED_SPIKE, data=np.bool_(neuron.graded_spike))
 
 
+def _write_weights(group: h5py.Group, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    # gzip-compressed: h5py (so lava-dl's loader) reads it transparently, and a conv -> pool ->
+    # dense network's folded weights, repeated over each pooling block, shrink about five-fold.
+    group.create_dataset(
+        sc.KEY_WEIGHT,
+        data=np.asarray(weight, dtype=np.int16),
+        compression="gzip",
+        compression_opts=_GZIP_LEVEL,
+    )
+    if bias is not None:
+        group.create_dataset(sc.KEY_BIAS, data=np.asarray(bias, dtype=np.int16))
+
+
 def _write_layer(group: h5py.Group, layer: Layer) -> None:
     if isinstance(layer, InputLayer):
         _write_type(group, sc.LayerType.INPUT)
@@ -730,9 +746,7 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         group.create_dataset(sc.KEY_SHAPE, data=np.asarray(layer.shape, dtype=np.int64))
         group.create_dataset(sc.KEY_IN_FEATURES, data=np.int64(layer.weight.shape[1]))
         group.create_dataset(sc.KEY_OUT_FEATURES, data=np.int64(layer.weight.shape[0]))
-        group.create_dataset(sc.KEY_WEIGHT, data=np.asarray(layer.weight, dtype=np.int16))
-        if layer.bias is not None:
-            group.create_dataset(sc.KEY_BIAS, data=np.asarray(layer.bias, dtype=np.int16))
+        _write_weights(group, layer.weight, layer.bias)
         _write_neuron(group, layer.neuron)
     elif isinstance(layer, ConvLayer):
         _write_type(group, sc.LayerType.CONV)
@@ -746,9 +760,7 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         group.create_dataset(sc.KEY_PADDING, data=np.asarray(layer.padding, dtype=np.int64))
         group.create_dataset(sc.KEY_DILATION, data=np.asarray(layer.dilation, dtype=np.int64))
         group.create_dataset(sc.KEY_GROUPS, data=np.int64(layer.groups))
-        group.create_dataset(sc.KEY_WEIGHT, data=np.asarray(layer.weight, dtype=np.int16))
-        if layer.bias is not None:
-            group.create_dataset(sc.KEY_BIAS, data=np.asarray(layer.bias, dtype=np.int16))
+        _write_weights(group, layer.weight, layer.bias)
         _write_neuron(group, layer.neuron)
     else:
         _write_type(group, sc.LayerType.FLATTEN)
