@@ -1,0 +1,47 @@
+"""The shipped models (models/*.net): each is the file its manifest describes, reads as a valid
+netx network, and scores what its manifest says on the samples Lava was checked on."""
+
+from pathlib import Path
+
+import pytest
+
+from tsslbp.config import parse_config
+from tsslbp.export.netx import read_netx
+from tsslbp.manifest import read_manifest, sha256_of
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS = sorted(MODELS_DIR.glob("*.net"))
+
+
+def test_models_are_shipped() -> None:
+    assert MODELS, f"no netx files in {MODELS_DIR}"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+def test_manifest_describes_this_file(model: Path) -> None:
+    manifest = read_manifest(model.with_name(model.name + ".manifest.json"))
+    (output,) = manifest["outputs"]
+    assert output["bytes"] == model.stat().st_size and output["sha256"] == sha256_of(model), (
+        f"{model.name} is not the file its manifest's figures were measured on"
+    )
+    figures = manifest["figures"]
+    assert figures["lava_bit_exact"] is True and figures["lava_samples"] >= 200, figures
+    assert figures["test_samples"] == 10_000, figures
+    spec = read_netx(model)
+    assert spec.metadata["source_sha256"] == manifest["inputs"][0]["sha256"]
+    assert spec.input_message_bits == figures["input_bits"]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+def test_golden_accuracy_is_the_manifests(model: Path) -> None:
+    """The golden model on the first samples (those Lava ran) gives the manifest's figure exactly."""
+    from tsslbp.workflows import evaluate_model
+
+    spec = read_netx(model)
+    data_path = parse_config(spec.metadata["config"], "netx metadata").data.data_path
+    if not data_path or not Path(data_path).is_dir():
+        pytest.skip(f"the model's data set is not on this machine (looked in {data_path})")
+    figures = read_manifest(model.with_name(model.name + ".manifest.json"))["figures"]
+    result = evaluate_model(model, samples=figures["lava_samples"])
+    assert result.n_samples == figures["lava_samples"]
+    assert result.accuracy == figures["lava_golden_accuracy"], (result.accuracy, figures)
