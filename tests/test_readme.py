@@ -53,6 +53,19 @@ def test_readme_demo_table_has_the_format_demo_prints():
     assert remade == rows
 
 
+def test_readme_models_table_is_the_manifests():
+    """The "Trained models" table is exactly what models/*.net.manifest.json give."""
+    from tsslbp.workflows.shipping import models_table
+
+    begin = (
+        "<!-- begin models table: written by `make readme-figures` from models/*.manifest.json -->"
+    )
+    text = README.read_text()
+    assert begin in text and "<!-- end models table -->" in text
+    region = text.split(begin, 1)[1].split("<!-- end models table -->", 1)[0].strip().splitlines()
+    assert region == models_table(REPO / "models"), "run `make readme-figures` (or --models-only)"
+
+
 def test_readme_names_only_shipped_configs():
     text = README.read_text()
     found = re.findall(r"tsslbp (?:train|demo --config) (configs/)?([a-z0-9_]+)(\.yaml)?", text)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import record
 
-__all__ = ["ShipResult", "dataset_sha256", "git_commit", "ship_model"]
+__all__ = ["ShipResult", "dataset_sha256", "git_commit", "models_table", "ship_model"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,32 @@ def ship_model(
     }
     manifest = record(out, [checkpoint], config=cfg.to_dict(), figures=figures, command=command)
     return ShipResult(out, manifest, figures)
+
+
+def models_table(models_dir: Path) -> list[str]:
+    """README's table of shipped models: one markdown row per ``models_dir/*.net``, every figure
+    read from its manifest (so the README cannot drift from what was measured)."""
+    from ..manifest import read_manifest
+
+    lines = [
+        "| model | network | float | golden | Lava | trained with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model in sorted(models_dir.glob("*.net")):
+        f = read_manifest(model)["figures"]
+        q = f["quantization"]
+        network = (
+            f"{f['architecture']}, T={f['n_steps']}, {q['input_bits']}-bit graded input, "
+            f"{q['weight_bits']}-bit weights"
+        )
+        exact = "bit-exact with golden" if f["lava_bit_exact"] else "NOT bit-exact with golden"
+        lava = f"{100 * f['lava_accuracy']:.2f}% on {f['lava_samples']}, {exact}"
+        trained = (
+            f"seed {f['seed']}, {f['epochs']} epochs, {f['train_seconds'] / 3600:.1f} h: "
+            f"`{f['trained_with']}`"
+        )
+        lines.append(
+            f"| `{models_dir.name}/{model.name}` | {network} | {100 * f['float_accuracy']:.2f}% | "
+            f"{100 * f['golden_accuracy']:.2f}% | {lava} | {trained} |"
+        )
+    return lines
