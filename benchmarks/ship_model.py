@@ -22,6 +22,9 @@ def main() -> None:
     parser.add_argument("--lava-samples", type=int, default=200)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--trained-with", default=None, help="The command that trained it.")
+    parser.add_argument(
+        "--reuse-export", action="store_true", help="Keep OUT if it is already CHECKPOINT's export."
+    )
     args = parser.parse_args()
     result = ship_model(
         args.checkpoint,
@@ -30,6 +33,7 @@ def main() -> None:
         lava_samples=args.lava_samples,
         made_with=args.trained_with,
         command=[sys.executable, *sys.argv],
+        reuse_export=args.reuse_export,
     )
     print("\n".join(result.lines()))
     sys.exit(0 if result.figures["lava_bit_exact"] else 1)

@@ -9,7 +9,6 @@ quantization figures under ``quantization``.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import subprocess
@@ -75,12 +74,15 @@ def ship_model(
     lava_samples: int = 200,
     made_with: str | None = None,
     command: list[str] | None = None,
+    reuse_export: bool = False,
 ) -> ShipResult:
     """Export ``checkpoint`` to ``out`` (netx, default quantization) and score it: float model and
     golden model on the whole test split, golden vs Lava spike for spike on ``lava_samples``.
 
     Args:
         made_with: the command line that trained the checkpoint, recorded in the manifest.
+        reuse_export: keep ``out`` if it is already this checkpoint's export (its metadata names
+            the checkpoint's SHA-256 and its export manifest is beside it) instead of exporting again.
 
     Returns:
         the model, its manifest (``OUT.manifest.json``, replacing the export's) and the figures.
@@ -94,14 +96,13 @@ def ship_model(
     model, cfg, state = model_from_checkpoint(checkpoint)
     data = load_experiment_data(cfg, data_dir)
     float_acc = evaluate_split(model, data.test, cfg.replace(predict_on="spikes")).accuracy
-    export(checkpoint, out, data_dir=data_dir)
+    if not (reuse_export and _exported_from(out, checkpoint)):
+        export(checkpoint, out, data_dir=data_dir)
     quantization = json.loads(out.with_name(out.name + ".manifest.json").read_text())["figures"]
-    # Lava runs its processes from this (main) thread; the golden model scores the whole test split
-    # on a worker thread meanwhile, so the two take the machine's cores side by side.
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="golden") as pool:
-        scoring = pool.submit(evaluate_model, out, data_dir=data_dir)
-        checked = verify(out, samples=lava_samples, data_dir=data_dir, progress=False)
-        golden = scoring.result()
+    # One after the other: Lava forks its processes, and a fork while another thread of this
+    # process is inside numpy deadlocked the child (seen on the CNN).
+    golden = evaluate_model(out, data_dir=data_dir)
+    checked = verify(out, samples=lava_samples, data_dir=data_dir, progress=False)
     history = state.get("metrics") or []
     figures = {
         "dataset": data.name,
@@ -126,6 +127,15 @@ def ship_model(
     }
     manifest = record(out, [checkpoint], config=cfg.to_dict(), figures=figures, command=command)
     return ShipResult(out, manifest, figures)
+
+
+def _exported_from(out: Path, checkpoint: Path) -> bool:
+    from ..export.netx import read_netx
+    from ..manifest import sha256_of
+
+    if not out.is_file() or not out.with_name(out.name + ".manifest.json").is_file():
+        return False
+    return read_netx(out).metadata.get("source_sha256") == sha256_of(checkpoint)
 
 
 def models_table(models_dir: Path) -> list[str]:
