@@ -31,3 +31,12 @@ def test_shipped_model_manifest_holds_float_golden_and_lava_figures(tmp_path):
     assert figures["dataset_sha256"] == dataset_sha256(data)
     assert figures["trained_with"] == "test" and figures["quantization"]["input_bits"] >= 2
     assert 0.5 < figures["float_accuracy"] <= 1.0
+    # Shipped again from the same checkpoint with reuse_export: the netx file is kept as it is and
+    # the figures come out the same (the quantization figures read back from the first manifest).
+    before = out.read_bytes()
+    again = ship_model(
+        tmp_path / "run" / "last.pt", out, lava_samples=6, made_with="test", reuse_export=True
+    )
+    assert out.read_bytes() == before
+    assert json.loads(json.dumps(again.figures))["quantization"] == figures["quantization"]
+    assert again.figures["golden_accuracy"] == figures["golden_accuracy"]
