@@ -38,17 +38,24 @@ def test_tsslbp_steps_stop_faulting_in_fresh_pages():
         "print(faults() - before)\n"
     )
     env = {**os.environ, "TSSLBP_MALLOPT": "0"}
-    on = int(
-        subprocess.run(
-            [sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    off = int(
-        subprocess.run(
-            [sys.executable, "-c", code, "off"], capture_output=True, text=True, check=True, env=env
-        ).stdout
-    )
+
+    def faults(mode: str, **kwargs) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", code, mode], capture_output=True, text=True, **kwargs
+        )
+        run.check_returncode()
+        return int(run.stdout)
+
     # At this size (24 MB per tensor, as on the CNN's first layer) measured: 0-5,761 faults with the
-    # setting vs 152,837-204,038 without. Smaller tensors show much less difference: glibc's own
-    # dynamic threshold then already keeps some of them.
-    assert on < off / 5, f"expected far fewer page faults with freed memory kept: {on} vs {off}"
+    # setting vs 152,837-240,896 without. Smaller tensors show much less difference: glibc's own
+    # dynamic threshold then already keeps some of them. That dynamic threshold also makes the
+    # default's count vary between processes: one CI run saw 19,840 without the setting (the heap
+    # happened to be reused), so a pair that misses is measured again, up to three pairs in all;
+    # without the setting's effect every pair misses.
+    pairs = []
+    for _ in range(3):
+        pairs.append((faults("on"), faults("off", env=env)))
+        on, off = pairs[-1]
+        if on < off / 5:
+            break
+    assert on < off / 5, f"expected far fewer page faults with freed memory kept: (on, off) {pairs}"
