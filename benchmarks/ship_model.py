@@ -21,7 +21,11 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--lava-samples", type=int, default=200)
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--trained-with", default=None, help="The command that trained it.")
+    parser.add_argument(
+        "--trained-with",
+        default=None,
+        help="The command that trained it [default: the one its run's manifest recorded].",
+    )
     parser.add_argument(
         "--reuse-export", action="store_true", help="Keep OUT if it is already CHECKPOINT's export."
     )

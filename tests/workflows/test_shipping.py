@@ -40,3 +40,40 @@ def test_shipped_model_manifest_holds_float_golden_and_lava_figures(tmp_path):
     assert out.read_bytes() == before
     assert json.loads(json.dumps(again.figures))["quantization"] == figures["quantization"]
     assert again.figures["golden_accuracy"] == figures["golden_accuracy"]
+
+
+def test_training_run_is_the_manifest_that_lists_this_checkpoint(tmp_path, caplog):
+    from tsslbp.manifest import write_manifest
+    from tsslbp.workflows.shipping import _command_line, training_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"last weights")
+    (run / "best.pt").write_bytes(b"best weights")
+    command = ["tsslbp", "train", "fmnist_cnn", "--out", "run"]
+    write_manifest(
+        run / "last.pt",
+        outputs=[run / "best.pt"],
+        config={"Network": {"seed": 3}},
+        seed=3,
+        figures={"final_test_acc": 0.9, "distributed": {"world_size": 2, "backend": "gloo"}},
+        command=command,
+    )
+    for checkpoint in (run / "last.pt", run / "best.pt"):
+        found = training_run(checkpoint)
+        assert found is not None and found["command"] == command and "config" not in found
+        assert found["figures"]["final_test_acc"] == 0.9
+    assert (
+        _command_line(found)
+        == "tsslbp train fmnist_cnn --out run (2 processes, gloo; under torchrun)"
+    )
+    # A checkpoint the manifest does not list (rewritten since, or copied elsewhere) gets none.
+    (run / "best.pt").write_bytes(b"weights of a later run")
+    assert training_run(run / "best.pt") is None
+    alone = tmp_path / "copy.pt"
+    alone.write_bytes(b"last weights")
+    assert training_run(alone) is None
+    # An unreadable manifest is reported and skipped, not fatal.
+    (run / "last.pt.manifest.json").write_text("{not json")
+    assert training_run(run / "last.pt") is None
+    assert "not a readable training manifest" in caplog.text

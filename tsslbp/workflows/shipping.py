@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,16 @@ from typing import Any
 
 from .common import record
 
-__all__ = ["ShipResult", "dataset_sha256", "git_commit", "models_table", "ship_model"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ShipResult",
+    "dataset_sha256",
+    "git_commit",
+    "models_table",
+    "ship_model",
+    "training_run",
+]
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,15 @@ def ship_model(
     """Export ``checkpoint`` to ``out`` (netx, default quantization) and score it: float model and
     golden model on the whole test split, golden vs Lava spike for spike on ``lava_samples``.
 
+    The training run's own manifest (``last.pt.manifest.json`` beside the checkpoint, written by
+    ``tsslbp train``), when it lists this very checkpoint (same SHA-256), is copied into the new
+    manifest as ``training_run`` (its command, directory, packages, per-run figures and world
+    size; the config is the one at the top), so where the weights came from is recorded by the
+    tools rather than typed by hand.
+
     Args:
-        made_with: the command line that trained the checkpoint, recorded in the manifest.
+        made_with: the command line that trained the checkpoint, recorded in the manifest
+            [default: the training run's recorded command, when its manifest is found].
         reuse_export: keep ``out`` if it is already this checkpoint's export (its metadata names
             the checkpoint's SHA-256 and its export manifest is beside it) instead of exporting again.
 
@@ -105,6 +122,9 @@ def ship_model(
     golden = evaluate_model(out, data_dir=data_dir)
     checked = verify(out, samples=lava_samples, data_dir=data_dir, progress=False)
     history = state.get("metrics") or []
+    run = training_run(checkpoint)
+    if made_with is None and run is not None:
+        made_with = _command_line(run)
     figures = {
         "dataset": data.name,
         "dataset_sha256": dataset_sha256(data),
@@ -125,9 +145,44 @@ def ship_model(
         "lava_golden_accuracy": checked.accuracy.get("golden"),
         "lava_bit_exact": bool(checked.exact),
         "quantization": quantization,
+        "training_run": run,
     }
     manifest = record(out, [checkpoint], config=cfg.to_dict(), figures=figures, command=command)
     return ShipResult(out, manifest, figures)
+
+
+def training_run(checkpoint: Path) -> dict[str, Any] | None:
+    """The manifest of the training run that wrote ``checkpoint`` (without its config), or None.
+
+    Looked for as ``CHECKPOINT.manifest.json``, then the run folder's ``last.pt.manifest.json``
+    (which also lists best.pt); used only when one of its outputs has the checkpoint's SHA-256, so
+    a manifest left from an earlier run in the same folder is not taken for this one's.
+    """
+    from ..manifest import manifest_path, read_manifest, sha256_of
+
+    digest = sha256_of(checkpoint)
+    for candidate in dict.fromkeys(
+        [manifest_path(checkpoint), manifest_path(checkpoint.with_name("last.pt"))]
+    ):
+        if not candidate.is_file():
+            continue
+        try:
+            found = read_manifest(candidate)
+            outputs = found["outputs"]
+            if any(o.get("sha256") == digest for o in outputs):
+                return {k: v for k, v in found.items() if k != "config"}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            log.warning("%s: not a readable training manifest (%s); not recorded", candidate, err)
+    return None
+
+
+def _command_line(run: dict[str, Any]) -> str:
+    """The recorded training command, with the number of processes when it was distributed."""
+    line = " ".join(str(a) for a in run.get("command") or [])
+    dist = (run.get("figures") or {}).get("distributed") or {}
+    if dist.get("world_size", 1) > 1:
+        line += f" ({dist['world_size']} processes, {dist.get('backend')}; under torchrun)"
+    return line
 
 
 def _exported_from(out: Path, checkpoint: Path) -> bool:
