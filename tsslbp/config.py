@@ -198,6 +198,16 @@ class DataConfig:
     #: Training-time augmentation: CIFAR-10 random crop (padding 4) + horizontal flip; MNIST and
     #: Fashion-MNIST random crop (padding 2) only, since a mirrored digit or garment can change class.
     augment: bool = False
+    #: Input normalization ``(x - mean) / std`` per input channel, as the TSSL-BP authors trained
+    #: their image networks; ``None``: the [0, 1] pixels as they are. The export folds it into the
+    #: first layer's weights and a constant input plane of ones (docs/training.md), so a normalized
+    #: network still takes non-negative graded input spikes on the chip.
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+
+    @property
+    def normalizes_input(self) -> bool:
+        return self.input_mean is not None
 
 
 @dataclass(frozen=True)
@@ -253,6 +263,18 @@ class ExperimentConfig:
         return DATASET_INPUT_SHAPE[self.data.dataset]
 
     @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(mean, std) per input channel when the config normalizes its input, else None."""
+        mean, std = self.data.input_mean, self.data.input_std
+        if mean is None or std is None:
+            return None
+        channels = self.input_shape[0]
+        return (
+            mean * channels if len(mean) == 1 else mean,
+            std * channels if len(std) == 1 else std,
+        )
+
+    @property
     def architecture(self) -> str:
         """The network in the paper's notation, e.g. ``1x28x28-32C5-P2-64C5-P2-1024-10``.
 
@@ -279,6 +301,10 @@ class ExperimentConfig:
         for part in (self.neuron, self.train, self.data):
             for f in dataclasses.fields(part):
                 value = getattr(part, f.name)
+                if value is None and f.name in ("input_mean", "input_std"):
+                    continue  # optional keys left out when unused, as in the config files
+                if isinstance(value, tuple):
+                    value = list(value)
                 network[f.name] = value.value if isinstance(value, enum.Enum) else value
         layers = {}
         for layer in self.layers:
@@ -378,6 +404,20 @@ def _path_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _numbers(lo: float | None = None, lo_open: bool = False) -> Callable[[Any], Any]:
+    """A number or a non-empty list of numbers (one per input channel) -> a tuple of floats."""
+    one = _number(lo, lo_open=lo_open)
+
+    def check(value: Any) -> tuple[float, ...] | None:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not items or len(items) > 16:
+            return None
+        numbers = [one(v) for v in items]
+        return None if any(v is None for v in numbers) else tuple(numbers)  # type: ignore[misc]
+
+    return check
+
+
 def _constant(expected: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return (
@@ -435,6 +475,12 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     "data_path": (_path_str, "a path string or null", None),
     "n_class": (_integer(2, "n_class"), _at_most("n_class"), DataConfig.n_class),
     "augment": (lambda v: v if isinstance(v, bool) else None, "true or false", DataConfig.augment),
+    "input_mean": (_numbers(), "a number or a list of numbers, one per input channel", None),
+    "input_std": (
+        _numbers(0.0, lo_open=True),
+        "a number > 0 or a list of them, one per input channel",
+        None,
+    ),
     # Keys of the original TSSL-BP schema that name fixed choices of this implementation.
     "rule": (_constant("TSSLBP"), "'TSSLBP'", "TSSLBP"),
     "model": (_constant("LIF"), "'LIF'", "LIF"),
@@ -706,6 +752,7 @@ def _check_topology(cfg: ExperimentConfig) -> None:
             f"n_class = {cfg.data.n_class}",
             shapes[-1][0],
         )
+    _check_normalization(cfg)
     if cfg.train.desired_count > cfg.n_steps:
         raise _fail(
             cfg.source,
@@ -720,6 +767,33 @@ def _check_topology(cfg: ExperimentConfig) -> None:
             f"at most desired_count = {cfg.train.desired_count}",
             cfg.train.undesired_count,
         )
+
+
+def _check_normalization(cfg: ExperimentConfig) -> None:
+    """``input_mean`` and ``input_std`` come together, one value per input channel, on analog input."""
+    mean, std = cfg.data.input_mean, cfg.data.input_std
+    if mean is None and std is None:
+        return
+    if mean is None or std is None:
+        missing = "input_mean" if mean is None else "input_std"
+        other = "input_std" if mean is None else "input_mean"
+        raise _fail(cfg.source, f"Network.{missing}", f"a value, since {other} is given", None)
+    if cfg.data.dataset is Dataset.NMNIST:
+        raise _fail(
+            cfg.source,
+            "Network.input_mean",
+            "no input normalization on event data (N-MNIST's input is spikes, not pixels)",
+            list(mean),
+        )
+    channels = cfg.input_shape[0]
+    for key, values in (("input_mean", mean), ("input_std", std)):
+        if len(values) not in (1, channels):
+            raise _fail(
+                cfg.source,
+                f"Network.{key}",
+                f"one value or {channels} (one per input channel of {cfg.data.dataset.value})",
+                list(values),
+            )
 
 
 class DuplicateKeyError(yaml.YAMLError):

@@ -9,6 +9,13 @@ folds exactly into those weights (docs/fixed-point.md, "Pooling"):
 * pooling then flatten then dense = a dense layer over the unpooled map whose weight repeats each
   column over the k x k block it pooled, times scale (rows/columns pooling dropped get weight 0).
 
+An input normalization ``(x - m) / s`` per channel (config ``input_mean`` / ``input_std``) folds
+into the first layer and one more input that is always 1: a constant last input channel for a conv
+(zero in the padding, like the normalized input's padding), a constant last input for a dense
+layer. The first layer's weights become ``W / s`` on the pixels and ``-sum_c m_c W_c / s_c`` on the
+constant, which is exact because the synapses and the PSP filter are linear
+(docs/fixed-point.md, "Input normalization").
+
 Folding is applied from the last pooling backwards, so consecutive poolings compose. The result
 is a list of :class:`FoldedConv` / :class:`FoldedDense` / :class:`FoldedFlatten` in float, which
 :func:`run_folded` executes with the training code's neuron, so tests can check that the folded
@@ -17,6 +24,7 @@ network is the trained one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +43,7 @@ __all__ = [
     "FoldedFlatten",
     "FoldedLayer",
     "fold_network",
+    "with_constant_ones",
     "run_folded",
     "folded_traces",
 ]
@@ -137,6 +146,36 @@ def _fold_into_dense(
     )
 
 
+def with_constant_ones(x: torch.Tensor) -> torch.Tensor:
+    """Static inputs (N, C, H, W) or flat (N, F) with the constant input of a normalizing
+    network appended: a plane of ones as channel C, or a last column of ones."""
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones], dim=1)
+
+
+def _fold_normalization(
+    first: FoldedConv | FoldedDense, mean: np.ndarray, std: np.ndarray, name: str
+) -> FoldedConv | FoldedDense:
+    """The first layer on ``[x, 1]`` that computes what it computed on ``(x - mean) / std``."""
+    if isinstance(first, FoldedConv):
+        if first.groups != 1:
+            raise FoldError(
+                f"{name}: input normalization folds into a conv with groups 1, found {first.groups}"
+            )
+        w = first.weight / std[None, :, None, None]
+        constant = -(w * mean[None, :, None, None]).sum(axis=1, keepdims=True)
+        c, h, width = first.in_shape
+        return dataclasses.replace(
+            first, weight=np.concatenate([w, constant], axis=1), in_shape=(c + 1, h, width)
+        )
+    n_out = first.weight.shape[0]
+    w = first.weight.reshape(n_out, len(mean), -1) / std[None, :, None]
+    constant = -(w * mean[None, :, None]).sum(axis=(1, 2))
+    return dataclasses.replace(
+        first, weight=np.concatenate([w.reshape(n_out, -1), constant[:, None]], axis=1)
+    )
+
+
 def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[FoldedLayer]:
     """Hardware layers of ``model`` (float): conv/dense with pooling folded in, flatten before dense.
 
@@ -191,6 +230,15 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
                 shape = (int(np.prod(shape)),)
             plain.append(FoldedDense(layer.weight.detach().cpu().double().numpy(), layer.neuron))
             shape = (layer.weight.shape[0],)
+    if model.input_normalization is not None:
+        first = next(i for i, item in enumerate(plain) if not isinstance(item, tuple))
+        if first or not isinstance(plain[0], (FoldedConv, FoldedDense)):
+            raise FoldError(
+                "input normalization folds into the first conv or linear layer; "
+                "a pooling layer before it is not supported"
+            )
+        mean, std = (np.asarray(v, dtype=np.float64) for v in model.input_normalization)
+        plain[0] = _fold_normalization(plain[0], mean, std, names[0])
     # Second pass, backwards: fold each pooling into the weight layer that follows it.
     folded: list[FoldedLayer] = []
     for index in range(len(plain) - 1, -1, -1):

@@ -46,6 +46,12 @@ def lava_dl_usage(path: str | os.PathLike[str], spec: NetworkSpec) -> list[str]:
         f"  input: ({shape}, steps) {what} per step into net.inp, e.g. from io.source.RingBuffer"
         + encode,
     ]
+    if spec.input_ones:
+        last = "channel" if len(spec.input_shape) == 3 else "input"
+        lines.append(
+            f"  its last input {last} is a constant {(1 << bits) - 1} (1.0) at every input step: the "
+            "network was trained on normalized input, folded into its first layer"
+        )
     if "readout_offset" in meta and "n_steps" in meta:
         offset, n_steps = int(meta["readout_offset"]), int(meta["n_steps"])
         lines.append(

@@ -41,7 +41,7 @@ from ..hwmodels.spec import (
 )
 from ..train.functional import psp, static_psp_coefficients
 from ..train.network import TsslbpNetwork
-from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces
+from .fold import FoldedConv, FoldedFlatten, fold_network, folded_traces, with_constant_ones
 from .rounding import compensated_round, input_gram
 from .schema import VTH_MANT_MAX, representable_weights
 
@@ -375,6 +375,11 @@ def quantize_network(
     # Event data (N-MNIST) is binary spike frames with a time axis: it enters as binary spikes.
     events = cfg.data.dataset is Dataset.NMNIST
     x = calibration.reshape(calibration.shape[0], *input_shape, *((cfg.n_steps,) if events else ()))
+    # A normalizing network's first layer also takes a constant input of 1 (fold.py).
+    ones = model.input_normalization is not None
+    if ones:
+        x = with_constant_ones(x)
+        input_shape = tuple(x.shape[1:])
     cache = {} if cache is None else cache
     if "traces" not in cache:
         cache["traces"] = list(folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s))
@@ -499,6 +504,8 @@ def quantize_network(
         "input_encoding": "binary" if events else "graded",
         "input_bits": 0 if events else qcfg.input_bits,
         "input_scale": 1 if events else qcfg.input_max,
+        # The last input channel (images) or input (flat) is a constant 1, supplied with the data.
+        **({"input_ones": True} if ones else {}),
         "weight_bits": qcfg.weight_bits,
         "n_class": cfg.data.n_class,
         "dataset": cfg.data.dataset.value,

@@ -48,7 +48,7 @@ def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
     """Inputs (B, ...) as the input spikes of a tsslbp-exported spec.
 
     Analog inputs in [0, 1] become graded spikes (T, steps per sample and input bits from the
-    metadata); event frames (B, ..., T) of specs with ``input_encoding: binary`` are sent as they
+    metadata), with a constant input of 1 appended for specs with ``input_ones``; event frames (B, ..., T) of specs with ``input_encoding: binary`` are sent as they
     are. Returns (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
     """
     meta = spec.metadata
@@ -59,7 +59,9 @@ def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
         spikes = np.zeros(frames.shape[:-1] + (total,), dtype=np.int64)
         spikes[..., :n_steps] = frames != 0
     else:
-        values = np.asarray(x).reshape(len(x), *spec.input_shape)
+        values = np.asarray(x).reshape(len(x), *spec.data_shape)
+        if spec.input_ones:  # the constant input of a network trained on normalized data
+            values = np.concatenate([values, np.ones_like(values[:, :1])], axis=1)
         spikes = encode_graded(values, n_steps, total, int(spec.input_message_bits))
     return np.swapaxes(spikes, 1, 3) if len(spec.input_shape) == 3 else spikes
 

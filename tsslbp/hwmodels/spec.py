@@ -165,6 +165,19 @@ class NetworkSpec:
     input_message_bits: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def input_ones(self) -> bool:
+        """Whether the last input channel (images) or the last input (flat) is a constant 1 that
+        the feeder adds to the data: how a network trained on normalized input is exported."""
+        return self.metadata.get("input_ones") is True
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one data sample (netx order): ``input_shape`` less the constant input."""
+        if not self.input_ones:
+            return tuple(self.input_shape)
+        return (self.input_shape[0] - 1, *self.input_shape[1:])
+
 
 def lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """netx (C, H, W) order to Lava's (W, H, C) ("XYZ") order; (N,) is unchanged.

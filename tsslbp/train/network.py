@@ -74,6 +74,12 @@ class TsslbpNetwork(nn.Module):
             else:  # pragma: no cover - the config parser rejects other kinds
                 raise ValueError(f"unsupported layer type {layer.type}")
         self.layers = nn.ModuleList(layers)
+        # Input normalization (x - mean) / std per channel, fixed (not learned); the export folds it.
+        self.input_normalization = cfg.input_normalization
+        if self.input_normalization is not None:
+            mean, std = self.input_normalization
+            self.register_buffer("input_mean", torch.tensor(mean).reshape(-1, 1), persistent=False)
+            self.register_buffer("input_std", torch.tensor(std).reshape(-1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> NetworkOutput:
         """Run the network.
@@ -85,6 +91,8 @@ class TsslbpNetwork(nn.Module):
         Returns:
             NetworkOutput with output spikes (N, n_class, T).
         """
+        if self.input_normalization is not None:
+            x = self.normalize(x)
         if self.is_image_net and x.dim() == 2:
             x = x.reshape(x.shape[0], *self.input_shape)
         if x.dim() in (2, 4):
@@ -104,6 +112,13 @@ class TsslbpNetwork(nn.Module):
             else:
                 trace = layer(trace)
         return NetworkOutput(spikes[-1], tuple(spikes[:-1]))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` per input channel of a static input, flat or as images."""
+        n, channels = x.shape[0], self.input_shape[0]
+        per_channel = x.reshape(n, channels, -1)
+        mean, std = self.input_mean.to(x.dtype), self.input_std.to(x.dtype)
+        return ((per_channel - mean) / std).reshape(x.shape)
 
     @property
     def is_image_net(self) -> bool:

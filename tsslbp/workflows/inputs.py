@@ -87,14 +87,15 @@ def encode_array(spec: NetworkSpec, values: np.ndarray, name: str = "the array")
     if values.dtype.kind not in "biuf":
         raise InputError(f"{name}: expected numbers, found dtype {values.dtype}")
     binary = spec.metadata.get("input_encoding") == "binary"
-    size = int(np.prod(spec.input_shape))
+    shape = spec.data_shape  # without the constant input of a normalizing network
+    size = int(np.prod(shape))
     if binary:
         size *= int(spec.metadata["n_steps"])
-    if values.size == 3 * size and spec.input_shape[0] == 1 and values.shape[0] == 3:
+    if values.size == 3 * size and shape[0] == 1 and values.shape[0] == 3:
         values = values.mean(axis=0)
     if values.size != size:
-        want = "x".join(map(str, spec.input_shape)) + ("xT" if binary else "")
-        want = f" ({want})" if len(spec.input_shape) > 1 or binary else ""
+        want = "x".join(map(str, shape)) + ("xT" if binary else "")
+        want = f" ({want})" if len(shape) > 1 or binary else ""
         raise InputError(
             f"{name}: {values.size} values (shape {values.shape}), the network takes {size}{want}"
         )
