@@ -287,6 +287,11 @@ def _rename_layer(f: h5py.File) -> None:
 
 
 # (edit of a valid file, file layer index in the message or None, message fragment)
+def _edit_metadata(f: h5py.File, **entries: object) -> None:
+    meta = json.loads(f["tsslbp"].attrs["metadata"])
+    f["tsslbp"].attrs["metadata"] = json.dumps(meta | entries)
+
+
 ERROR_CASES = {
     "pool layer": (_set_type("layer/2/type", "pool"), 2, "unsupported layer type 'pool'"),
     "average layer": (_set_type("layer/4/type", "average"), 4, "unsupported layer type 'average'"),
@@ -371,6 +376,16 @@ ERROR_CASES = {
         lambda f: f["tsslbp"].attrs.__setitem__("metadata", "{not json"),
         None,
         "not valid JSON",
+    ),
+    "input_ones not a bool": (
+        lambda f: _edit_metadata(f, input_ones="yes"),
+        None,
+        "input_ones must be true or false, found yes",
+    ),
+    "input_ones on binary input": (
+        lambda f: _edit_metadata(f, input_ones=True, input_encoding="binary"),
+        None,
+        "input_ones needs graded input",
     ),
 }
 

@@ -251,7 +251,8 @@ def metadata_problem(spec: NetworkSpec) -> str | None:
     Only keys present are checked (files from other tools carry none): ``n_steps``,
     ``steps_per_sample``, ``readout_offset`` (within :data:`tsslbp.safeio.LIMITS`, and the read-out
     window inside the sample), ``n_class`` (= the output layer's size), ``input_bits`` (=
-    ``input_message_bits``), ``input_scale`` and ``layer_scales`` (finite, > 0), ``input_encoding``.
+    ``input_message_bits``), ``input_scale`` and ``layer_scales`` (finite, > 0), ``input_encoding``,
+    ``input_ones`` (a bool; true only on graded input with a data channel besides the constant).
     """
     meta = spec.metadata
     try:
@@ -288,6 +289,14 @@ def metadata_problem(spec: NetworkSpec) -> str | None:
         return f"input_encoding must be 'graded' or 'binary', found {str(encoding):.40}"
     if "config" in meta and not isinstance(meta["config"], dict):
         return "config must be a mapping"
+    if "input_ones" in meta:
+        if not isinstance(meta["input_ones"], bool):
+            return f"input_ones must be true or false, found {str(meta['input_ones']):.40}"
+        if meta["input_ones"] and (encoding != "graded" or spec.input_shape[0] < 2):
+            return (
+                "input_ones needs graded input with at least one data channel (or input) besides "
+                f"the constant, found {encoding} input of shape {tuple(spec.input_shape)}"
+            )
     return None
 
 
