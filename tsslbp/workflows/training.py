@@ -127,9 +127,15 @@ def train(
             if replicas.distributed
             else str(replicas.device)
         )
+        norm = cfg.input_normalization
+        normalized = (
+            f"input (x - {'/'.join(f'{m:g}' for m in norm[0])}) / {'/'.join(f'{s:g}' for s in norm[1])}, "
+            if norm
+            else ""
+        )
         say(
             f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
-            f"{cfg.architecture}, T={cfg.n_steps}, loss={cfg.train.loss.value}, "
+            f"{cfg.architecture}, T={cfg.n_steps}, {normalized}loss={cfg.train.loss.value}, "
             f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {where}"
         )
         run = replicas.describe()
