@@ -76,7 +76,16 @@ def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
         time.sleep(1.0)
         workers |= _live_descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            children = sorted(_live_descendants(proc.pid))
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(
+                f"the command did not stop within 60 s of SIGINT (children still running: "
+                f"{children}); its stderr: {err[-2000:]!r}"
+            )
     finally:
         proc.kill()
     assert proc.returncode != 0 and "Traceback" not in err, (

@@ -46,6 +46,38 @@ def test_stalled_job_times_out_and_its_children_are_stopped() -> None:
     assert started and started[0].exitcode is not None, "the child should have been stopped"
 
 
+def test_children_the_job_still_starts_after_an_abort_are_stopped_too() -> None:
+    """An interrupt can come while Lava is still forking its processes one by one: those started
+    after the abort must not outlive the call (they would block the interpreter's exit)."""
+    started: list[multiprocessing.Process] = []
+    done = threading.Event()
+
+    def job(heartbeat):
+        heartbeat.beat("starting processes")
+        try:
+            for _ in range(15):  # keeps forking for 1.5 s, long after the 0.3 s timeout
+                child = multiprocessing.get_context("fork").Process(
+                    target=_sleep_forever, daemon=True
+                )
+                child.start()
+                started.append(child)
+                time.sleep(0.1)
+        finally:
+            done.set()
+
+    try:
+        with pytest.raises(LavaTimeoutError):
+            supervise(job, timeout_s=0.3)
+        assert done.wait(10), "sanity: the job thread ends"
+        time.sleep(0.2)
+        running = [c.pid for c in started if c.exitcode is None]
+        assert len(started) == 15, "sanity: the job kept starting children after the abort"
+        assert not running, f"{len(running)} of {len(started)} children still run: {running}"
+    finally:
+        for child in started:
+            child.kill()
+
+
 def test_watched_child_that_exits_is_an_error() -> None:
     finished = threading.Event()
 

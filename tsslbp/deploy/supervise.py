@@ -30,6 +30,8 @@ T = TypeVar("T")
 POLL_S = 0.05
 #: Grace period between SIGTERM and SIGKILL when stopping children.
 TERMINATE_GRACE_S = 2.0
+#: How long an abort keeps stopping children that the worker thread still starts.
+LATE_CHILDREN_S = 5.0
 
 
 class LavaRunError(RuntimeError):
@@ -193,6 +195,35 @@ def _abort(heartbeat: Heartbeat, children: Iterable[multiprocessing.Process]) ->
     terminate_children(children)
 
 
+def _started_since(
+    before: set[int | None], seen: dict[int, multiprocessing.Process]
+) -> list[multiprocessing.Process]:
+    """The children seen by the polls plus any started since the last poll (an interrupt can
+    come between a child's start and the next poll)."""
+    for process in multiprocessing.active_children():
+        pid = _pid(process)
+        if pid is not None and pid not in before:
+            seen.setdefault(pid, process)
+    return list(seen.values())
+
+
+def _stop_late_children(before: set[int | None]) -> None:
+    """Stop children the still-running worker thread starts after an abort.
+
+    The worker may be inside Lava's start-up, forking one process after another, when the run is
+    aborted. Any child left running would block the interpreter's exit: multiprocessing joins its
+    non-daemon children at exit, and Lava's wait on their channels forever.
+    """
+    deadline = time.monotonic() + LATE_CHILDREN_S
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 4 * POLL_S:
+        late = [p for p in multiprocessing.active_children() if _pid(p) not in before]
+        if late:
+            terminate_children(late)
+            quiet_since = time.monotonic()
+        time.sleep(POLL_S)
+
+
 def supervise(
     job: Callable[[Heartbeat], T],
     *,
@@ -258,10 +289,12 @@ def supervise(
                     f"stopped its {sum(_exitcode(p) is None for p in seen.values())} processes"
                 )
     except BaseException:
-        _abort(heartbeat, seen.values())
+        _abort(heartbeat, _started_since(before, seen))
+        _stop_late_children(before)
         raise
     if outcome.error is not None:
-        _abort(heartbeat, seen.values())
+        _abort(heartbeat, _started_since(before, seen))
+        _stop_late_children(before)
         if isinstance(outcome.error, LavaRunError):
             raise outcome.error
         if isinstance(outcome.error, Exception):
