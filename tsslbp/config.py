@@ -200,14 +200,10 @@ class DataConfig:
     augment: bool = False
     #: Input normalization ``(x - mean) / std`` per input channel, as the TSSL-BP authors trained
     #: their image networks; ``None``: the [0, 1] pixels as they are. The export folds it into the
-    #: first layer's weights and a constant input plane of ones (docs/training.md), so a normalized
+    #: first layer's weights and a constant input of ones (docs/fixed-point.md), so a normalized
     #: network still takes non-negative graded input spikes on the chip.
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
-
-    @property
-    def normalizes_input(self) -> bool:
-        return self.input_mean is not None
 
 
 @dataclass(frozen=True)

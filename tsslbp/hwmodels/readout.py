@@ -48,8 +48,9 @@ def encode_for_spec(x: np.ndarray, spec: NetworkSpec) -> np.ndarray:
     """Inputs (B, ...) as the input spikes of a tsslbp-exported spec.
 
     Analog inputs in [0, 1] become graded spikes (T, steps per sample and input bits from the
-    metadata), with a constant input of 1 appended for specs with ``input_ones``; event frames (B, ..., T) of specs with ``input_encoding: binary`` are sent as they
-    are. Returns (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
+    metadata), with the constant input of 1 appended for specs with ``input_ones``; event frames
+    (B, ..., T) of specs with ``input_encoding: binary`` are sent as they are. Returns
+    (B, *lava_shape(input_shape), S), Lava's (W, H, C) order for images.
     """
     meta = spec.metadata
     n_steps, total = int(meta["n_steps"]), int(meta["steps_per_sample"])
