@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from netbuild import scaled_model as _model
 from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
@@ -15,16 +16,6 @@ from tsslbp.export.fold import (
     run_folded,
 )
 from tsslbp.train.network import TsslbpNetwork
-
-
-def _model(raw_layers, seed=0, gain=2.0):
-    cfg = parse_config({"Network": {"dataset": "digits", "n_steps": 5}, "Layers": raw_layers})
-    torch.manual_seed(seed)
-    model = TsslbpNetwork(cfg).double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(gain)
-    return cfg, model
 
 
 def _assert_same_spikes(model, folded, x):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from netbuild import scaled_model
 
 from tsslbp.config import ConfigError, parse_config
 from tsslbp.export.fold import (
@@ -16,7 +17,6 @@ from tsslbp.export.fold import (
 from tsslbp.export.quantize import QuantConfig, quantize_network
 from tsslbp.hwmodels.golden import run_golden
 from tsslbp.hwmodels.readout import encode_for_spec
-from tsslbp.train.network import TsslbpNetwork
 
 CNN = {
     "c1": {"type": "conv", "in_channels": 3, "out_channels": 6, "kernel_size": 3, "padding": 1},
@@ -29,17 +29,6 @@ MLP = {
     "h": {"type": "linear", "n_inputs": 64, "n_outputs": 30},
     "o": {"type": "linear", "n_inputs": 30, "n_outputs": 10},
 }
-
-
-def _model(dataset, layers, seed=0, gain=2.0, **network):
-    raw = {"Network": {"dataset": dataset, "n_steps": 5, **network}, "Layers": layers}
-    cfg = parse_config(raw)
-    torch.manual_seed(seed)
-    model = TsslbpNetwork(cfg).double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(gain)
-    return cfg, model
 
 
 def _check_fold(model, x, images):
@@ -61,8 +50,8 @@ def _check_fold(model, x, images):
 
 def test_normalization_changes_what_the_network_computes(rng):
     """Sanity for the tests below: the normalized network is not the plain one."""
-    _, plain = _model("digits", MLP)
-    _, normed = _model("digits", MLP, input_mean=0.3, input_std=0.4)
+    _, plain = scaled_model(dataset="digits", raw_layers=MLP)
+    _, normed = scaled_model(dataset="digits", raw_layers=MLP, input_mean=0.3, input_std=0.4)
     x = torch.from_numpy(rng.uniform(0, 1, size=(16, 64)))
     with torch.no_grad():
         assert not torch.equal(plain(x).spikes, normed(x).spikes)
@@ -70,8 +59,12 @@ def test_normalization_changes_what_the_network_computes(rng):
 
 
 def test_conv_fold_is_exact_per_channel_and_at_the_padded_borders(rng):
-    cfg, model = _model(
-        "cifar10", CNN, input_mean=[0.49, 0.48, 0.45], input_std=[0.25, 0.24, 0.26], gain=1.5
+    cfg, model = scaled_model(
+        dataset="cifar10",
+        raw_layers=CNN,
+        input_mean=[0.49, 0.48, 0.45],
+        input_std=[0.25, 0.24, 0.26],
+        gain=1.5,
     )
     x = torch.from_numpy(rng.uniform(0, 1, size=(6, 3 * 32 * 32)))
     folded = _check_fold(model, x, images=True)
@@ -85,7 +78,9 @@ def test_conv_fold_is_exact_per_channel_and_at_the_padded_borders(rng):
 
 
 def test_dense_fold_adds_one_constant_input(rng):
-    cfg, model = _model("digits", MLP, input_mean=0.3, input_std=0.4, gain=3.0)
+    cfg, model = scaled_model(
+        dataset="digits", raw_layers=MLP, input_mean=0.3, input_std=0.4, gain=3.0
+    )
     folded = _check_fold(model, torch.from_numpy(rng.uniform(0, 1, size=(32, 64))), images=False)
     assert isinstance(folded[0], FoldedDense) and folded[0].weight.shape == (30, 65)
 
@@ -111,7 +106,7 @@ def test_dense_fold_adds_one_constant_input(rng):
     ],
 )
 def test_what_cannot_take_the_constant_input_is_refused(layers, message):
-    _, model = _model("digits", layers, input_mean=0.3, input_std=0.4)
+    _, model = scaled_model(dataset="digits", raw_layers=layers, input_mean=0.3, input_std=0.4)
     if message is None:  # the same network with a conv first folds
         fold_network(model)
         return
@@ -125,7 +120,7 @@ def test_grouped_first_conv_is_refused():
         "p": {"type": "pooling", "kernel_size": 10},
         "o": {"type": "linear", "n_inputs": 27, "n_outputs": 10},
     }
-    _, model = _model("cifar10", layers, input_mean=0.5, input_std=0.25)
+    _, model = scaled_model(dataset="cifar10", raw_layers=layers, input_mean=0.5, input_std=0.25)
     with pytest.raises(FoldError, match="groups 1, found 3"):
         fold_network(model)
 
@@ -185,7 +180,9 @@ def test_exported_file_takes_the_data_and_adds_the_constant(tmp_path, rng, layer
             "p": {"type": "pooling", "kernel_size": 2},
             "o": {"type": "linear", "n_inputs": 96, "n_outputs": 10},
         }
-    cfg, model = _model("digits", layers, input_mean=0.3, input_std=0.4, gain=2.0)
+    cfg, model = scaled_model(
+        dataset="digits", raw_layers=layers, input_mean=0.3, input_std=0.4, gain=2.0
+    )
     model = model.float()
     x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64))).float()
     spec, _ = quantize_network(model, cfg, x, QuantConfig(input_bits=8))
@@ -219,7 +216,9 @@ def test_normalized_cnn_runs_bit_exact_on_lava(rng):
         "p": {"type": "pooling", "kernel_size": 2},
         "o": {"type": "linear", "n_inputs": 64, "n_outputs": 10},
     }
-    cfg, model = _model("digits", layers, input_mean=0.3, input_std=0.4, gain=2.0)
+    cfg, model = scaled_model(
+        dataset="digits", raw_layers=layers, input_mean=0.3, input_std=0.4, gain=2.0
+    )
     x = torch.from_numpy(rng.uniform(0, 1, size=(16, 64))).float()
     spec, _ = quantize_network(model.float(), cfg, x, QuantConfig(input_bits=6))
     inputs = encode_for_spec(x[:4].numpy(), spec)
