@@ -185,30 +185,23 @@ def _wait_for_exit(processes: list[multiprocessing.Process]) -> None:
         time.sleep(POLL_S)
 
 
-def _abort(heartbeat: Heartbeat, children: Iterable[multiprocessing.Process]) -> None:
-    """Run the job's abort hook, then stop whatever it left running."""
+def _abort(
+    heartbeat: Heartbeat, children: Iterable[multiprocessing.Process], before: set[int | None]
+) -> None:
+    """Run the job's abort hook, then stop whatever it left running (``before``: the pids of the
+    children that existed before the call, which are not ours to stop)."""
     if heartbeat.on_abort is not None:
         try:
             heartbeat.on_abort()
         except Exception:  # noqa: BLE001 - the children are killed below regardless
             _log.warning("abort hook failed; killing the Lava processes", exc_info=True)
     terminate_children(children)
-
-
-def _started_since(
-    before: set[int | None], seen: dict[int, multiprocessing.Process]
-) -> list[multiprocessing.Process]:
-    """The children seen by the polls plus any started since the last poll (an interrupt can
-    come between a child's start and the next poll)."""
-    for process in multiprocessing.active_children():
-        pid = _pid(process)
-        if pid is not None and pid not in before:
-            seen.setdefault(pid, process)
-    return list(seen.values())
+    _stop_late_children(before)
 
 
 def _stop_late_children(before: set[int | None]) -> None:
-    """Stop children the still-running worker thread starts after an abort.
+    """Stop children started during the call that the abort left running: those started after the
+    watching thread's last poll, and those the still-running worker thread starts after the abort.
 
     The worker may be inside Lava's start-up, forking one process after another, when the run is
     aborted. Any child left running would block the interpreter's exit: multiprocessing joins its
@@ -289,12 +282,10 @@ def supervise(
                     f"stopped its {sum(_exitcode(p) is None for p in seen.values())} processes"
                 )
     except BaseException:
-        _abort(heartbeat, _started_since(before, seen))
-        _stop_late_children(before)
+        _abort(heartbeat, seen.values(), before)
         raise
     if outcome.error is not None:
-        _abort(heartbeat, _started_since(before, seen))
-        _stop_late_children(before)
+        _abort(heartbeat, seen.values(), before)
         if isinstance(outcome.error, LavaRunError):
             raise outcome.error
         if isinstance(outcome.error, Exception):

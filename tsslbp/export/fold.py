@@ -231,8 +231,7 @@ def fold_network(model: TsslbpNetwork, names: list[str] | None = None) -> list[F
             plain.append(FoldedDense(layer.weight.detach().cpu().double().numpy(), layer.neuron))
             shape = (layer.weight.shape[0],)
     if model.input_normalization is not None:
-        first = next(i for i, item in enumerate(plain) if not isinstance(item, tuple))
-        if first or not isinstance(plain[0], (FoldedConv, FoldedDense)):
+        if not isinstance(plain[0], (FoldedConv, FoldedDense)):  # a pooling comes first
             raise FoldError(
                 "input normalization folds into the first conv or linear layer; "
                 "a pooling layer before it is not supported"
