@@ -60,3 +60,13 @@ def test_golden_accuracy_is_the_manifests(model: Path) -> None:
     n_samples, accuracy = json.loads(done.stdout.strip().splitlines()[-1])
     assert n_samples == figures["lava_samples"]
     assert accuracy == figures["lava_golden_accuracy"], (accuracy, figures)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+def test_table_says_when_the_file_wants_the_constant_input(model: Path) -> None:
+    """A file trained on normalized input takes one more input channel (constant 1.0); its README
+    row says so, read from the manifest's config, and the file's metadata agrees."""
+    from tsslbp.workflows.shipping import models_table
+
+    (row,) = [line for line in models_table(MODELS_DIR) if f"/{model.name}`" in line]
+    assert ("normalization folded in" in row) == bool(read_netx(model).metadata.get("input_ones"))

@@ -204,12 +204,15 @@ def models_table(models_dir: Path) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for model in sorted(models_dir.glob("*.net")):
-        f = read_manifest(model)["figures"]
+        manifest = read_manifest(model)
+        f = manifest["figures"]
         q = f["quantization"]
         network = (
             f"{f['architecture']}, T={f['n_steps']}, {q['input_bits']}-bit graded input, "
             f"{q['weight_bits']}-bit weights"
         )
+        if "input_mean" in (manifest.get("config") or {}).get("Network", {}):
+            network += ", input normalization folded in (plus one constant input)"
         exact = "bit-exact with golden" if f["lava_bit_exact"] else "NOT bit-exact with golden"
         lava = f"{100 * f['lava_accuracy']:.2f}% on {f['lava_samples']}, {exact}"
         trained = (
