@@ -58,6 +58,8 @@ __all__ = [
 LAVA_DL_UNSUPPORTED_LAYERS = ("pool", "convT", "unpool", "average", "concat")
 #: Layer types lava-dl reads and tsslbp does not (no golden model, no checks).
 LAVA_DL_ONLY_LAYERS = ("dense_rec", "dense_comp")
+#: Every layer type lava-dl 0.6's netx reader builds (what a finding on a layer type expects).
+LAVA_DL_LAYERS = ("input", "dense", *LAVA_DL_ONLY_LAYERS, "conv", "flatten")
 #: Neuron types lava-dl maps (``get_neuron_params``) besides CUBA/LOIHI: sigma-delta and resonate-
 #: and-fire (any type containing "RF").
 LAVA_DL_ONLY_NEURONS = ("SDNN",)
@@ -500,7 +502,7 @@ def lint_file(
                     Rule.LAYER_TYPE,
                     index,
                     name,
-                    "input, dense, dense_rec, dense_comp, conv, flatten",
+                    ", ".join(LAVA_DL_LAYERS),
                     kind,
                     f"lava-dl's netx raises NotImplementedError for '{kind}' layers",
                 )
@@ -524,7 +526,7 @@ def lint_file(
                     Rule.LAYER_TYPE,
                     index,
                     name,
-                    "input, dense, dense_rec, dense_comp, conv, flatten",
+                    ", ".join(LAVA_DL_LAYERS),
                     kind,
                     "unknown layer type: lava-dl's netx skips it silently and the layers around it do not connect",
                 )
