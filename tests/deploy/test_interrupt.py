@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -46,6 +47,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _kill_session(leader: int) -> None:
+    """SIGKILL every process of the session ``leader`` started (if any is left)."""
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
     rng = np.random.default_rng(0)
     spec = NetworkSpec(
@@ -61,7 +70,17 @@ def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
     )  # minutes of steps: still running at the signal
     cmd = [sys.executable, "-m", "tsslbp", "simulate", str(tmp_path / "m.net"), "--input", str(tmp_path / "x.npy"),
            "--output", str(tmp_path / "y.npy"), "--backend", "lava"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As at a terminal: SIGINT at its default, whatever this process inherited (a shell that runs a
+    # command in the background with `&` starts it with SIGINT ignored, and Python keeps that);
+    # in a session of its own, so that a hang can be cleaned up as a whole (below).
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         workers: set[int] = set()
         deadline = time.monotonic() + 60
@@ -80,18 +99,23 @@ def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
             _, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             children = sorted(_live_descendants(proc.pid))
-            proc.kill()
-            _, err = proc.communicate()
+            # The whole session: a child left running would hold the pipes open, and
+            # communicate() would wait for it forever.
+            _kill_session(proc.pid)
+            _, err = proc.communicate(timeout=60)
             pytest.fail(
                 f"the command did not stop within 60 s of SIGINT (children still running: "
                 f"{children}); its stderr: {err[-2000:]!r}"
             )
     finally:
-        proc.kill()
+        if proc.poll() is None:
+            _kill_session(proc.pid)
     assert proc.returncode != 0 and "Traceback" not in err, (
         f"expected a clean abort, found {proc.returncode}: {err!r}"
     )
     time.sleep(0.5)
     left = sorted(pid for pid in workers if _alive(pid))
+    if left:
+        _kill_session(proc.pid)  # the session's survivors; they would spin for ever
     assert not left, f"Lava processes outlived the interrupted command: {left}"
     assert not (tmp_path / "y.npy").exists(), "an interrupted run must not write an output"

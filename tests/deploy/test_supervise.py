@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -101,3 +105,51 @@ def test_watched_child_that_exits_is_an_error() -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout_s must be > 0"):
         supervise(lambda heartbeat: None, timeout_s=0)
+
+
+_KILLED_OUTRIGHT = """
+import multiprocessing, os, signal, sys, time
+from tsslbp.deploy.supervise import supervise
+
+def job(heartbeat):
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(3600,))
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(3600)
+
+import threading
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGKILL)).start()
+supervise(job, timeout_s=3600)
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's"
+)
+def test_children_die_with_a_command_killed_outright(tmp_path) -> None:
+    """SIGKILL runs no Python code, so no abort path can stop Lava's processes: they must go
+    with the process that started them instead of spinning on for ever as orphans."""
+    out = tmp_path / "out.txt"  # a file, not a pipe: a surviving child would hold a pipe open
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-c", _KILLED_OUTRIGHT], stdout=stdout, stderr=stdout, timeout=60
+        )
+    assert done.returncode == -signal.SIGKILL, out.read_text()
+    child = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not _running(child), f"child {child} outlived its killed parent"
+    finally:
+        if _running(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie is reaped by init at once)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

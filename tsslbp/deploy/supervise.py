@@ -6,15 +6,21 @@ therefore runs the Lava calls in a worker thread while the calling thread watche
 worker's heartbeat (it must report progress at least every ``timeout_s`` seconds) and the child
 processes started meanwhile (none may exit while the worker says they must live). On a stall, a
 death or an interrupt it terminates exactly the child processes started during the call (by pid,
-SIGTERM then SIGKILL) and raises :class:`LavaRunError` or :class:`LavaTimeoutError`.
+SIGTERM then SIGKILL) and raises :class:`LavaRunError` or :class:`LavaTimeoutError`. On Linux
+the children also die with the worker thread that forked them, so a command killed outright
+(where no Python code runs) leaves none behind either.
 
 No lava import here: the module only deals with threads and ``multiprocessing`` children.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +38,35 @@ POLL_S = 0.05
 TERMINATE_GRACE_S = 2.0
 #: How long an abort keeps stopping children that the worker thread still starts.
 LATE_CHILDREN_S = 5.0
+
+
+#: Linux prctl option: the signal a process gets when the thread that forked it ends.
+_PR_SET_PDEATHSIG = 1
+#: In the worker thread of :func:`supervise`: the pid of the process it runs in (None elsewhere).
+_forking = threading.local()
+
+
+def _die_with_worker() -> None:
+    """In a child just forked by a supervised job's worker thread (Lava's processes): have Linux
+    SIGTERM it when that thread ends, which includes the whole command being killed (SIGKILL, the
+    OOM killer, a scheduler's time limit). Without it such a kill leaves Lava's processes running
+    for ever, spinning on their channels. A normal run stops them before its worker ends."""
+    parent = getattr(_forking, "parent", None)
+    if parent is None:
+        return
+    _forking.parent = None  # this child's own forks are not the job's
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # no prctl: the abort path still stops the children
+        return
+    if os.getppid() != parent:  # the parent was gone before prctl took effect
+        os._exit(1)
+
+
+if sys.platform.startswith("linux"):
+    os.register_at_fork(after_in_child=_die_with_worker)
 
 
 class LavaRunError(RuntimeError):
@@ -247,6 +282,7 @@ def supervise(
     outcome: _Outcome[T] = _Outcome()
 
     def target() -> None:
+        _forking.parent = os.getpid()
         try:
             outcome.value = job(heartbeat)
         except BaseException as exc:  # noqa: BLE001 - handed to the watching thread
