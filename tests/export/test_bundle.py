@@ -110,6 +110,30 @@ def test_bundle_holds_the_padded_inputs_and_the_chip_schedule_golden_run(tmp_pat
     )
 
 
+@pytest.mark.parametrize("ones", [False, True])
+def test_bundle_says_whether_the_last_input_is_the_normalization_constant(tmp_path, ones):
+    """A file trained on normalized input wants a constant last input: a chip user feeding their
+    own data learns it from bundle.json and README.txt, and inputs.npy carries it."""
+    neuron = CubaNeuron(i_decay=4096, v_decay=0, v_th_mant=10)
+    metadata = {"n_steps": 2, "readout_offset": 1, "steps_per_sample": 3}
+    spec = NetworkSpec(
+        layers=(DenseLayer(np.full((2, 3), 4, np.int64), neuron),),
+        input_shape=(3,),
+        input_message_bits=4,
+        metadata={**metadata, "input_ones": True} if ones else metadata,
+    )
+    data = np.full((2, 2 if ones else 3), 0.5)
+    x = encode_for_spec(data, spec)
+    write_bundle(spec, x, np.array([0, 1]), tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["input_ones"] is ones
+    readme = (tmp_path / "b" / "README.txt").read_text()
+    assert ("the last input (channel) is a constant" in readme) is ones
+    if ones:
+        assert "15 on the input steps" in readme
+        last = np.load(tmp_path / "b" / "inputs.npy")[:, -1]
+        assert last[:, :2].tolist() == [[15, 15]] * 2 and not last[:, 2:].any()
+
+
 def test_default_period_is_the_next_power_of_two_and_bad_requests_are_refused(tmp_path):
     spec, x = _cnn_spec_and_inputs(1)
     nine = np.concatenate([x, np.zeros_like(x[..., :1])], axis=-1)

@@ -229,6 +229,19 @@ def _per_sample(x: np.ndarray, n: int) -> np.ndarray:
     return np.moveaxis(x[0].reshape(*x.shape[1:-1], n, -1), -2, 0)
 
 
+def _ones_line(spec: NetworkSpec) -> str:
+    """README.txt's word on the constant input of a network trained on normalized input."""
+    if not spec.input_ones:
+        return ""
+    full = 2 ** int(spec.input_message_bits) - 1
+    return (
+        "\n                           the last input (channel) is a constant: the network was trained on"
+        "\n                           normalized input, folded into its first layer (bundle.json"
+        f"\n                           input_ones); {full} on the input steps, 0 after. Your own data"
+        "\n                           needs it too"
+    )
+
+
 def _readme(spec: NetworkSpec, name: str, report: BundleReport, meta: dict[str, Any]) -> str:
     return f"""tsslbp Loihi 2 bundle: {name}
 {"=" * (23 + len(name))}
@@ -269,7 +282,7 @@ Files
 network.net                netx HDF5 (lava-dl's format); tsslbp metadata: steps_per_sample={report.period}
 network.npz, bundle.json   the Lava process arguments per layer, schedule, readout
 inputs.npy                 (N, *input shape in Lava's (W, H, C) order, {report.period}) int32 input spikes
-                           ({"graded, " + str(spec.input_message_bits) + "-bit payloads" if spec.input_message_bits else "binary"})
+                           ({"graded, " + str(spec.input_message_bits) + "-bit payloads" if spec.input_message_bits else "binary"}){_ones_line(spec)}
 labels.npy                 (N,) true classes
 expected_output.npy        (N, *output shape, {report.period}) golden output spikes
 expected_first_sample.npz  layer<i>_spikes / _u / _v: (*shape, {report.period}) per layer, sample 0
@@ -396,6 +409,7 @@ def write_bundle(
         "readout_offset": offset,
         "readout": meta.get("readout", "spike_count_argmax"),
         "input_message_bits": int(spec.input_message_bits),
+        "input_ones": spec.input_ones,
         "n_samples": n,
         "golden_accuracy": report.golden_accuracy,
         "layers": layers,
