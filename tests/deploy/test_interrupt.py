@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import alive
 
 pytest.importorskip("lava")
 
@@ -38,13 +39,6 @@ def _live_descendants(root: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _kill_session(leader: int) -> None:
@@ -114,7 +108,7 @@ def test_sigint_during_a_lava_run_leaves_no_process_behind(tmp_path):
         f"expected a clean abort, found {proc.returncode}: {err!r}"
     )
     time.sleep(0.5)
-    left = sorted(pid for pid in workers if _alive(pid))
+    left = sorted(pid for pid in workers if alive(pid))
     if left:
         _kill_session(proc.pid)  # the session's survivors; they would spin for ever
     assert not left, f"Lava processes outlived the interrupted command: {left}"

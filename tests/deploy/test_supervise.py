@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from procs import alive
 
 from tsslbp.deploy.supervise import LavaRunError, LavaTimeoutError, supervise
 
@@ -137,19 +138,10 @@ def test_children_die_with_a_command_killed_outright(tmp_path) -> None:
     assert done.returncode == -signal.SIGKILL, out.read_text()
     child = int(out.read_text().split()[0])
     deadline = time.monotonic() + 10
-    while _running(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
-        assert not _running(child), f"child {child} outlived its killed parent"
+        assert not alive(child), f"child {child} outlived its killed parent"
     finally:
-        if _running(child):
+        if alive(child):
             os.kill(child, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie is reaped by init at once)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
