@@ -142,6 +142,8 @@ def _mutate(path, value):
         (("Network", "predict_on"), "count", "Network.predict_on", "one of spikes, psp"),
         (("Network", "lr_schedule"), "step", "Network.lr_schedule", "one of constant, cosine"),
         (("Network", "weight_decay"), -0.1, "Network.weight_decay", "a number >= 0"),
+        (("Network", "ema_decay"), 1.0, "Network.ema_decay", "a number in [0, 1)"),
+        (("Network", "ema_decay"), -0.5, "Network.ema_decay", "a number in [0, 1)"),
         (("Layers",), {}, "Layers", "a non-empty mapping"),
         (("Network",), KeyError, "Network", "a block of keys"),
     ],

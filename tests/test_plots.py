@@ -1,5 +1,6 @@
 """Each figure is written as a valid PNG of sensible size; bad inputs are refused."""
 
+import dataclasses
 import struct
 
 import numpy as np
@@ -39,6 +40,18 @@ def test_training_curves_from_metrics_or_dicts(tmp_path):
     check_png(path2)
     with pytest.raises(ValueError, match="no epochs"):
         plots.training_curves([], tmp_path / "empty.png")
+
+
+def test_training_curves_draw_the_last_weights_beside_a_weight_average(tmp_path):
+    plain = [EpochMetrics(e, 1.0 / e, 0.5 + 0.04 * e, 0.45 + 0.04 * e, 1.0) for e in range(1, 11)]
+    averaged = [dataclasses.replace(m, raw_test_acc=0.4 + 0.04 * m.epoch) for m in plain]
+    old = [{k: v for k, v in vars(m).items() if k != "raw_test_acc"} for m in plain]
+    a = plots.training_curves(plain, tmp_path / "plain.png")
+    b = plots.training_curves(averaged, tmp_path / "averaged.png")
+    c = plots.training_curves(old, tmp_path / "old.png")  # metrics saved before the field existed
+    check_png(b)
+    assert a.read_bytes() == c.read_bytes()
+    assert a.read_bytes() != b.read_bytes(), "the last weights' test curve is missing"
 
 
 def test_confusion_matrix(tmp_path, rng):

@@ -11,6 +11,7 @@ A config file has a ``Network:`` block (time steps, neuron constants, loss, opti
       lr: 0.0005
       lr_schedule: constant    # constant | cosine
       weight_decay: 0          # AdamW's decoupled decay; 0 = Adam
+      ema_decay: 0             # exponential moving average of the weights; 0 = off
       loss: kernel             # kernel | count | softmax
       kernel_target: once      # once (the paper's equation) | twice (the authors' code)
       count_loss_on: spikes    # spikes | psp (the authors' code): what the count loss counts
@@ -173,6 +174,10 @@ class TrainConfig:
     lr_schedule: LrSchedule = LrSchedule.CONSTANT
     #: Decoupled weight decay (AdamW) per step, relative to the learning rate; 0 is plain Adam.
     weight_decay: float = 0.0
+    #: Keep an exponential moving average of the weights (``avg = d * avg + (1 - d) * w`` after
+    #: every optimizer step) and test, checkpoint-load and export it instead of the last weights;
+    #: 0 is off. ``1 / (1 - d)`` steps is its memory (0.9998: 5,000 steps).
+    ema_decay: float = 0.0
     loss: LossKind = LossKind.KERNEL
     kernel_target: KernelTarget = KernelTarget.ONCE
     count_loss_on: OutputMeasure = OutputMeasure.SPIKES
@@ -342,7 +347,10 @@ def _fail(source: str, key: str, expected: str, found: Any) -> ConfigError:
 
 
 def _number(
-    lo: float | None = None, hi: float | None = None, lo_open: bool = False
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
 ) -> Callable[[Any], float | None]:
     def check(value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -355,7 +363,7 @@ def _number(
             return None
         if lo is not None and (number <= lo if lo_open else number < lo):
             return None
-        if hi is not None and number > hi:
+        if hi is not None and (number >= hi if hi_open else number > hi):
             return None
         return number
 
@@ -435,6 +443,7 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
         TrainConfig.lr_schedule,
     ),
     "weight_decay": (_number(0.0), "a number >= 0", TrainConfig.weight_decay),
+    "ema_decay": (_number(0.0, 1.0, hi_open=True), "a number in [0, 1)", TrainConfig.ema_decay),
     "loss": (_choice(LossKind), "one of " + ", ".join(m.value for m in LossKind), TrainConfig.loss),
     "kernel_target": (
         _choice(KernelTarget),

@@ -41,6 +41,12 @@ def _field(record: Any, name: str) -> float:
     return float(record[name] if isinstance(record, Mapping) else getattr(record, name))
 
 
+def _optional_field(record: Any, name: str) -> float | None:
+    """As :func:`_field`, None where the record has no such figure."""
+    value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+    return None if value is None else float(value)
+
+
 def training_curves(
     history: Sequence[Any],
     path: str | Path,
@@ -51,7 +57,8 @@ def training_curves(
 
     Args:
         history: per epoch, an :class:`~tsslbp.train.loop.EpochMetrics` or a mapping with
-            ``epoch``, ``loss``, ``train_acc`` and ``test_acc`` (accuracies as fractions).
+            ``epoch``, ``loss``, ``train_acc`` and ``test_acc`` (accuracies as fractions), and
+            ``raw_test_acc`` when the run kept a weight average (drawn dashed beside it).
         path: PNG to write.
         title: figure title.
         partial: an interrupted epoch's progress (:class:`~tsslbp.train.loop.EpochProgress` as a
@@ -70,7 +77,14 @@ def training_curves(
     ax_loss.plot(epochs, [_field(m, "loss") for m in history], "o-", color=_FLOAT_COLOUR, ms=3)
     ax_loss.set(xlabel="epoch", ylabel="loss per sample", title="training loss")
     ax_acc.plot(epochs, [100 * _field(m, "train_acc") for m in history], "o-", ms=3, label="train")
-    ax_acc.plot(epochs, [100 * _field(m, "test_acc") for m in history], "s-", ms=3, label="test")
+    raw = [(e, _optional_field(m, "raw_test_acc")) for e, m in zip(epochs, history)]
+    raw = [(e, v) for e, v in raw if v is not None]
+    label = "test (weight average)" if raw else "test"
+    ax_acc.plot(epochs, [100 * _field(m, "test_acc") for m in history], "s-", ms=3, label=label)
+    if raw:
+        ax_acc.plot(
+            [e for e, _ in raw], [100 * v for _, v in raw], "s--", ms=2, label="test (last weights)"
+        )
     if seen:
         label = f"epoch {int(partial['epoch'])} so far ({int(partial['batches_done'])} batches)"
         x = [float(partial["epoch"])]

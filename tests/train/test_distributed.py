@@ -204,6 +204,20 @@ def test_two_processes_train_what_one_process_trains(tmp_path, digits, loss):
     assert [d.rsplit(":", 1)[1] for d in record["devices"]] == ["cpu", "cpu"]
 
 
+def test_two_processes_keep_the_weight_average_one_process_keeps(tmp_path, digits):
+    raw = load_config(CONFIG).to_dict()
+    raw["Network"]["ema_decay"] = 0.9
+    config = tmp_path / "ema.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    run = _run(_torchrun(tmp_path / "ddp", "--epochs", "1", config=config))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "(EMA; raw" in run.stdout, run.stdout
+    fit(load_config(config).replace(epochs=1), digits, tmp_path / "ref", progress=False)
+    ddp, ref = (load_checkpoint(tmp_path / d / "last.pt") for d in ("ddp", "ref"))
+    assert ddp["averaged_steps"] == ref["averaged_steps"]
+    _assert_close(ddp["averaged"], ref["averaged"], "weight average, 2 processes vs 1")
+
+
 def test_resume_from_two_processes_with_one(tmp_path, digits):
     out = tmp_path / "run"
     first = _run(_torchrun(out, "--epochs", "1"))

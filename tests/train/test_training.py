@@ -273,3 +273,126 @@ def test_idx_crop_augment_shifts_flat_images_without_mirroring():
             f"sample {n} is not a plain shift of its padded image (mirrored?)"
         )
     assert any(not torch.equal(out[n], images[n]) for n in range(16)), "no sample was shifted"
+
+
+# --- Weight averaging (ema_decay) -------------------------------------------------------------
+
+
+def _record_saves(monkeypatch):
+    """A copy of every checkpoint state fit saves, in order (the saves still happen)."""
+    import copy
+
+    from tsslbp.train import loop
+
+    saves = []
+    real_save = loop.save_checkpoint
+
+    def save(path, state):
+        saves.append(copy.deepcopy(state))  # state dicts hold the live tensors
+        real_save(path, state)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    return saves
+
+
+def test_weight_average_follows_every_step_and_is_what_the_checkpoint_hands_on(
+    tmp_path, digits, cfg, monkeypatch
+):
+    decay = 0.9
+    one = cfg.replace(epochs=1, ema_decay=decay)
+    saves = _record_saves(monkeypatch)
+    history = fit(one, digits, tmp_path / "ema", progress=False, checkpoint_seconds=0)
+    partial = [s for s in saves if s.get("partial")]  # one after every batch but the last
+    assert len(partial) >= 40 and partial[0]["averaged_steps"] == 1
+    first = partial[0]
+    assert all(torch.equal(first["averaged"][k], first["model"][k]) for k in first["model"]), (
+        "the average starts at the weights after the first step"
+    )
+    for before, after in zip(partial, partial[1:]):
+        assert after["averaged_steps"] == before["averaged_steps"] + 1
+        for k, w in after["model"].items():
+            expected = decay * before["averaged"][k] + (1 - decay) * w
+            torch.testing.assert_close(after["averaged"][k], expected, rtol=1e-5, atol=1e-6)
+
+    last = load_checkpoint(tmp_path / "ema" / "last.pt")
+    assert not all(torch.equal(last["averaged"][k], last["model"][k]) for k in last["model"])
+    model, _, _ = model_from_checkpoint(tmp_path / "ema" / "last.pt")
+    assert all(torch.equal(v, last["averaged"][k]) for k, v in model.state_dict().items()), (
+        "eval and export must get the averaged weights"
+    )
+    assert evaluate(model, digits.test, one).accuracy == history[-1].test_acc
+    raw, _, _ = model_from_checkpoint(tmp_path / "ema" / "last.pt")
+    raw.load_state_dict(last["model"])
+    assert evaluate(raw, digits.test, one).accuracy == history[-1].raw_test_acc
+    assert "(EMA; raw" in history[-1].line(1)
+
+    # Averaging only watches: the run without it trains to the same last weights.
+    fit(one.replace(ema_decay=0), digits, tmp_path / "plain", progress=False)
+    plain = load_checkpoint(tmp_path / "plain" / "last.pt")
+    assert "averaged" not in plain and plain["metrics"][-1]["raw_test_acc"] is None
+    assert all(torch.equal(plain["model"][k], last["model"][k]) for k in last["model"])
+
+
+def test_weight_average_resumes_mid_epoch_exactly(tmp_path, digits, cfg):
+    from tsslbp.train.loop import TrainingInterrupted
+
+    two = cfg.replace(epochs=2, ema_decay=0.95)
+    fit(two, digits, tmp_path / "full", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 30
+
+    with pytest.raises(TrainingInterrupted):
+        fit(two, digits, tmp_path / "part", progress=False, should_stop=stop)
+    fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    part = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert full["averaged_steps"] == part["averaged_steps"] == 90
+    for entry in ("model", "averaged"):
+        assert all(torch.equal(full[entry][k], part[entry][k]) for k in full[entry]), entry
+    figures = [[(m["test_acc"], m["raw_test_acc"]) for m in s["metrics"]] for s in (full, part)]
+    assert figures[0] == figures[1]
+
+
+def test_weight_average_can_start_on_a_resumed_run_that_had_none(tmp_path, digits, cfg):
+    plain = cfg.replace(epochs=2)
+    fit(plain, digits, tmp_path / "full", progress=False)
+    fit(plain.replace(epochs=1), digits, tmp_path / "part", progress=False)
+    said = []
+    history = fit(
+        plain.replace(ema_decay=0.9),
+        digits,
+        tmp_path / "part",
+        resume=True,
+        progress=False,
+        announce=said.append,
+    )
+    assert any("starts here" in line for line in said), said
+    assert history[0].raw_test_acc is None and history[1].raw_test_acc is not None
+    full = load_checkpoint(tmp_path / "full" / "last.pt")
+    part = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert part["averaged_steps"] == 45, "averaged over the resumed epoch's steps only"
+    assert all(torch.equal(full["model"][k], part["model"][k]) for k in full["model"])
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda s: s["averaged"].popitem(), "weight average does not fit"),
+        (lambda s: s.update(averaged=[1, 2]), "'averaged' entry is not a dict of tensors"),
+        (lambda s: next(iter(s["averaged"].values())).fill_(float("nan")), "averaged"),
+        (lambda s: s.update(averaged_steps=-1), "'averaged_steps' must be an integer"),
+        (lambda s: s.pop("averaged_steps"), "'averaged_steps' must be an integer"),
+    ],
+)
+def test_a_spoilt_weight_average_is_refused(tmp_path, digits, cfg, spoil, message):
+    from tsslbp.train.loop import save_checkpoint
+
+    fit(cfg.replace(epochs=1, ema_decay=0.9), digits, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    spoil(state)
+    save_checkpoint(tmp_path / "bad.pt", state)
+    with pytest.raises(CheckpointError, match=message):
+        model_from_checkpoint(tmp_path / "bad.pt")

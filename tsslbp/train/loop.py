@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -74,18 +75,24 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Figures of one epoch. ``train_acc`` is measured on the fly (dropout active)."""
+    """Figures of one epoch. ``train_acc`` is measured on the fly (dropout active).
+
+    ``test_acc`` is the accuracy of the weights the checkpoint hands on (to eval, export): with
+    ``ema_decay`` > 0 the averaged ones, and ``raw_test_acc`` that of the last weights beside it.
+    """
 
     epoch: int
     loss: float
     train_acc: float
     test_acc: float
     seconds: float
+    raw_test_acc: float | None = None
 
     def line(self, epochs: int) -> str:
+        raw = "" if self.raw_test_acc is None else f" (EMA; raw {100 * self.raw_test_acc:.2f}%)"
         return (
             f"epoch {self.epoch}/{epochs}  loss {self.loss:.4f}  train acc {100 * self.train_acc:.2f}%  "
-            f"test acc {100 * self.test_acc:.2f}%  {self.seconds:.1f} s"
+            f"test acc {100 * self.test_acc:.2f}%{raw}  {self.seconds:.1f} s"
         )
 
 
@@ -204,6 +211,7 @@ def train_epoch(
     on_batch: Callable[[EpochProgress], None] | None = None,
     checkpoint_due: Callable[[], bool] = lambda: True,
     replicas: Replicas = LOCAL,
+    averaged: AveragedModel | None = None,
 ) -> tuple[EpochProgress, bool]:
     """A pass over ``split`` in the seeded order of ``epoch``.
 
@@ -219,6 +227,7 @@ def train_epoch(
         replicas: the data-parallel run this process belongs to; ``model`` is then wrapped by
             ``replicas.wrap``. Each rank computes its slice of every global batch; the progress
             (loss, hits, samples) is summed over the ranks and the stop flag agreed after each batch.
+        averaged: the moving average of the weights (``ema_decay``), updated after every step.
 
     Returns:
         (the epoch's progress, complete when ``seen`` covers the split; whether a stop was requested).
@@ -267,6 +276,8 @@ def train_epoch(
         optimizer.step()
         unwrap(model).clip_weights(cfg.train.weight_clip)
         check_finite_weights(unwrap(model), epoch, batch)
+        if averaged is not None:
+            averaged.update_parameters(unwrap(model))
         last = batch + 1 == n_batches
         stop, save, batch_loss, batch_correct, batch_seen = replicas.sync_batch(
             should_stop(),
@@ -378,6 +389,9 @@ def model_from_checkpoint(
 ) -> tuple[TsslbpNetwork, ExperimentConfig, dict[str, Any]]:
     """Rebuild the network and its config from a checkpoint; returns (model, config, raw state).
 
+    The weights are the run's moving average when it kept one (``ema_decay`` > 0: the weights its
+    test accuracy measured), else its last weights.
+
     Raises:
         CheckpointError: as :func:`load_checkpoint`, or entries missing, or weights that do not fit
             the network its config describes (names the first missing, extra or mis-shaped tensor).
@@ -393,16 +407,17 @@ def model_from_checkpoint(
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the network in its config ({problem})")
     check_checkpoint_values(path, model, state)
-    model.load_state_dict(state["model"])
+    averaged = state.get("averaged")
+    model.load_state_dict(state["model"] if averaged is None else averaged)
     return model, cfg, state
 
 
-def _state_dict_mismatch(model: torch.nn.Module, weights: Any) -> str | None:
+def _state_dict_mismatch(model: torch.nn.Module, weights: Any, entry: str = "model") -> str | None:
     """First difference between a saved state dict and the model's, in words (None: they fit)."""
     if not isinstance(weights, dict) or not all(
         isinstance(v, torch.Tensor) for v in weights.values()
     ):
-        return "the 'model' entry is not a dict of tensors"
+        return f"the '{entry}' entry is not a dict of tensors"
     own = model.state_dict()
     for name, tensor in own.items():
         if name not in weights:
@@ -420,7 +435,14 @@ def _checkpoint_state(
     epoch: int,
     history: list[EpochMetrics],
     best: EpochMetrics | None,
+    averaged: AveragedModel | None = None,
 ) -> dict[str, Any]:
+    extra = {}
+    if averaged is not None:
+        extra = {
+            "averaged": averaged.module.state_dict(),
+            "averaged_steps": int(averaged.n_averaged),
+        }
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
@@ -432,6 +454,7 @@ def _checkpoint_state(
         "optimizer": optimizer.state_dict(),
         "metrics": [dataclasses.asdict(m) for m in history],
         "best": dataclasses.asdict(best) if best is not None else None,
+        **extra,
     }
 
 
@@ -522,6 +545,17 @@ def fit(
                 announce(line)
         elif resume:
             log.info("no %s to resume from: starting a new run", last_path)
+        averaged = _weight_average(model, cfg, state)
+        if state is not None and writer and (averaged is None) != (state.get("averaged") is None):
+            line = (
+                "ema_decay is 0: the checkpoint's weight average is dropped"
+                if averaged is None
+                else f"the weight average (ema_decay {cfg.train.ema_decay}) starts here: "
+                "the checkpoint has none"
+            )
+            log.info(line)
+            if announce is not None:
+                announce(line)
 
         last_save = time.monotonic()
         net = replicas.wrap(model)
@@ -532,7 +566,9 @@ def fit(
             nonlocal last_save
             rng_states = replicas.gather(_rng_state(device))  # every rank's (a collective)
             if writer:
-                state = _checkpoint_state(model, optimizer, cfg, done.epoch - 1, history, best)
+                state = _checkpoint_state(
+                    model, optimizer, cfg, done.epoch - 1, history, best, averaged
+                )
                 state["partial"] = dataclasses.asdict(done)
                 state["rng_state"] = rng_states[0]["cpu"]
                 state["rng_states"] = rng_states
@@ -561,13 +597,18 @@ def fit(
                     save_partial,
                     checkpoint_due,
                     replicas,
+                    averaged,
                 )
                 partial = None
                 if done.seen < len(data.train):
                     save_partial(done)
                     raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
                 t0 = time.perf_counter()
-                test = _evaluate_shared(model, data.test, cfg, replicas)
+                handed_on = model if averaged is None else averaged.module
+                test = _evaluate_shared(handed_on, data.test, cfg, replicas)
+                raw = None
+                if averaged is not None:
+                    raw = _evaluate_shared(model, data.test, cfg, replicas).accuracy
                 seconds = done.seconds + time.perf_counter() - t0
                 metrics = EpochMetrics(
                     epoch,
@@ -575,6 +616,7 @@ def fit(
                     done.correct / done.seen,
                     test.accuracy,
                     seconds,
+                    raw,
                 )
                 history.append(metrics)
                 new_best = best is None or metrics.test_acc > best.test_acc
@@ -583,10 +625,13 @@ def fit(
                     if new_best:
                         save_checkpoint(
                             out_dir / "best.pt",
-                            _checkpoint_state(model, optimizer, cfg, epoch, history, best),
+                            _checkpoint_state(
+                                model, optimizer, cfg, epoch, history, best, averaged
+                            ),
                         )
                     save_checkpoint(
-                        last_path, _checkpoint_state(model, optimizer, cfg, epoch, history, best)
+                        last_path,
+                        _checkpoint_state(model, optimizer, cfg, epoch, history, best, averaged),
                     )
                     if on_epoch is not None:
                         on_epoch(metrics)
@@ -594,6 +639,20 @@ def fit(
                 if stopped and epoch < cfg.train.epochs:
                     raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
         return history
+
+
+def _weight_average(
+    model: TsslbpNetwork, cfg: ExperimentConfig, state: dict[str, Any] | None
+) -> AveragedModel | None:
+    """The moving average of ``model``'s weights when ``ema_decay`` > 0, restored from a resumed
+    checkpoint's (checked by :func:`check_resume_state`); a fresh one starts at the next step."""
+    if cfg.train.ema_decay <= 0:
+        return None
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay))
+    if state is not None and state.get("averaged") is not None:
+        averaged.module.load_state_dict(state["averaged"])
+        averaged.n_averaged.fill_(state["averaged_steps"])
+    return averaged
 
 
 def _shard_weight(cfg: ExperimentConfig, shard: int, batch: int, counted: bool) -> float:
@@ -762,6 +821,22 @@ def check_checkpoint_values(path: Path, model: torch.nn.Module, state: dict[str,
         problem = _tensor_problem(name, state["model"][name], tensor)
         if problem:
             raise CheckpointError(f"{path}: {problem}")
+    if state.get("averaged") is not None:
+        averaged = state["averaged"]
+        problem = _state_dict_mismatch(model, averaged, "averaged")
+        if problem:
+            raise CheckpointError(
+                f"{path}: the weight average does not fit the network ({problem})"
+            )
+        for name, tensor in own.items():
+            problem = _tensor_problem(f"averaged {name}", averaged[name], tensor)
+            if problem:
+                raise CheckpointError(f"{path}: {problem}")
+        steps = state.get("averaged_steps")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps < 2**53:
+            raise CheckpointError(
+                f"{path}: 'averaged_steps' must be an integer >= 0, found {str(steps):.40}"
+            )
 
 
 def _same_kind(value: Any, own: Any) -> bool:
@@ -857,10 +932,13 @@ def check_resume_state(
     if problem:
         raise CheckpointError(f"{path}: {problem}")
     metric_keys = {f.name for f in dataclasses.fields(EpochMetrics)}
+    required = {
+        f.name for f in dataclasses.fields(EpochMetrics) if f.default is dataclasses.MISSING
+    }
     records = state["metrics"] if isinstance(state["metrics"], list) else None
     best = [state["best"]] if state["best"] else []
     if records is None or any(
-        not isinstance(m, dict) or set(m) != metric_keys for m in [*records, *best]
+        not isinstance(m, dict) or not required <= set(m) <= metric_keys for m in [*records, *best]
     ):
         raise CheckpointError(f"{path}: the metrics entries are not tsslbp's epoch metrics")
     partial = state.get("partial")

@@ -65,8 +65,10 @@ class TrainResult:
             return [f"nothing to do: {self.out / 'last.pt'} already holds all {self.epochs} epochs"]
         best = max(self.history, key=lambda m: m.test_acc)
         total = sum(m.seconds for m in self.history)
+        last = self.history[-1]
+        raw = "" if last.raw_test_acc is None else f" (EMA; raw {100 * last.raw_test_acc:.2f}%)"
         return [
-            f"done: final test accuracy {100 * self.history[-1].test_acc:.2f}%, best {100 * best.test_acc:.2f}% "
+            f"done: final test accuracy {100 * last.test_acc:.2f}%{raw}, best {100 * best.test_acc:.2f}% "
             f"(epoch {best.epoch}); {total:.1f} s training; checkpoints in {self.out}/"
         ]
 
@@ -133,10 +135,12 @@ def train(
             if norm
             else ""
         )
+        decay = cfg.train.ema_decay
+        averaging = f"weight average (EMA {decay:g}) tested and exported, " if decay else ""
         say(
             f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
             f"{cfg.architecture}, T={cfg.n_steps}, {normalized}loss={cfg.train.loss.value}, "
-            f"{cfg.train.epochs} epochs, seed {cfg.train.seed}, {where}"
+            f"{cfg.train.epochs} epochs, {averaging}seed {cfg.train.seed}, {where}"
         )
         run = replicas.describe()
         try:
@@ -205,6 +209,7 @@ def train_record(
         "epochs_done": len(history),
         "interrupted": interrupted,
         "final_test_acc": last.test_acc if last else None,
+        "final_raw_test_acc": last.raw_test_acc if last else None,
         "final_train_acc": last.train_acc if last else None,
         "final_loss": last.loss if last else None,
         "best_test_acc": best.test_acc if best else None,
