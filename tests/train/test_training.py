@@ -199,6 +199,23 @@ def test_no_periodic_checkpoint_when_disabled(tmp_path, digits, cfg, monkeypatch
 # --- Recipe options: learning-rate schedule, weight decay, crop augmentation ----------------------
 
 
+def _run_whole_and_interrupted(cfg, digits, tmp_path, stop_after=30):
+    """``cfg`` trained into tmp_path/full in one go, and into tmp_path/part stopped after
+    ``stop_after`` batches, then resumed to the end."""
+    from tsslbp.train.loop import TrainingInterrupted
+
+    fit(cfg, digits, tmp_path / "full", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == stop_after
+
+    with pytest.raises(TrainingInterrupted):
+        fit(cfg, digits, tmp_path / "part", progress=False, should_stop=stop)
+    fit(cfg, digits, tmp_path / "part", resume=True, progress=False)
+
+
 def test_cosine_schedule_starts_at_lr_halves_midway_and_ends_near_zero(cfg):
     from tsslbp.train.loop import learning_rate
 
@@ -227,21 +244,10 @@ def test_weight_decay_selects_adamw_and_shrinks_unused_weights(cfg):
 
 
 def test_recipe_options_resume_mid_epoch_to_the_same_weights(tmp_path, digits, cfg):
-    from tsslbp.train.loop import TrainingInterrupted
-
     two = cfg.replace(
         epochs=2, lr_schedule="cosine", weight_decay=0.01, kernel_target="twice", predict_on="psp"
     )
-    fit(two, digits, tmp_path / "full", progress=False)
-    calls = {"n": 0}
-
-    def stop():
-        calls["n"] += 1
-        return calls["n"] == 30
-
-    with pytest.raises(TrainingInterrupted):
-        fit(two, digits, tmp_path / "part", progress=False, should_stop=stop)
-    fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    _run_whole_and_interrupted(two, digits, tmp_path)
     full, part = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
     assert all(torch.equal(full[k], part[k]) for k in full), "resume must follow the same schedule"
     state = load_checkpoint(tmp_path / "full" / "last.pt")
@@ -334,19 +340,8 @@ def test_weight_average_follows_every_step_and_is_what_the_checkpoint_hands_on(
 
 
 def test_weight_average_resumes_mid_epoch_exactly(tmp_path, digits, cfg):
-    from tsslbp.train.loop import TrainingInterrupted
-
     two = cfg.replace(epochs=2, ema_decay=0.95)
-    fit(two, digits, tmp_path / "full", progress=False)
-    calls = {"n": 0}
-
-    def stop():
-        calls["n"] += 1
-        return calls["n"] == 30
-
-    with pytest.raises(TrainingInterrupted):
-        fit(two, digits, tmp_path / "part", progress=False, should_stop=stop)
-    fit(two, digits, tmp_path / "part", resume=True, progress=False)
+    _run_whole_and_interrupted(two, digits, tmp_path)
     full = load_checkpoint(tmp_path / "full" / "last.pt")
     part = load_checkpoint(tmp_path / "part" / "last.pt")
     assert full["averaged_steps"] == part["averaged_steps"] == 90
