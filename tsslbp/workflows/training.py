@@ -65,10 +65,8 @@ class TrainResult:
             return [f"nothing to do: {self.out / 'last.pt'} already holds all {self.epochs} epochs"]
         best = max(self.history, key=lambda m: m.test_acc)
         total = sum(m.seconds for m in self.history)
-        last = self.history[-1]
-        raw = "" if last.raw_test_acc is None else f" (EMA; raw {100 * last.raw_test_acc:.2f}%)"
         return [
-            f"done: final test accuracy {100 * last.test_acc:.2f}%{raw}, best {100 * best.test_acc:.2f}% "
+            f"done: final test accuracy {self.history[-1].test_figure()}, best {100 * best.test_acc:.2f}% "
             f"(epoch {best.epoch}); {total:.1f} s training; checkpoints in {self.out}/"
         ]
 
