@@ -820,27 +820,24 @@ def check_checkpoint_values(path: Path, model: torch.nn.Module, state: dict[str,
             check_limit("seed", state["seed"], "'seed'")
         except ValueError as err:
             raise CheckpointError(f"{path}: {err}") from None
-    own = model.state_dict()
-    for name, tensor in own.items():
-        problem = _tensor_problem(name, state["model"][name], tensor)
-        if problem:
-            raise CheckpointError(f"{path}: {problem}")
+    weights = {"": state["model"]}
     if state.get("averaged") is not None:
-        averaged = state["averaged"]
-        problem = _state_dict_mismatch(model, averaged, "averaged")
+        problem = _state_dict_mismatch(model, state["averaged"], "averaged")
         if problem:
             raise CheckpointError(
                 f"{path}: the weight average does not fit the network ({problem})"
             )
-        for name, tensor in own.items():
-            problem = _tensor_problem(f"averaged {name}", averaged[name], tensor)
-            if problem:
-                raise CheckpointError(f"{path}: {problem}")
         steps = state.get("averaged_steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps < 2**53:
             raise CheckpointError(
                 f"{path}: 'averaged_steps' must be an integer >= 0, found {str(steps):.40}"
             )
+        weights["averaged "] = state["averaged"]
+    for prefix, saved in weights.items():
+        for name, tensor in model.state_dict().items():
+            problem = _tensor_problem(f"{prefix}{name}", saved[name], tensor)
+            if problem:
+                raise CheckpointError(f"{path}: {problem}")
 
 
 def _same_kind(value: Any, own: Any) -> bool:
