@@ -8,7 +8,14 @@ from test_config import CONFIGS
 
 from tsslbp.config import load_config, parse_config
 from tsslbp.data import load_digits
-from tsslbp.train.loop import CheckpointError, evaluate, fit, load_checkpoint, model_from_checkpoint
+from tsslbp.train.loop import (
+    CheckpointError,
+    average_lag_note,
+    evaluate,
+    fit,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +356,38 @@ def test_weight_average_resumes_mid_epoch_exactly(tmp_path, digits, cfg):
         assert all(torch.equal(full[entry][k], part[entry][k]) for k in full[entry]), entry
     figures = [[(m["test_acc"], m["raw_test_acc"]) for m in s["metrics"]] for s in (full, part)]
     assert figures[0] == figures[1]
+
+
+def test_a_weight_average_too_slow_for_the_run_is_named():
+    cnn = load_config(CONFIGS / "fmnist_cnn.yaml")  # 1,200 steps per epoch
+    assert cnn.train.ema_decay == 0.9998 and average_lag_note(cnn, 60000) is None  # 60 epochs
+    note = average_lag_note(cnn.replace(epochs=1), 60000)
+    # 0.9998 ** 600 = 0.887: the first 600 steps hold 89% of the average.
+    assert note is not None and "89%" in note and "5,000 steps" in note and "1,200" in note
+    assert "9%" in average_lag_note(cnn.replace(epochs=20), 60000)  # 0.9998 ** 12000 = 0.091
+    assert average_lag_note(cnn.replace(epochs=30), 60000) is None  # 2.7%
+    assert average_lag_note(cnn.replace(ema_decay=0.0, epochs=1), 60000) is None
+
+
+def test_a_run_too_short_for_its_weight_average_says_so(tmp_path, digits, cfg):
+    said = []
+    fit(
+        cfg.replace(epochs=1, ema_decay=0.99),
+        digits,
+        tmp_path / "a",
+        progress=False,
+        announce=said.append,
+    )
+    assert any("ema_decay 0.99 averages over about 100 steps" in line for line in said), said
+    said.clear()
+    fit(
+        cfg.replace(epochs=1, ema_decay=0.8),
+        digits,
+        tmp_path / "b",
+        progress=False,
+        announce=said.append,
+    )
+    assert not any("ema_decay" in line for line in said), said
 
 
 def test_weight_average_can_start_on_a_resumed_run_that_had_none(tmp_path, digits, cfg):

@@ -560,6 +560,11 @@ def fit(
             log.info(line)
             if announce is not None:
                 announce(line)
+        lag = average_lag_note(cfg, len(data.train))
+        if averaged is not None and lag and writer:
+            log.warning(lag)
+            if announce is not None:
+                announce(lag)
 
         last_save = time.monotonic()
         net = replicas.wrap(model)
@@ -643,6 +648,33 @@ def fit(
                 if stopped and epoch < cfg.train.epochs:
                     raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
         return history
+
+
+#: Largest share of the final weight average that the run's first half may hold before
+#: :func:`average_lag_note` says the average is too slow for the run.
+EARLY_SHARE_LIMIT = 0.05
+
+
+def average_lag_note(cfg: ExperimentConfig, n_train: int) -> str | None:
+    """A line saying that ``ema_decay`` is too slow for a run this short, or None.
+
+    After ``N`` steps the weights of the run's first half make up ``d ** (N / 2)`` of the moving
+    average: above :data:`EARLY_SHARE_LIMIT` the average that is tested and exported still carries
+    the early weights (0.9998 over one Fashion-MNIST CNN epoch: 63% test accuracy against the last
+    weights' 83%).
+    """
+    decay = cfg.train.ema_decay
+    steps = cfg.train.epochs * math.ceil(n_train / cfg.train.batch_size)
+    if decay <= 0 or steps == 0:
+        return None
+    share = decay ** (steps / 2)
+    if share <= EARLY_SHARE_LIMIT:
+        return None
+    return (
+        f"ema_decay {decay:g} averages over about {1 / (1 - decay):,.0f} steps, and this run has "
+        f"{steps:,}: its first half makes up {share:.0%} of the weight average that is tested and "
+        "exported. Set ema_decay: 0 (or a smaller decay) for a run this short."
+    )
 
 
 def _weight_average(
