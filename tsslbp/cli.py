@@ -32,6 +32,7 @@ from .cli_options import (
     _SEED,
     _STEPS,
     _SUITES,
+    _WEIGHT_RANGE,
     _calibration_option,
     _command_line,
     _config_file,
@@ -154,6 +155,7 @@ def evaluate_cmd(checkpoint: Path, as_json: bool, **options: Any) -> None:
 @_option("--input-bits", default="auto", help=_HELP["export --input-bits"])
 @_option("--weight-bits", type=click.IntRange(2, 8), default=8, help=_HELP["--weight-bits"])
 @_option("--rounding", type=_ROUNDING, default="compensated", help=_HELP["--rounding"])
+@_option("--weight-range", type=_WEIGHT_RANGE, default="max", help=_HELP["--weight-range"])
 @_json_option(help="Also write the quantization report here.")
 @_option("--strict", is_flag=True, help=_HELP["export --strict"])
 @_user_errors

@@ -1,15 +1,19 @@
 """The float -> integer map: decays, weight set, scale bounds, threshold, metadata."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from tsslbp.config import parse_config
+from tsslbp.export.fold import fold_network, folded_traces
 from tsslbp.export.quantize import (
     STATE_LIMIT,
     V_TH_MANT_MAX,
     WEIGHT_INT_MAX,
     WEIGHT_INT_MIN,
+    WEIGHT_RANGES,
     QuantConfig,
     QuantizationError,
     decay_constant,
@@ -18,6 +22,7 @@ from tsslbp.export.quantize import (
     weight_grid,
 )
 from tsslbp.hwmodels.spec import DenseLayer
+from tsslbp.train.functional import psp
 from tsslbp.train.network import TsslbpNetwork
 
 
@@ -142,6 +147,8 @@ def test_bad_quant_config():
         QuantConfig(input_bits=0)
     with pytest.raises(ValueError, match="headroom"):
         QuantConfig(headroom=2.0)
+    with pytest.raises(ValueError, match="weight_range must be one of search, max"):
+        QuantConfig(weight_range="p99")
 
 
 @pytest.mark.parametrize("bits,step,top", [(8, 2, 254), (6, 8, 248), (4, 32, 224), (2, 128, 128)])
@@ -220,3 +227,69 @@ def test_compensated_rounding_keeps_the_scale_and_cuts_the_first_layer_current_e
         for name, spec in (("nearest", near), ("compensated", comp))
     }
     assert err["compensated"] < 0.7 * err["nearest"], err
+
+
+def _outlier_model(cfg):
+    """A network whose output layer has one weight far above the others, as long training leaves
+    a few (the Fashion-MNIST CNN's hidden layer: largest 0.84, 99.99th percentile 0.40)."""
+    torch.manual_seed(0)
+    model = TsslbpNetwork(cfg)
+    with torch.no_grad():
+        w = model.layers[-1].weight
+        w[3, 2] = 6 * w.abs().max()  # an input that rarely fires
+    return model
+
+
+def _output_current_error(model, cfg, x, spec, report):
+    """||(W_realized - W) a|| / ||W a|| of the output layer on x, from the float traces."""
+    traces = folded_traces(fold_network(model), x, cfg.n_steps, cfg.neuron.tau_s)
+    a = psp(traces[0][1].spikes, cfg.neuron.tau_s)  # (N, hidden, T): the output layer's input
+    w = model.layers[-1].weight.detach().double()
+    realized = torch.from_numpy(spec.layers[-1].weight / report.layers[-1].weight_gain)
+    exact, moved = (torch.einsum("oi,nit->not", m, a) for m in (w, realized))
+    return float(torch.linalg.norm(moved - exact) / torch.linalg.norm(exact))
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "compensated"])
+def test_weight_range_search_clips_a_lone_outlier_for_a_finer_grid(rng, rounding):
+    cfg = _cfg()
+    model = _outlier_model(cfg)
+    x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64)).astype(np.float32))
+    qcfg = QuantConfig(input_bits=4, rounding=rounding, weight_range="search")
+    at_max_spec, at_max = quantize_network(model, cfg, x, replace(qcfg, weight_range="max"))
+    spec, searched = quantize_network(model, cfg, x, qcfg)
+    assert QuantConfig().weight_range == "max", (
+        "the default keeps the grid top at the largest weight"
+    )
+    before, after = at_max.layers[-1], searched.layers[-1]
+    assert before.limited_by == after.limited_by == "weights" and before.weight_range == 1.0
+    assert after.weight_range in WEIGHT_RANGES and after.weight_range < 1.0
+    assert after.scale == pytest.approx(before.scale / after.weight_range)
+    # The outlier is clipped on purpose: counted apart, no warning, --strict still passes.
+    assert after.n_range_clipped >= 1 and after.n_clipped == 0 and not searched.warnings()
+    assert spec.layers[-1].weight[3, 2] == WEIGHT_INT_MAX
+    # The reported current error is the output current's, and the search lowered it.
+    for s, r in ((at_max_spec, at_max), (spec, searched)):
+        assert r.layers[-1].current_error == pytest.approx(
+            _output_current_error(model, cfg, x, s, r), rel=1e-6
+        )
+    assert after.current_error < before.current_error
+    # The finer grid stays inside the state range and the threshold field.
+    assert after.scale * max(after.float_max_abs_current, after.float_max_u) <= 0.5 * STATE_LIMIT
+    assert spec.layers[-1].neuron.v_th_mant <= V_TH_MANT_MAX
+
+
+def test_weight_range_search_stays_inside_the_state_range(rng):
+    """With headroom just above what the largest weight needs, no smaller range fits: the search
+    keeps the grid's top at the largest weight."""
+    cfg = _cfg()
+    model = _outlier_model(cfg)
+    x = torch.from_numpy(rng.uniform(0, 1, size=(64, 64)).astype(np.float32))
+    _, free = quantize_network(model, cfg, x, QuantConfig(input_bits=4, weight_range="max"))
+    out = free.layers[-1]
+    # The headroom at which the state range allows 1.05 x the weights' scale, and no more.
+    tight = 1.05 * out.scale * max(out.float_max_abs_current, out.float_max_u, 1.0) / STATE_LIMIT
+    _, report = quantize_network(
+        model, cfg, x, QuantConfig(input_bits=4, headroom=tight, weight_range="search")
+    )
+    assert report.layers[-1].limited_by == "weights" and report.layers[-1].weight_range == 1.0

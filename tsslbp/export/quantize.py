@@ -55,6 +55,8 @@ __all__ = [
     "WEIGHT_BITS_MIN",
     "WEIGHT_BITS_MAX",
     "ROUNDINGS",
+    "WEIGHT_RANGES",
+    "WEIGHT_RANGE_CHOICES",
     "weight_grid",
     "weight_bits_used",
     "QuantConfig",
@@ -84,6 +86,13 @@ WEIGHT_BITS_MIN = 2
 WEIGHT_BITS_MAX = 8
 #: Weight rounding modes of :class:`QuantConfig`.
 ROUNDINGS = ("nearest", "compensated")
+#: ``weight_range`` choices of :class:`QuantConfig`.
+WEIGHT_RANGE_CHOICES = ("search", "max")
+#: Fractions of a layer's largest |weight| tried for the top of its weight grid by
+#: ``weight_range: search``. A long-trained layer has a few weights far above the rest (the
+#: Fashion-MNIST CNN's hidden layer: largest 0.84, 99.99th percentile 0.40, median 0.057), and
+#: putting the grid's top at the largest spends most of the 8 bits on them.
+WEIGHT_RANGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 # Bits of the signed weight mantissa (8-bit magnitude plus the sign).
 _SIGNED_MANTISSA_BITS = 9
 
@@ -141,6 +150,11 @@ class QuantConfig:
         rounding: ``nearest`` grid point per weight, or ``compensated``: each weight's rounding
             error absorbed by the neuron's other weights so that the current on the calibration
             batch changes least (:mod:`tsslbp.export.rounding`).
+        weight_range: where the top of the weight grid goes in a layer whose scale the weights
+            bound: ``max``, at the largest weight; ``search``, at the fraction of it in
+            :data:`WEIGHT_RANGES` (larger weights clipped, the others on a finer grid) whose
+            current on the calibration batch is closest to the float layer's, within the other
+            bounds (docs/fixed-point.md, "Weight range").
     """
 
     input_bits: int = 8
@@ -148,6 +162,7 @@ class QuantConfig:
     calibration_samples: int = 512
     weight_bits: int = WEIGHT_BITS_MAX
     rounding: str = "compensated"
+    weight_range: str = "max"
 
     def __post_init__(self) -> None:
         if not 1 <= self.input_bits <= 16:
@@ -160,6 +175,10 @@ class QuantConfig:
         if self.rounding not in ROUNDINGS:
             raise ValueError(
                 f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}"
+            )
+        if self.weight_range not in WEIGHT_RANGE_CHOICES:
+            raise ValueError(
+                f"weight_range must be one of {', '.join(WEIGHT_RANGE_CHOICES)}, got {self.weight_range!r}"
             )
 
     @property
@@ -179,7 +198,12 @@ class LayerQuant:
         weight_bits_used: bits of the layer's ``weight_bits``-wide grid the largest weight uses,
             sign included (:func:`weight_bits_used`): ``weight_bits`` when it reaches the grid's
             top, one less per halving.
-        n_weights: number of synapses; ``n_clipped``: weights clipped to the range.
+        n_weights: number of synapses; ``n_clipped``: weights clipped to the range although the
+            range was meant to hold them (``weight_range`` 1).
+        weight_range: the top of the weight grid as a fraction of max |W| (1: the largest weight;
+            below 1, chosen by ``weight_range: search``, and ``n_range_clipped`` weights lie beyond
+            it on purpose); ``current_error``: the relative RMS change of the layer's current on
+            the calibration batch that the realized weights make (``||dW X|| / ||W X||``).
         weight_rmse: RMS error of the realized weights, relative to max |W|.
         v_th_mant: threshold mantissa; ``v_th_error``: relative threshold rounding error.
         i_decay, v_decay: 12-bit decays; ``tau_syn_realized``, ``tau_mem_realized``: 4096 / decay.
@@ -214,6 +238,9 @@ class LayerQuant:
     weight_bits: int = WEIGHT_BITS_MAX
     float_max_u: float = 0.0
     v_floor: float = 0.0
+    weight_range: float = 1.0
+    n_range_clipped: int = 0
+    current_error: float = 0.0
 
     def warnings(self) -> list[str]:
         """One line per quantization problem of this layer (empty when healthy)."""
@@ -293,43 +320,100 @@ def _input_trace(
     return codes[..., None] * static_psp_coefficients(n_steps, tau_syn, dtype=torch.float64)
 
 
-def _compensated(
-    item: Any, weight: np.ndarray, layer_input: torch.Tensor, grid: tuple[int, int, int]
-) -> tuple[np.ndarray, int]:
-    """:func:`~tsslbp.export.rounding.compensated_round` of a folded dense or conv layer's
-    ``weight`` (in integer units) on its inputs ``layer_input`` (N, C[, H, W], T).
+@dataclass(frozen=True)
+class _Fanin:
+    """A folded layer's weights as the rounding sees them: those of the layer before pooling was
+    folded in (one row of fan-in ``K`` per output neuron), with the Gram matrices (groups, K, K)
+    of the inputs they multiply on the calibration batch (:func:`~tsslbp.export.rounding.input_gram`).
 
-    A layer with pooling folded in is rounded as the original layer on the pooled inputs, and its
+    A layer with pooling folded in is rounded as the original layer on the pooled inputs and its
     integer weights expanded again, so they stay block-constant like the float ones (the folded
     layer still equals integer sum-pooling followed by the small layer).
     """
+
+    gram: np.ndarray
+    pooled: tuple[int, int]
+    conv: bool
+    #: (C, H, W) of a pooled dense layer's input map (before pooling).
+    map_shape: tuple[int, int, int] = (0, 0, 0)
+
+    def small(self, weight: np.ndarray) -> np.ndarray:
+        """The original layer's weights in the folded ``weight`` (one entry per pooled block)."""
+        ky, kx = self.pooled
+        if self.conv:
+            return weight[:, :, ::ky, ::kx]
+        if (ky, kx) == (1, 1):
+            return weight
+        full = weight.reshape(weight.shape[0], *self.map_shape)
+        c, h, w = self.map_shape
+        return full[:, :, : h // ky * ky : ky, : w // kx * kx : kx].reshape(len(weight), -1)
+
+    def expand(self, small: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """Integer ``small`` weights repeated over their blocks, in the folded layout of ``like``."""
+        ky, kx = self.pooled
+        if self.conv:
+            return np.repeat(np.repeat(small, ky, axis=2), kx, axis=3)
+        if (ky, kx) == (1, 1):
+            return small
+        c, h, w = self.map_shape
+        q = np.zeros((len(like), c, h, w), dtype=np.int64)
+        blocks = small.reshape(len(like), c, h // ky, w // kx)
+        q[:, :, : h // ky * ky, : w // kx * kx] = np.repeat(
+            np.repeat(blocks, ky, axis=2), kx, axis=3
+        )
+        return q.reshape(like.shape)
+
+    @property
+    def blocks(self) -> int:
+        return self.pooled[0] * self.pooled[1]
+
+
+def _fanin(item: Any, layer_input: torch.Tensor) -> _Fanin:
+    """The :class:`_Fanin` of a folded dense or conv layer on its inputs ``layer_input``
+    (N, C[, H, W], T)."""
     ky, kx = item.pooled
     if isinstance(item, FoldedConv):
-        small = weight[:, :, ::ky, ::kx]
+        kernel = (item.weight.shape[2] // ky, item.weight.shape[3] // kx)
         gram = input_gram(
             _sum_pool(layer_input, ky, kx),
-            kernel=small.shape[2:],
+            kernel=kernel,
             stride=(item.stride[0] // ky, item.stride[1] // kx),
             padding=(item.padding[0] // ky, item.padding[1] // kx),
             dilation=item.dilation,
             groups=item.groups,
         )
-        q_small, clipped = compensated_round(small, gram, grid)
-        return np.repeat(np.repeat(q_small, ky, axis=2), kx, axis=3), clipped * ky * kx
+        return _Fanin(gram, (ky, kx), conv=True)
     if (ky, kx) == (1, 1):
         flat = layer_input.reshape(layer_input.shape[0], -1, layer_input.shape[-1])
-        return compensated_round(weight, input_gram(flat), grid)
+        return _Fanin(input_gram(flat), (1, 1), conv=False)
     n, c, h, w, t = layer_input.shape
-    ph, pw = h // ky, w // kx
-    full = weight.reshape(weight.shape[0], c, h, w)
-    small = full[:, :, : ph * ky : ky, : pw * kx : kx]
-    pooled = _sum_pool(layer_input, ky, kx).reshape(n, -1, t)
-    q_small, clipped = compensated_round(small.reshape(len(small), -1), input_gram(pooled), grid)
-    q = np.zeros(full.shape, dtype=np.int64)
-    q[:, :, : ph * ky, : pw * kx] = np.repeat(
-        np.repeat(q_small.reshape(small.shape), ky, axis=2), kx, axis=3
-    )
-    return q.reshape(weight.shape), clipped * ky * kx
+    gram = input_gram(_sum_pool(layer_input, ky, kx).reshape(n, -1, t))
+    return _Fanin(gram, (ky, kx), conv=False, map_shape=(c, h, w))
+
+
+def _compensated(
+    fanin: _Fanin, weight: np.ndarray, grid: tuple[int, int, int]
+) -> tuple[np.ndarray, int]:
+    """:func:`~tsslbp.export.rounding.compensated_round` of a folded layer's ``weight`` (in
+    integer units): (integer weights in the folded layout, weights clipped)."""
+    small = fanin.small(weight)
+    q_small, clipped = compensated_round(small.reshape(len(small), -1), fanin.gram, grid)
+    return fanin.expand(q_small.reshape(small.shape), weight), clipped * fanin.blocks
+
+
+def _current_error(fanin: _Fanin, weight: np.ndarray, realized: np.ndarray) -> float:
+    """``||(realized - weight) X|| / ||weight X||`` over the calibration inputs ``X`` whose Gram
+    matrices ``fanin`` holds: how far the realized weights move the layer's current."""
+    k = fanin.gram.shape[-1]
+    w = torch.from_numpy(np.ascontiguousarray(fanin.small(weight)).reshape(-1, k)).double()
+    e = torch.from_numpy(np.ascontiguousarray(fanin.small(realized)).reshape(-1, k)).double() - w
+    per_group = len(w) // len(fanin.gram)
+    change = total = 0.0
+    for g, gram in enumerate(torch.from_numpy(fanin.gram)):
+        rows = slice(g * per_group, (g + 1) * per_group)
+        change += float(((e[rows] @ gram) * e[rows]).sum())
+        total += float(((w[rows] @ gram) * w[rows]).sum())
+    return math.sqrt(change / total) if total > 0 else 0.0
 
 
 def _sum_pool(trace: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
@@ -338,6 +422,46 @@ def _sum_pool(trace: torch.Tensor, ky: int, kx: int) -> torch.Tensor:
     n, c, h, w, t = trace.shape
     cropped = trace[:, :, : h // ky * ky, : w // kx * kx]
     return cropped.reshape(n, c, h // ky, ky, w // kx, kx, t).sum(dim=(3, 5))
+
+
+def _round_layer(
+    item: Any,
+    weight: np.ndarray,
+    layer_input: torch.Tensor,
+    bounds: dict[str, float],
+    per_scale: float,
+    qcfg: QuantConfig,
+) -> tuple[float, float, np.ndarray, int, float]:
+    """Put one folded layer's float ``weight`` on the integer grid.
+
+    The scale is the smallest of ``bounds``; when the weights set it and ``qcfg.weight_range`` is
+    ``search``, the scales that put the grid's top at a fraction of the largest weight
+    (:data:`WEIGHT_RANGES`) are tried as well, as far as the other bounds allow, and the one whose
+    realized weights change the layer's current on the calibration batch least is kept.
+
+    Returns:
+        (weight range, scale, integer weights, weights clipped, relative current error).
+    """
+    limited_by = min(bounds, key=bounds.get)
+    scale = bounds[limited_by]
+    ranges = [1.0]
+    if qcfg.weight_range == "search" and limited_by == "weights":
+        ceiling = min(bound for kind, bound in bounds.items() if kind != "weights")
+        ranges += [r for r in WEIGHT_RANGES[1:] if scale / r <= ceiling]
+    compensated = qcfg.rounding == "compensated"
+    fanin = _fanin(item, layer_input)
+    grid = weight_grid(qcfg.weight_bits)
+    best = None
+    for weight_range in ranges:
+        gain = scale / weight_range * per_scale
+        if compensated:
+            w_int, n_clipped = _compensated(fanin, weight * gain, grid)
+        else:
+            w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
+        error = _current_error(fanin, weight, w_int / gain)
+        if best is None or error < best[-1]:
+            best = (weight_range, scale / weight_range, w_int, n_clipped, error)
+    return best
 
 
 def quantize_network(
@@ -421,18 +545,21 @@ def quantize_network(
             "threshold width": V_TH_MANT_MAX * (1 << ACT_SHIFT) / v_th,
         }
         limited_by = min(bounds, key=bounds.get)
-        scale = bounds[limited_by]
+        # What the rounding depends on: the layer, its scale bounds, the grid and its inputs (the
+        # float model's PSP traces, or for the first layer the graded input codes): the input
+        # widths `export --input-bits auto` tries share the layers after the first.
+        choices = (qcfg.weight_bits, qcfg.rounding, qcfg.weight_range)
+        key = (
+            len(reports),
+            tuple(bounds.values()),
+            choices,
+            qcfg.input_bits if first_layer else None,
+        )
+        if key not in cache:
+            cache[key] = _round_layer(item, weight, layer_input, bounds, per_scale, qcfg)
+        weight_range, scale, w_int, n_clipped, current_error = cache[key]
         gain = scale * per_scale
-        if qcfg.rounding == "compensated":
-            grid = weight_grid(qcfg.weight_bits)
-            # What the rounding depends on: the layer, its gain, the grid and its inputs (the
-            # float model's PSP traces, or for the first layer the graded input codes).
-            key = (len(reports), gain, grid, qcfg.input_bits if first_layer else None)
-            if key not in cache:
-                cache[key] = _compensated(item, weight * gain, layer_input, grid)
-            w_int, n_clipped = cache[key]
-        else:
-            w_int, n_clipped = quantize_weights(weight, gain, qcfg.weight_bits)
+        n_range_clipped, n_clipped = (n_clipped, 0) if weight_range < 1 else (0, n_clipped)
         layer_input = psp(lif.spikes, tau_s)
         why = f"the scale is limited by the {limited_by}: max |I| {max_current:.3g}, max u {max_u:.3g}, v_th {v_th:g}"
         if not np.any(w_int):
@@ -490,6 +617,9 @@ def quantize_network(
                 float_max_abs_u=max_abs_u,
                 float_max_u=max_u,
                 weight_bits=qcfg.weight_bits,
+                weight_range=weight_range,
+                n_range_clipped=n_range_clipped,
+                current_error=current_error,
             )
         )
 

@@ -48,8 +48,11 @@ _MANIFEST_FIELDS = (
     "name",
     "scale",
     "limited_by",
+    "weight_range",
     "weight_bits_used",
     "n_clipped",
+    "n_range_clipped",
+    "current_error",
     "n_weights",
     "weight_rmse",
     "v_th_mant",
@@ -75,9 +78,9 @@ def quant_table(report: QuantReport) -> list[str]:
         [
             q.name,
             f"{q.scale:.4g}",
-            q.limited_by,
+            q.limited_by + (f" ({q.weight_range:g} max)" if q.weight_range < 1 else ""),
             f"{q.weight_bits_used:.1f}",
-            f"{q.n_clipped}/{q.n_weights}",
+            f"{q.n_clipped + q.n_range_clipped}/{q.n_weights}",
             f"{100 * q.weight_rmse:.2f}%",
             str(q.v_th_mant),
             f"{q.i_decay}/{q.v_decay}",
@@ -166,6 +169,7 @@ def export(
     input_bits: int | None = None,
     weight_bits: int = 8,
     rounding: str = "compensated",
+    weight_range: str = "max",
     json_path: Path | None = None,
     command: list[str] | None = None,
 ) -> ExportSummary:
@@ -181,10 +185,17 @@ def export(
         weight_bits: synaptic weight width (2-8).
         rounding: ``compensated`` (each weight's rounding error absorbed by the neuron's other
             weights on the calibration batch) or ``nearest``.
+        weight_range: ``max`` or ``search``: where the weight grid's top goes in a layer whose
+            scale the weights bound (:class:`~tsslbp.export.quantize.QuantConfig`).
         json_path: also write the quantization report there.
         command: the command line recorded in the manifest.
     """
-    qcfg = QuantConfig(calibration_samples=calibration, weight_bits=weight_bits, rounding=rounding)
+    qcfg = QuantConfig(
+        calibration_samples=calibration,
+        weight_bits=weight_bits,
+        rounding=rounding,
+        weight_range=weight_range,
+    )
     result = export_checkpoint(checkpoint, output, data_dir, qcfg, input_bits)
     if json_path is not None:
         write_text(json_path, json.dumps(result.report.to_dict(), indent=2))
