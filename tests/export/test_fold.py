@@ -13,6 +13,7 @@ from tsslbp.export.fold import (
     FoldedFlatten,
     FoldError,
     fold_network,
+    folded_traces,
     run_folded,
 )
 from tsslbp.train.network import TsslbpNetwork
@@ -29,6 +30,20 @@ def _assert_same_spikes(model, folded, x):
     for i, (a, b) in enumerate(zip(ours, expected)):
         assert b.sum() > 0, f"sanity: layer {i} spikes"
         assert torch.equal(a, b), f"layer {i}: {int((a != b).sum())} spikes differ"
+
+
+def test_folded_convs_run_in_chunks_of_frames_give_the_same_traces(rng, monkeypatch):
+    """folded_traces bounds the unfolded patches of a conv call; one frame per call changes nothing."""
+    cfg = load_config(CONFIGS / "digits_cnn.yaml")
+    torch.manual_seed(0)
+    folded = fold_network(TsslbpNetwork(cfg).double().eval())
+    x = torch.from_numpy(rng.uniform(0, 1, size=(8, 1, 8, 8)))
+    whole = folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s)
+    monkeypatch.setattr("tsslbp.export.fold._CONV_CHUNK_BYTES", 1)
+    chunked = folded_traces(folded, x, cfg.n_steps, cfg.neuron.tau_s)
+    for (current_a, lif_a), (current_b, lif_b) in zip(whole, chunked, strict=True):
+        assert torch.allclose(current_a, current_b, rtol=0, atol=1e-12)
+        assert torch.equal(lif_a.spikes, lif_b.spikes)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

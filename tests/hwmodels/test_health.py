@@ -58,3 +58,18 @@ def test_quantization_warnings_name_the_layer_and_fraction():
         "layer hidden: v saturated at 2**23 - 1 in 25.000% of the calibration values",
         "layer hidden: |u| within 1% of the 24-bit wrap in 0.100% of the calibration values",
     ]
+
+
+def test_state_health_of_a_long_record_counts_every_chunk():
+    """Fractions taken 64 samples at a time (no whole-array copies) are the whole array's."""
+    rng = np.random.default_rng(0)
+    top = STATE_LIMIT - 1
+    v = rng.integers(-top, top + 1, size=(200, 7, 3), dtype=np.int32)
+    u = rng.integers(-top, top + 1, size=(200, 7, 3), dtype=np.int32)
+    v.flat[rng.choice(v.size, 50, replace=False)] = top
+    v.flat[rng.choice(v.size, 30, replace=False)] = -top
+    (h,) = state_health([u], [v])
+    assert h.v_saturated == np.mean(v.astype(np.int64) >= top)
+    assert h.v_floor == np.mean(v.astype(np.int64) <= -top)
+    assert h.u_near_wrap == np.mean(np.abs(u.astype(np.int64)) >= 0.99 * STATE_LIMIT)
+    assert h.v_saturated > 0 and h.v_floor > 0 and h.u_near_wrap > 0

@@ -51,9 +51,20 @@ def state_health(u: list[np.ndarray | None], v: list[np.ndarray | None]) -> list
     for i, (ui, vi) in enumerate(zip(u, v)):
         if ui is None or vi is None:
             continue
-        v64 = vi.astype(np.int64)
-        v_top = float(np.mean(v64 >= STATE_LIMIT - 1))
-        v_floor = float(np.mean(v64 <= -(STATE_LIMIT - 1)))
-        u_edge = float(np.mean(np.abs(ui.astype(np.int64)) >= NEAR_WRAP_FRACTION * STATE_LIMIT))
+        v_top = _fraction(vi, lambda v: v >= STATE_LIMIT - 1)
+        v_floor = _fraction(vi, lambda v: v <= -(STATE_LIMIT - 1))
+        u_edge = _fraction(ui, lambda u: np.abs(u) >= NEAR_WRAP_FRACTION * STATE_LIMIT)
         out.append(LayerHealth(i, v_top, u_edge, v_floor))
     return out
+
+
+def _fraction(values: np.ndarray, test, rows: int = 64) -> float:
+    """Fraction of ``values`` for which ``test`` holds, taken ``rows`` samples at a time in int64
+    (a recorded CNN run is gigabytes: no whole-array copies)."""
+    if values.size == 0:
+        return 0.0
+    hits = sum(
+        int(np.count_nonzero(test(values[start : start + rows].astype(np.int64))))
+        for start in range(0, len(values), rows)
+    )
+    return hits / values.size
