@@ -509,6 +509,13 @@ def fit(
     """
     out_dir = Path(out_dir)
     writer = replicas.is_main
+
+    def tell(line: str, level: int = logging.INFO) -> None:
+        """Log ``line``; rank 0 also hands it to ``announce`` (the run's log file)."""
+        log.log(level, line)
+        if announce is not None and writer:
+            announce(line)
+
     held = contextlib.ExitStack()
     if writer:
         # Rank 0 alone writes into out_dir, so it alone makes it and holds its run lock (the other
@@ -541,30 +548,23 @@ def fit(
             if state.get("partial"):
                 partial = EpochProgress(**state["partial"])
                 _restore_rng(state, cfg, partial.epoch, replicas)
-            line = f"resuming {last_path} after epoch {state['epoch']}" + (
-                f" + {partial.batches_done} batches of epoch {partial.epoch}" if partial else ""
+            tell(
+                f"resuming {last_path} after epoch {state['epoch']}"
+                + (f" + {partial.batches_done} batches of epoch {partial.epoch}" if partial else "")
             )
-            log.info(line)
-            if announce is not None and writer:
-                announce(line)
         elif resume:
             log.info("no %s to resume from: starting a new run", last_path)
         averaged = _weight_average(model, cfg, state)
         if state is not None and writer and (averaged is None) != (state.get("averaged") is None):
-            line = (
+            tell(
                 "ema_decay is 0: the checkpoint's weight average is dropped"
                 if averaged is None
                 else f"the weight average (ema_decay {cfg.train.ema_decay}) starts here: "
                 "the checkpoint has none"
             )
-            log.info(line)
-            if announce is not None:
-                announce(line)
-        lag = average_lag_note(cfg, len(data.train))
-        if averaged is not None and lag and writer:
-            log.warning(lag)
-            if announce is not None:
-                announce(lag)
+        lag = average_lag_note(cfg, len(data.train))  # None without an average
+        if lag and writer:
+            tell(lag, logging.WARNING)
 
         last_save = time.monotonic()
         net = replicas.wrap(model)
@@ -865,8 +865,9 @@ def check_checkpoint_values(path: Path, model: torch.nn.Module, state: dict[str,
                 f"{path}: 'averaged_steps' must be an integer >= 0, found {str(steps):.40}"
             )
         weights["averaged "] = state["averaged"]
+    own = model.state_dict()
     for prefix, saved in weights.items():
-        for name, tensor in model.state_dict().items():
+        for name, tensor in own.items():
             problem = _tensor_problem(f"{prefix}{name}", saved[name], tensor)
             if problem:
                 raise CheckpointError(f"{path}: {problem}")
