@@ -97,6 +97,13 @@ def configs_cmd() -> None:
 @_option("--resume", is_flag=True, help="Continue the run in OUT from its last.pt.")
 @_option("--force", is_flag=True, help=_HELP["train --force"])
 @_option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Start from this checkpoint's weights (its average where it kept one) instead of a "
+    "random initialization: fine-tuning, with CONFIG's schedule and a new optimizer.",
+)
+@_option(
     "--checkpoint-every",
     "checkpoint_seconds",
     type=click.FloatRange(min=0),

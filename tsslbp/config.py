@@ -12,6 +12,7 @@ A config file has a ``Network:`` block (time steps, neuron constants, loss, opti
       lr_schedule: constant    # constant | cosine
       weight_decay: 0          # AdamW's decoupled decay; 0 = Adam
       ema_decay: 0             # exponential moving average of the weights; 0 = off
+      quant_aware_epochs: 0    # last epochs trained on the export's 8-bit weight grid; 0 = off
       loss: kernel             # kernel | count | softmax
       kernel_target: once      # once (the paper's equation) | twice (the authors' code)
       count_loss_on: spikes    # spikes | psp (the authors' code): what the count loss counts
@@ -178,6 +179,10 @@ class TrainConfig:
     #: every optimizer step) and test, checkpoint-load and export it instead of the last weights;
     #: 0 is off. ``1 / (1 - d)`` steps is its memory (0.9998: 5,000 steps).
     ema_decay: float = 0.0
+    #: Quantization-aware training: the last this-many epochs compute with each layer's weights
+    #: rounded to the export's 8-bit grid (the largest |w| at its top, 127 steps per sign), with
+    #: straight-through gradients to the float weights; their test figures are of those weights.
+    quant_aware_epochs: int = 0
     loss: LossKind = LossKind.KERNEL
     kernel_target: KernelTarget = KernelTarget.ONCE
     count_loss_on: OutputMeasure = OutputMeasure.SPIKES
@@ -444,6 +449,11 @@ _NETWORK_KEYS: dict[str, tuple[Callable[[Any], Any], str, Any]] = {
     ),
     "weight_decay": (_number(0.0), "a number >= 0", TrainConfig.weight_decay),
     "ema_decay": (_number(0.0, 1.0, hi_open=True), "a number in [0, 1)", TrainConfig.ema_decay),
+    "quant_aware_epochs": (
+        _integer(0, "epochs"),
+        "an integer >= 0, at most epochs",
+        TrainConfig.quant_aware_epochs,
+    ),
     "loss": (_choice(LossKind), "one of " + ", ".join(m.value for m in LossKind), TrainConfig.loss),
     "kernel_target": (
         _choice(KernelTarget),
@@ -764,6 +774,13 @@ def _check_topology(cfg: ExperimentConfig) -> None:
             "Network.desired_count",
             f"at most n_steps = {cfg.n_steps}",
             cfg.train.desired_count,
+        )
+    if cfg.train.quant_aware_epochs > cfg.train.epochs:
+        raise _fail(
+            cfg.source,
+            "Network.quant_aware_epochs",
+            f"at most epochs = {cfg.train.epochs}",
+            cfg.train.quant_aware_epochs,
         )
     if cfg.train.undesired_count > cfg.train.desired_count:
         raise _fail(

@@ -25,7 +25,33 @@ __all__ = [
     "TimeSharedDropout",
     "flatten_trace",
     "materialize",
+    "fake_quantize",
+    "set_weight_levels",
 ]
+
+
+def fake_quantize(weight: torch.Tensor, levels: int) -> torch.Tensor:
+    """``weight`` rounded to a symmetric grid of ``levels`` steps per sign, the largest ``|w|`` on
+    the grid's top, with a straight-through gradient (the rounding passes gradients unchanged).
+
+    The forward pass then sees the weights the export will realize (8-bit Loihi weights: 127 steps,
+    ``tsslbp.export.quantize``), while the optimizer keeps updating the float weights.
+
+    >>> fake_quantize(torch.tensor([1.0, 0.3, -0.26]), 4).tolist()
+    [1.0, 0.25, -0.25]
+    """
+    step = weight.detach().abs().max().clamp_min(torch.finfo(weight.dtype).tiny) / levels
+    rounded = torch.round(weight.detach() / step) * step
+    return weight + (rounded - weight.detach())
+
+
+def set_weight_levels(module: nn.Module, levels: int | None) -> None:
+    """Make every spiking layer in ``module`` compute with its weights put through
+    :func:`fake_quantize` with ``levels`` steps per sign (quantization-aware training), or with
+    its float weights (``levels`` None)."""
+    for layer in module.modules():
+        if isinstance(layer, _SpikingLayer):
+            layer.weight_levels = levels
 
 
 class SeparableTrace(NamedTuple):
@@ -56,6 +82,16 @@ class _SpikingLayer(nn.Module):
 
     neuron: LIFParameters
     grad: TsslbpGradParameters
+    weight: nn.Parameter
+    #: Quantization-aware training: the forward pass uses the weights on a grid of this many steps
+    #: per sign (:func:`fake_quantize`); None uses the float weights.
+    weight_levels: int | None = None
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weights the synapses compute with (float, or fake-quantized)."""
+        if self.weight_levels is None:
+            return self.weight
+        return fake_quantize(self.weight, self.weight_levels)
 
     def current(self, psp_in: Trace) -> torch.Tensor:
         """Synaptic current, shape (N, neurons..., T)."""
@@ -99,12 +135,13 @@ class SpikingLinear(_SpikingLayer):
 
     def current(self, psp_in: Trace) -> torch.Tensor:
         """Synaptic current ``I[t] = W a[t]``, shape (N, n_outputs, T)."""
+        weight = self.effective_weight()
         if isinstance(psp_in, SeparableTrace):
             # W (x c[t]) = c[t] (W x): one product instead of T.
-            current_tf = psp_in.coeff[:, None, None] * F.linear(psp_in.static, self.weight)
+            current_tf = psp_in.coeff[:, None, None] * F.linear(psp_in.static, weight)
         else:
             # Time-first views keep the (time-first) memory of the traces: no copies.
-            current_tf = F.linear(psp_in.movedim(-1, 0), self.weight)
+            current_tf = F.linear(psp_in.movedim(-1, 0), weight)
         return current_tf.movedim(0, -1)
 
     def extra_repr(self) -> str:
@@ -168,10 +205,11 @@ class SpikingConv2d(_SpikingLayer):
 
     def current(self, psp_in: Trace) -> torch.Tensor:
         """Synaptic current (N, C_out, H', W', T)."""
+        weight = self.effective_weight()
         return _apply_spatial(
             psp_in,
             lambda x: F.conv2d(
-                x, self.weight, None, self.stride, self.padding, self.dilation, self.groups
+                x, weight, None, self.stride, self.padding, self.dilation, self.groups
             ),
         )
 
@@ -217,7 +255,8 @@ def flatten_trace(trace: Trace) -> Trace:
 
 
 class TimeSharedDropout(nn.Module):
-    """Dropout that drops the same units at every time step of a sample (scaled by 1/(1-p))."""
+    """Dropout that drops the same units at every time step of a sample (scaled by 1/(1-p)); the
+    masks are drawn by torch's CPU generator whatever the device."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -229,7 +268,10 @@ class TimeSharedDropout(nn.Module):
         if not self.training or self.p == 0.0:
             return trace
         reference = trace.static if isinstance(trace, SeparableTrace) else trace[..., 0]
-        keep = torch.empty_like(reference).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        # The mask comes from the CPU generator on every device, so that a seed drops the same
+        # units on a GPU as on the CPU (CUDA's generator draws other numbers).
+        mask = torch.empty_like(reference, device="cpu").bernoulli_(1.0 - self.p)
+        keep = mask.to(reference.device) / (1.0 - self.p)
         if isinstance(trace, SeparableTrace):
             return SeparableTrace(trace.static * keep, trace.coeff)
         # Multiply the time-first view so that the result keeps time-first memory.

@@ -31,6 +31,7 @@ from ..config import ExperimentConfig, LossKind, LrSchedule, OutputMeasure, pars
 from ..data import DataSplits, Split
 from ..safeio import LIMITS, UnsafeFileError, atomic_output, check_limit, open_regular, run_lock
 from .distributed import LOCAL, Replicas, dropout_seed, unwrap
+from .layers import set_weight_levels
 from .losses import count_loss, kernel_loss, predict, softmax_loss
 from .network import TsslbpNetwork
 
@@ -58,6 +59,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
+    "initial_weights",
+    "QUANT_AWARE_LEVELS",
+    "quant_aware_levels",
     "resolve_device",
 ]
 
@@ -474,6 +478,7 @@ def fit(
     checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
     replicas: Replicas = LOCAL,
     announce: Callable[[str], None] | None = None,
+    start_weights: dict[str, torch.Tensor] | None = None,
 ) -> list[EpochMetrics]:
     """Train for ``cfg.train.epochs`` epochs, writing ``last.pt`` each epoch and ``best.pt`` on a new best.
 
@@ -497,6 +502,8 @@ def fit(
             and writes ``out_dir`` (the others get the resumed state from it) and calls
             ``on_epoch``. A stop requested on any rank stops all after the same batch.
         announce: receives one line on rank 0 when the run resumes (where it continues from).
+        start_weights: a state dict the model starts from instead of its random initialization
+            (fine-tuning; :func:`initial_weights`); unused when the run resumes from ``last.pt``.
 
     Raises:
         TrainingInterrupted: after a stop request, once the checkpoint is saved.
@@ -554,6 +561,8 @@ def fit(
             )
         elif resume:
             log.info("no %s to resume from: starting a new run", last_path)
+        if state is None and start_weights is not None:
+            model.load_state_dict(start_weights)
         averaged = _weight_average(model, cfg, state)
         if state is not None and writer and (averaged is None) != (state.get("averaged") is None):
             tell(
@@ -593,6 +602,9 @@ def fit(
         with _StopOnSignal() as stop, replicas.errors():
             stop_check = should_stop or (lambda: stop.requested)
             for epoch in range(start, cfg.train.epochs + 1):
+                set_weight_levels(model, quant_aware_levels(cfg, epoch))
+                if averaged is not None:
+                    set_weight_levels(averaged.module, quant_aware_levels(cfg, epoch))
                 done, stopped = train_epoch(
                     net,
                     data.train,
@@ -648,6 +660,33 @@ def fit(
                 if stopped and epoch < cfg.train.epochs:
                     raise TrainingInterrupted(last_path, epoch, done.batches_done, replicas.rank)
         return history
+
+
+#: Steps per sign of the weight grid that quantization-aware epochs train on: the export's 8-bit
+#: Loihi weights, the even integers in [-256, 254] with the largest |w| at 254 (tsslbp.export.quantize).
+QUANT_AWARE_LEVELS = 127
+
+
+def quant_aware_levels(cfg: ExperimentConfig, epoch: int) -> int | None:
+    """The weight grid (steps per sign) that ``epoch`` (1-based) trains on: :data:`QUANT_AWARE_LEVELS`
+    in the last ``quant_aware_epochs`` epochs, else None (float weights)."""
+    if epoch > cfg.train.epochs - cfg.train.quant_aware_epochs:
+        return QUANT_AWARE_LEVELS
+    return None
+
+
+def initial_weights(path: str | Path, cfg: ExperimentConfig) -> dict[str, torch.Tensor]:
+    """The weights a fine-tuning run of ``cfg`` starts from: those of the checkpoint at ``path``
+    (its weight average where it has one, as export and eval use), checked against ``cfg``'s network.
+
+    Raises:
+        CheckpointError: the file is no checkpoint, or its network is not ``cfg``'s.
+    """
+    weights = model_from_checkpoint(path)[0].state_dict()
+    problem = _state_dict_mismatch(TsslbpNetwork(cfg), weights)
+    if problem:
+        raise CheckpointError(f"{path}: its network is not this config's ({problem})")
+    return weights
 
 
 #: Largest share of the final weight average that the run's first half may hold before

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .. import plots
 from ..config import ExperimentConfig, load_config
 from ..data import load_experiment_data
@@ -18,6 +20,7 @@ from ..train.loop import (
     EvalResult,
     TrainingInterrupted,
     fit,
+    initial_weights,
     load_checkpoint,
     model_from_checkpoint,
     resolve_device,
@@ -81,6 +84,7 @@ def train(
     out: Path | None = None,
     resume: bool = False,
     force: bool = False,
+    init: Path | None = None,
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
     progress: bool = True,
     log: Log = None,
@@ -98,6 +102,9 @@ def train(
         epochs, seed: override ``Network.epochs`` / ``Network.seed``.
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: continue the run in ``out`` from its last.pt (an error when there is none).
+        init: a checkpoint whose weights (its average where it kept one) the run starts from
+            instead of a random initialization: fine-tuning with this config's schedule, a new
+            optimizer and a new weight average (not used when ``resume`` finds a last.pt).
         force: replace the run already in ``out`` (without it or ``resume``, an ``out`` holding a
             run is refused: :func:`tsslbp.train.rundir.prepare_run_dir`).
         checkpoint_seconds: also save a resumable mid-epoch last.pt this often (0: every batch).
@@ -116,7 +123,13 @@ def train(
     if overrides:
         cfg = cfg.replace(**overrides)
     out = out or Path("runs") / config.stem
-    with session(resolve_device(device), expected=(TrainingInterrupted,)) as replicas:
+    start_from = initial_weights(init, cfg) if init is not None else None
+    where_to = resolve_device(device)
+    if where_to.type == "cuda":
+        # Full float32 convolutions, as on the CPU: torch lets cuDNN use TF32 for them by
+        # default, which rounds their inputs to 10-bit mantissas.
+        torch.backends.cudnn.allow_tf32 = False
+    with session(where_to, expected=(TrainingInterrupted,)) as replicas:
         writer = replicas.is_main
         data = load_experiment_data(cfg, data_dir)
         if writer:
@@ -135,6 +148,11 @@ def train(
         )
         decay = cfg.train.ema_decay
         averaging = f"weight average (EMA {decay:g}) tested and exported, " if decay else ""
+        qat = cfg.train.quant_aware_epochs
+        if qat:
+            averaging += f"the last {qat} on 8-bit weights, "
+        if init is not None:
+            averaging += f"starting from {init}, "
         say(
             f"training {config.name}: {data.name} ({len(data.train)} train / {len(data.test)} test), "
             f"{cfg.architecture}, T={cfg.n_steps}, {normalized}loss={cfg.train.loss.value}, "
@@ -153,6 +171,7 @@ def train(
                 checkpoint_seconds=checkpoint_seconds,
                 replicas=replicas,
                 announce=say,
+                start_weights=start_from,
             )
         except TrainingInterrupted:
             if writer:
