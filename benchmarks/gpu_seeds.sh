@@ -9,7 +9,11 @@
 #      start; a run that finished has its weights brought back in $OUT as a slim checkpoint (the
 #      exported weights, the weight average, without the optimizer: about 13 MB each, under the
 #      device tool's 16 MiB per file), s<seed>_base.pt and s<seed>_qat.pt, with the epoch lines in
-#      gpu_seeds.log.
+#      gpu_seeds.log; the first seed's recipe run, when the deadline stopped it, comes back whole
+#      (optimizer and all, about 51 MB) in 15 MB parts s<seed>_last.pt.part-*: join them with
+#      `cat s1_last.pt.part-* > RUN/last.pt` and continue with `tsslbp train fmnist_cnn --seed 1
+#      --out RUN --resume` (the device tool returns at most 8 files, 64 MiB in all: with the parts,
+#      room is left for one more slim checkpoint, so run one or two seeds).
 #
 # Prepare once, in the repository root (ignored folders that the device tool carries):
 #   echo /.whl/ >> .git/info/exclude; echo /.fmnist/ >> .git/info/exclude
@@ -61,11 +65,13 @@ QAT=$(config fmnist_cnn_qat "$QAT_EPOCHS")
 
 slim() {  # slim RUN_DIR OUT_FILE: the exported weights of a finished run, without the optimizer
     "$PY" - "$1/last.pt" "$2" <<'EOF'
-import sys, torch
+import os, sys, torch
+if not os.path.exists(sys.argv[1]):
+    sys.exit(f"{sys.argv[1]}: none (the run saved nothing before the deadline)")
 state = torch.load(sys.argv[1], weights_only=True, map_location="cpu")
 done = state["epoch"] == state["config"]["Network"]["epochs"] and not state.get("partial")
 if not done:
-    sys.exit(f"{sys.argv[1]}: stopped after epoch {state['epoch']}, not brought back")
+    sys.exit(f"{sys.argv[1]}: stopped after epoch {state['epoch']}: no slim checkpoint")
 if state.get("averaged") is not None:
     state["model"] = state["averaged"]
 for key in ("optimizer", "averaged", "averaged_steps", "rng_state", "rng_states"):
@@ -82,7 +88,13 @@ run_seed() {  # run_seed SEED: the recipe, then its fine-tuning, each within the
         --data-dir "$DATA" --out "$dir/base" --no-progress --checkpoint-every 600 \
         > "$WORK/s$seed.base.log" 2>&1
     echo "== seed $seed recipe: exit $?"; sed "s/^/[s$seed] /" "$WORK/s$seed.base.log"
-    slim "$dir/base" "$OUT/s${seed}_base.pt" || return
+    if ! slim "$dir/base" "$OUT/s${seed}_base.pt"; then
+        if [ "$seed" = "$first" ] && [ -f "$dir/base/last.pt" ]; then
+            split -b 15M "$dir/base/last.pt" "$OUT/s${seed}_last.pt.part-"
+            echo "brought back the interrupted run in parts: $(ls "$OUT" | grep -c "s${seed}_last.pt.part-")"
+        fi
+        return
+    fi
     timeout -s INT "$(left)" "$PY" -m tsslbp train "$QAT" --seed "$seed" --device "$DEVICE" \
         --init "$dir/base/last.pt" --data-dir "$DATA" --out "$dir/qat" --no-progress \
         --checkpoint-every 600 > "$WORK/s$seed.qat.log" 2>&1
@@ -92,9 +104,9 @@ run_seed() {  # run_seed SEED: the recipe, then its fine-tuning, each within the
 
 echo "== 1. trainings on $DEVICE"
 set -- $SEEDS
+first=$1
 run_seed "$1" &
 pids=($!)
-first=$1
 shift
 # The other seeds once the first one's first epoch is logged (its time then is one process's).
 for _ in $(seq 90); do
