@@ -1,11 +1,15 @@
 """Quantization-aware training (``quant_aware_epochs``) and fine-tuning from a checkpoint (``--init``)."""
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
 from netbuild import scaled_model
 from paths import REPO
 
+from tsslbp import workflows
 from tsslbp.config import ConfigError, load_config
 from tsslbp.data import load_digits
 from tsslbp.export.quantize import WEIGHT_INT_MAX, WEIGHT_INT_STEP, QuantConfig, quantize_network
@@ -124,3 +128,18 @@ def test_starting_from_another_network_s_checkpoint_is_refused(tmp_path):
     other = load_config(REPO / "configs" / "digits_cnn.yaml")
     with pytest.raises(CheckpointError, match="its network is not this config's"):
         initial_weights(tmp_path / "last.pt", other)
+
+
+def test_train_job_records_the_checkpoint_it_started_from(tmp_path):
+    workflows.train(DIGITS, epochs=1, out=tmp_path / "first", progress=False)
+    start = tmp_path / "first" / "last.pt"
+    lines = []
+    workflows.train(
+        DIGITS, epochs=1, out=tmp_path / "second", init=start, progress=False, log=lines.append
+    )
+    assert f"starting from {start}" in lines[0]
+    manifest = json.loads((tmp_path / "second" / "last.pt.manifest.json").read_text())
+    started = [i for i in manifest["inputs"] if i["path"].endswith("first/last.pt")]
+    assert (
+        len(started) == 1 and started[0]["sha256"] == hashlib.sha256(start.read_bytes()).hexdigest()
+    )

@@ -176,7 +176,7 @@ def train(
         except TrainingInterrupted:
             if writer:
                 saved = _saved_history(out / "last.pt")
-                train_record(out, cfg, config, data_dir, saved, True, command, run)
+                train_record(out, cfg, config, data_dir, saved, True, command, run, init)
             raise
         if history and writer:
             write_text(
@@ -185,7 +185,9 @@ def train(
                     {"config": cfg.to_dict(), "epochs": [vars(m) for m in history]}, indent=2
                 ),
             )
-            train_record(out, cfg, config, data_dir, history, command=command, distributed=run)
+            train_record(
+                out, cfg, config, data_dir, history, command=command, distributed=run, init=init
+            )
     return TrainResult(out, cfg.train.epochs, tuple(history), replicas.rank)
 
 
@@ -205,12 +207,14 @@ def train_record(
     interrupted: bool = False,
     command: list[str] | None = None,
     distributed: dict[str, Any] | None = None,
+    init: Path | None = None,
 ) -> None:
     """curves.png (when an epoch is complete, or an interrupted one has seen samples: its running
     figures drawn hollow) and the run's manifest, named after last.pt.
 
     ``distributed``: the world size, backend and devices of the run
-    (:meth:`tsslbp.train.distributed.Replicas.describe`), recorded among the figures.
+    (:meth:`tsslbp.train.distributed.Replicas.describe`), recorded among the figures. ``init``:
+    the checkpoint the run started from (``train --init``), recorded among the inputs.
     """
     title = f"{cfg.architecture}, seed {cfg.train.seed}"
     last_pt = out / "last.pt"
@@ -238,7 +242,7 @@ def train_record(
     metrics = out / "metrics.json"
     record(
         out / "last.pt",
-        inputs=[config, data_dir],
+        inputs=[config, data_dir, init],
         outputs=[
             out / "best.pt" if (out / "best.pt").is_file() else None,
             metrics if metrics.is_file() and not interrupted else None,
