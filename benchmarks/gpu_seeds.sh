@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Issue 14 on the GPU machine, in one run: the Fashion-MNIST CNN recipe (configs/fmnist_cnn.yaml,
-# 60 epochs) for more seeds side by side on the one GPU, each followed by its quantization-aware
-# fine-tuning (configs/fmnist_cnn_qat.yaml --init); and the CUDA tests meanwhile.
+# 60 epochs) for more seeds side by side on the one GPU, each followed by its fine-tuning
+# (configs/fmnist_cnn_finetune.yaml --init), as models/fmnist_cnn.net was made; and the CUDA tests.
 #   1. the first seed starts alone, the others once its first epoch is done (or after 90 s), so
 #      that epoch's time is one process's on the GPU;
 #   2. the CUDA and Triton-kernel tests run beside the trainings (correctness only);
 #   3. every run is stopped (SIGINT: it saves a resumable last.pt) DEADLINE seconds after the
 #      start; a run that finished has its weights brought back in $OUT as a slim checkpoint (the
 #      exported weights, the weight average, without the optimizer: about 13 MB each, under the
-#      device tool's 16 MiB per file), s<seed>_base.pt and s<seed>_qat.pt, with the epoch lines in
+#      device tool's 16 MiB per file), s<seed>_base.pt and s<seed>_tuned.pt, with the epoch lines in
 #      gpu_seeds.log; the first seed's recipe run, when the deadline stopped it, comes back whole
 #      (optimizer and all, about 51 MB) in 15 MB parts s<seed>_last.pt.part-*: join them with
 #      `cat s1_last.pt.part-* > RUN/last.pt` and continue with `tsslbp train fmnist_cnn --seed 1
@@ -22,7 +22,7 @@
 #   mkdir -p .fmnist && cp /usr/share/datasets/fashion-mnist/*.gz .fmnist/
 # Then through the device tool once: command "bash benchmarks/gpu_seeds.sh", carry [".whl",
 # ".fmnist"], timeout_s a minute above DEADLINE.
-# On a CPU machine `DEVICE=cpu EPOCHS=1 QAT_EPOCHS=1 DATA=DIR DEADLINE=300 bash
+# On a CPU machine `DEVICE=cpu EPOCHS=1 TUNE_EPOCHS=1 DATA=DIR DEADLINE=300 bash
 # benchmarks/gpu_seeds.sh`, DIR holding a small slice of the four IDX files, checks the script.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,7 +32,7 @@ DEVICE=${DEVICE:-cuda}
 SEEDS=${SEEDS:-1 2}
 DEADLINE=${DEADLINE:-500}
 EPOCHS=${EPOCHS:-}
-QAT_EPOCHS=${QAT_EPOCHS:-}
+TUNE_EPOCHS=${TUNE_EPOCHS:-}
 DATA=${DATA:-.fmnist}
 TESTS=${TESTS:-tests/train/test_cuda.py tests/train/test_triton_kernels.py}
 PY=${PY:-python3}
@@ -57,11 +57,11 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 config() {  # config NAME EPOCHS -> a YAML path in $WORK
     local src="configs/$1.yaml" dst="$WORK/$1.yaml"
     cp "$src" "$dst"
-    [ -n "$2" ] && sed -i "s/^  epochs: .*/  epochs: $2/; s/^  quant_aware_epochs: .*/  quant_aware_epochs: $2/" "$dst"
+    [ -n "$2" ] && sed -i "s/^  epochs: .*/  epochs: $2/" "$dst"
     echo "$dst"
 }
 BASE=$(config fmnist_cnn "$EPOCHS")
-QAT=$(config fmnist_cnn_qat "$QAT_EPOCHS")
+TUNE=$(config fmnist_cnn_finetune "$TUNE_EPOCHS")
 
 slim() {  # slim RUN_DIR OUT_FILE: the exported weights of a finished run, without the optimizer
     "$PY" - "$1/last.pt" "$2" <<'EOF'
@@ -95,11 +95,11 @@ run_seed() {  # run_seed SEED: the recipe, then its fine-tuning, each within the
         fi
         return
     fi
-    timeout -s INT "$(left)" "$PY" -m tsslbp train "$QAT" --seed "$seed" --device "$DEVICE" \
-        --init "$dir/base/last.pt" --data-dir "$DATA" --out "$dir/qat" --no-progress \
-        --checkpoint-every 600 > "$WORK/s$seed.qat.log" 2>&1
-    echo "== seed $seed fine-tuning: exit $?"; sed "s/^/[s$seed qat] /" "$WORK/s$seed.qat.log"
-    slim "$dir/qat" "$OUT/s${seed}_qat.pt"
+    timeout -s INT "$(left)" "$PY" -m tsslbp train "$TUNE" --seed "$seed" --device "$DEVICE" \
+        --init "$dir/base/last.pt" --data-dir "$DATA" --out "$dir/tuned" --no-progress \
+        --checkpoint-every 600 > "$WORK/s$seed.tuned.log" 2>&1
+    echo "== seed $seed fine-tuning: exit $?"; sed "s/^/[s$seed tuned] /" "$WORK/s$seed.tuned.log"
+    slim "$dir/tuned" "$OUT/s${seed}_tuned.pt"
 }
 
 echo "== 1. trainings on $DEVICE"
