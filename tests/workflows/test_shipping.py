@@ -77,3 +77,24 @@ def test_training_run_is_the_manifest_that_lists_this_checkpoint(tmp_path, caplo
     (run / "last.pt.manifest.json").write_text("{not json")
     assert training_run(run / "last.pt") is None
     assert "not a readable training manifest" in caplog.text
+
+
+def test_reuse_export_needs_the_manifest_of_this_very_file(tmp_path):
+    """A netx file copied over an earlier one keeps the earlier manifest beside it: its export
+    figures (input width...) would be the earlier file's, so the export is not reused."""
+    import shutil
+
+    from tsslbp.workflows import export
+    from tsslbp.workflows.shipping import _exported_from
+
+    cfg = load_config(CONFIGS / "digits_mlp.yaml").replace(epochs=1)
+    for seed in (0, 1):
+        fit(cfg.replace(seed=seed), load_digits(), tmp_path / f"run{seed}", progress=False)
+        export(tmp_path / f"run{seed}" / "last.pt", tmp_path / f"m{seed}.net")
+    first, second = tmp_path / "m0.net", tmp_path / "m1.net"
+    assert _exported_from(second, tmp_path / "run1" / "last.pt")
+    assert not _exported_from(second, tmp_path / "run0" / "last.pt")
+    shutil.copy(second, first)  # m0.net.manifest.json still describes the old m0.net
+    assert not _exported_from(first, tmp_path / "run1" / "last.pt")
+    shutil.copy(second.with_name("m1.net.manifest.json"), first.with_name("m0.net.manifest.json"))
+    assert _exported_from(first, tmp_path / "run1" / "last.pt")

@@ -189,7 +189,12 @@ def _exported_from(out: Path, checkpoint: Path) -> bool:
     from ..export.netx import read_netx
     from ..manifest import sha256_of
 
-    if not out.is_file() or not out.with_name(out.name + ".manifest.json").is_file():
+    manifest = out.with_name(out.name + ".manifest.json")
+    if not out.is_file() or not manifest.is_file():
+        return False
+    # The manifest beside it must be this file's (a file copied over another keeps the old one's).
+    outputs = json.loads(manifest.read_text()).get("outputs") or [{}]
+    if outputs[0].get("sha256") != sha256_of(out):
         return False
     return read_netx(out).metadata.get("source_sha256") == sha256_of(checkpoint)
 
