@@ -43,23 +43,8 @@ export PYTHONUNBUFFERED=1
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 
 echo "== gpu_check $(date -u +%FT%TZ) on $(hostname)"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-"$PY" - <<'EOF'
-import platform, numpy, torch
-try:
-    import triton
-    tri = triton.__version__
-except ImportError:
-    tri = "absent"
-gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
-print(f"python {platform.python_version()}, torch {torch.__version__}, triton {tri}, "
-      f"numpy {numpy.__version__}, {gpu}")
-EOF
+# shellcheck source=benchmarks/device_env.sh
+. benchmarks/device_env.sh
 
 echo "== 1. tests (CUDA, Triton kernels)"
 # shellcheck disable=SC2086  # TESTS is a list of paths

@@ -45,13 +45,8 @@ START=$SECONDS
 left() { local s=$((DEADLINE - (SECONDS - START))); echo $((s > 0 ? s : 1)); }
 
 echo "== gpu_seeds $(date -u +%FT%TZ) on $(hostname), seeds $SEEDS, deadline ${DEADLINE} s"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-"$PY" -c 'import platform, numpy, torch; print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}, " + (torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"))'
+# shellcheck source=benchmarks/device_env.sh
+. benchmarks/device_env.sh
 
 # The shipped configs, with the CPU check's overrides (fewer epochs).
 config() {  # config NAME EPOCHS -> a YAML path in $WORK

@@ -768,27 +768,15 @@ def _check_topology(cfg: ExperimentConfig) -> None:
             shapes[-1][0],
         )
     _check_normalization(cfg)
-    if cfg.train.desired_count > cfg.n_steps:
-        raise _fail(
-            cfg.source,
-            "Network.desired_count",
-            f"at most n_steps = {cfg.n_steps}",
-            cfg.train.desired_count,
-        )
-    if cfg.train.quant_aware_epochs > cfg.train.epochs:
-        raise _fail(
-            cfg.source,
-            "Network.quant_aware_epochs",
-            f"at most epochs = {cfg.train.epochs}",
-            cfg.train.quant_aware_epochs,
-        )
-    if cfg.train.undesired_count > cfg.train.desired_count:
-        raise _fail(
-            cfg.source,
-            "Network.undesired_count",
-            f"at most desired_count = {cfg.train.desired_count}",
-            cfg.train.undesired_count,
-        )
+    # Network keys bounded by another: (key, its value, the other's name, the other's value).
+    pairs = (
+        ("desired_count", cfg.train.desired_count, "n_steps", cfg.n_steps),
+        ("quant_aware_epochs", cfg.train.quant_aware_epochs, "epochs", cfg.train.epochs),
+        ("undesired_count", cfg.train.undesired_count, "desired_count", cfg.train.desired_count),
+    )
+    for key, value, bound, limit in pairs:
+        if value > limit:
+            raise _fail(cfg.source, f"Network.{key}", f"at most {bound} = {limit}", value)
 
 
 def _check_normalization(cfg: ExperimentConfig) -> None:
