@@ -6,8 +6,8 @@ The netx file holds each layer's integer weights as the export folded them (pool
 normalization folded in, pooling expanded into blocks), and in its tsslbp metadata the config, the
 input width and each layer's scale. This script divides the integers by the weight gain the
 export used, undoes the folding and writes a checkpoint of the same network whose float weights
-are the realized 8-bit ones: what `tsslbp train CONFIG --init` starts a quantization-aware
-fine-tuning from when the original float checkpoint is gone. The first layer's constant-input
+are the realized 8-bit ones: what `tsslbp train CONFIG --init` can fine-tune from when the
+original float checkpoint is gone. The first layer's constant-input
 weights (the folded input mean) are not kept: the float network recomputes them from its own
 weights, so they differ from the file's by the rounding of those few weights.
 

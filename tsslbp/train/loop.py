@@ -602,9 +602,10 @@ def fit(
         with _StopOnSignal() as stop, replicas.errors():
             stop_check = should_stop or (lambda: stop.requested)
             for epoch in range(start, cfg.train.epochs + 1):
-                set_weight_levels(model, quant_aware_levels(cfg, epoch))
+                levels = quant_aware_levels(cfg, epoch)
+                set_weight_levels(model, levels)
                 if averaged is not None:
-                    set_weight_levels(averaged.module, quant_aware_levels(cfg, epoch))
+                    set_weight_levels(averaged.module, levels)
                 done, stopped = train_epoch(
                     net,
                     data.train,

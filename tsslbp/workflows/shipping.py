@@ -10,7 +10,6 @@ quantization figures under ``quantization``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -105,6 +104,7 @@ def ship_model(
         the model, its manifest (``OUT.manifest.json``, replacing the export's) and the figures.
     """
     from ..data import load_experiment_data
+    from ..manifest import read_manifest
     from ..train.loop import evaluate as evaluate_split
     from ..train.loop import model_from_checkpoint
     from .conversion import export
@@ -115,7 +115,7 @@ def ship_model(
     float_acc = evaluate_split(model, data.test, cfg.replace(predict_on="spikes")).accuracy
     if not (reuse_export and _exported_from(out, checkpoint)):
         export(checkpoint, out, data_dir=data_dir)
-    written = json.loads(out.with_name(out.name + ".manifest.json").read_text())["figures"]
+    written = read_manifest(out)["figures"]
     quantization = written.get("quantization", written)  # an earlier ship's manifest nests them
     # One after the other: Lava forks its processes, and a fork while another thread of this
     # process is inside numpy deadlocked the child (seen on the CNN).
@@ -187,13 +187,12 @@ def _command_line(run: dict[str, Any]) -> str:
 
 def _exported_from(out: Path, checkpoint: Path) -> bool:
     from ..export.netx import read_netx
-    from ..manifest import sha256_of
+    from ..manifest import manifest_path, read_manifest, sha256_of
 
-    manifest = out.with_name(out.name + ".manifest.json")
-    if not out.is_file() or not manifest.is_file():
+    if not out.is_file() or not manifest_path(out).is_file():
         return False
     # The manifest beside it must be this file's (a file copied over another keeps the old one's).
-    outputs = json.loads(manifest.read_text()).get("outputs") or [{}]
+    outputs = read_manifest(out).get("outputs") or [{}]
     if outputs[0].get("sha256") != sha256_of(out):
         return False
     return read_netx(out).metadata.get("source_sha256") == sha256_of(checkpoint)
